@@ -1,0 +1,495 @@
+//! One broker connection: pipelined requests, responses matched by correlation id.
+//!
+//! ```text
+//!  callers ──encode──► mpsc ──► writer task ──frames──► socket
+//!     ▲                            │ registers Pending (in send order)
+//!     │                            ▼
+//!     └──── oneshot ◄──── reader task ◄──frames── socket
+//! ```
+//!
+//! Ownership: the **writer task** owns the write half and is the only code that appends to the
+//! in-flight queue, right before writing the frame, so the queue's order is the wire order.
+//! The **reader task** owns the read half and pops the queue's head for every response frame;
+//! Kafka answers in order on a connection, so a head whose correlation id differs from the
+//! frame's is a protocol error. Both tasks belong to the [`Connection`] and are aborted when it
+//! is dropped.
+//!
+//! Callers encode and decode on their own task, so a slow decode of one large response does not
+//! hold up the socket. A request future that is dropped (cancelled) leaves its frame with the
+//! writer task, which always writes whole frames: the wire never sees half a request, and the
+//! late response is read and discarded.
+//!
+//! Poisoning: a read error, an oversized or short frame, a correlation mismatch, an undecodable
+//! body, or a write error makes the connection unusable. The first cause is stored once and
+//! every waiter, present and future, gets `Error::Disconnected` sharing that cause; the pool
+//! then replaces the connection.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::{Decodable, Request, StrBytes};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, warn, Instrument};
+
+use crate::codes::KafkaCode;
+use crate::error::{Error, Result};
+use crate::protocol::{self, ApiVersionTable, API_VERSIONS_MAX};
+
+/// A byte stream to a broker (TCP today; TLS wraps the same trait).
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// What a connection needs to know, fixed for its life.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnectionConfig {
+    /// Broker id (negative for bootstrap connections) and address, for errors and tracing.
+    pub(crate) label: Arc<str>,
+    pub(crate) client_id: StrBytes,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_response_size: usize,
+}
+
+/// A request in flight: who waits for its response and until when.
+struct Pending {
+    correlation_id: i32,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Bytes>>,
+}
+
+/// A frame on its way to the writer task.
+struct Outgoing {
+    frame: Bytes,
+    /// `None` for requests the broker does not answer (Produce with acks=0).
+    pending: Option<Pending>,
+}
+
+/// State shared by the handle and both tasks.
+struct Shared {
+    label: Arc<str>,
+    /// In-flight requests in wire order. Appended only by the writer task, popped by the reader.
+    in_flight: Mutex<VecDeque<Pending>>,
+    /// The first fatal error; set once, never cleared.
+    poison: OnceLock<Error>,
+    /// Wakes the writer task so it stops once the connection is poisoned.
+    stop_writer: Notify,
+}
+
+impl Shared {
+    /// Marks the connection unusable and fails every request in flight with the shared cause.
+    /// Returns the stored error (the first cause wins if two tasks race).
+    fn poison(&self, cause: Error) -> Error {
+        let err = self
+            .poison
+            .get_or_init(|| {
+                warn!(broker = %self.label, error = %cause, "connection poisoned");
+                Error::Disconnected { broker: self.label.clone(), cause: Arc::new(cause) }
+            })
+            .clone();
+        // The poison is set before draining, and the writer checks it under the same lock
+        // before appending, so no request can slip in after the drain and wait forever.
+        let drained: Vec<Pending> = self.in_flight.lock().unwrap().drain(..).collect();
+        for p in drained {
+            let _ = p.reply.send(Err(err.clone()));
+        }
+        self.stop_writer.notify_one();
+        err
+    }
+
+    fn poisoned(&self) -> Option<Error> {
+        self.poison.get().cloned()
+    }
+}
+
+/// A handle to one broker connection. Cheap to share behind an `Arc`; requests from many tasks
+/// are pipelined on it.
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    next_correlation_id: AtomicI32,
+    versions: OnceLock<ApiVersionTable>,
+    cfg: ConnectionConfig,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The tasks are owned by this handle: nothing else may keep a socket open.
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("broker", &self.cfg.label).finish()
+    }
+}
+
+impl Connection {
+    /// Starts the reader and writer tasks on `stream`. No handshake: see [`Connection::connect`].
+    pub(crate) fn start(stream: impl Stream, cfg: ConnectionConfig) -> Connection {
+        let (read, write) = tokio::io::split(stream);
+        let shared = Arc::new(Shared {
+            label: cfg.label.clone(),
+            in_flight: Mutex::new(VecDeque::new()),
+            poison: OnceLock::new(),
+            stop_writer: Notify::new(),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_loop(read, shared.clone(), cfg.max_response_size));
+        let writer = tokio::spawn(write_loop(write, rx, shared.clone()));
+        Connection {
+            shared,
+            tx,
+            next_correlation_id: AtomicI32::new(1),
+            versions: OnceLock::new(),
+            cfg,
+            reader,
+            writer,
+        }
+    }
+
+    /// Starts the connection and negotiates API versions within `timeout`.
+    pub(crate) async fn connect(
+        stream: impl Stream,
+        cfg: ConnectionConfig,
+        timeout: Duration,
+    ) -> Result<Connection> {
+        let conn = Connection::start(stream, cfg);
+        let label = conn.cfg.label.clone();
+        match tokio::time::timeout(timeout, conn.negotiate()).await {
+            Ok(Ok(())) => Ok(conn),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Timeout {
+                operation: format!("ApiVersions handshake with {label}").into(),
+                after: timeout,
+            }),
+        }
+    }
+
+    pub(crate) fn label(&self) -> &Arc<str> {
+        &self.cfg.label
+    }
+
+    /// Whether the connection can still carry requests.
+    pub(crate) fn is_usable(&self) -> bool {
+        self.shared.poison.get().is_none() && !self.reader.is_finished()
+    }
+
+    /// The highest version of `api` both sides support.
+    pub(crate) fn version(&self, api: ApiKey) -> Result<i16> {
+        match self.versions.get() {
+            Some(t) => t.pick(api, &self.cfg.label),
+            None => Err(Error::protocol("API versions not negotiated yet")),
+        }
+    }
+
+    /// Sends `req` at the negotiated version and waits for its response.
+    pub(crate) async fn send<R: Request>(&self, req: &R) -> Result<R::Response> {
+        let api = api_key::<R>()?;
+        let version = self.version(api)?;
+        self.call(req, version, self.cfg.request_timeout).await
+    }
+
+    /// Sends `req` at `version`, waits up to `timeout` for the response, and decodes it.
+    /// A response that does not decode poisons the connection.
+    pub(crate) async fn call<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let api = api_key::<R>()?;
+        let frame = self.roundtrip(req, api, version, timeout).await?;
+        protocol::decode_response::<R>(frame, version).map_err(|e| self.shared.poison(e))
+    }
+
+    /// Sends `req` without waiting for an answer: for requests the broker never answers
+    /// (Produce with acks=0). Resolves once the frame is queued for the writer.
+    #[allow(dead_code)] // used by the producer's acks=0 path
+    pub(crate) fn send_unanswered<R: Request>(&self, req: &R, version: i16) -> Result<()> {
+        if let Some(e) = self.shared.poisoned() {
+            return Err(e);
+        }
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let frame = protocol::encode_request(req, version, correlation_id, &self.cfg.client_id)?;
+        self.tx
+            .send(Outgoing { frame, pending: None })
+            .map_err(|_| self.closed_error())
+    }
+
+    /// Encodes, queues and awaits one request; returns the raw response frame (from the
+    /// correlation id on).
+    async fn roundtrip<R: Request>(
+        &self,
+        req: &R,
+        api: ApiKey,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<Bytes> {
+        if let Some(e) = self.shared.poisoned() {
+            return Err(e);
+        }
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!(
+            "kafka_request",
+            api = protocol::api_name(api),
+            version,
+            broker = %self.cfg.label,
+            correlation_id
+        );
+        async move {
+            let frame =
+                protocol::encode_request(req, version, correlation_id, &self.cfg.client_id)?;
+            let (reply, rx) = oneshot::channel();
+            let deadline = Instant::now() + timeout;
+            let pending = Pending { correlation_id, deadline, reply };
+            self.tx
+                .send(Outgoing { frame, pending: Some(pending) })
+                .map_err(|_| self.closed_error())?;
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(result)) => result,
+                // The writer or reader dropped the sender: the connection went away.
+                Ok(Err(_)) => Err(self.closed_error()),
+                Err(_) => Err(self.on_timeout(api, version, timeout)),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// A request timed out. Kafka answers in order, so if the *oldest* request on the
+    /// connection is past its deadline, nothing more will come back in time: the connection is
+    /// stuck (a half-open socket, a hung broker) and is poisoned so the pool reconnects. A
+    /// request that timed out behind a slower, still-valid one only fails itself; its late
+    /// response will be read and discarded.
+    fn on_timeout(&self, api: ApiKey, version: i16, timeout: Duration) -> Error {
+        let err = Error::Timeout {
+            operation: format!(
+                "{} v{version} to {}",
+                protocol::api_name(api),
+                self.cfg.label
+            )
+            .into(),
+            after: timeout,
+        };
+        let head_expired = self
+            .shared
+            .in_flight
+            .lock()
+            .unwrap()
+            .front()
+            .is_some_and(|p| p.deadline <= Instant::now());
+        if head_expired {
+            self.shared.poison(err.clone());
+        }
+        err
+    }
+
+    #[cfg(test)]
+    pub(crate) fn poison_for_tests(&self, cause: Error) {
+        self.shared.poison(cause);
+    }
+
+    fn closed_error(&self) -> Error {
+        self.shared.poisoned().unwrap_or_else(|| Error::Disconnected {
+            broker: self.cfg.label.clone(),
+            cause: Arc::new(Error::Closed),
+        })
+    }
+
+    /// ApiVersions negotiation. Starts at the highest version this crate speaks; on
+    /// UNSUPPORTED_VERSION it retries lower: at the broker's own maximum when the error body
+    /// decodes (Kafka answers with a v0 body listing its range), otherwise one step down
+    /// (librdkafka's mock cluster answers v3 with a body that fits no version).
+    pub(crate) async fn negotiate(&self) -> Result<()> {
+        let mut version = API_VERSIONS_MAX;
+        loop {
+            let req = ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str(protocol::SOFTWARE_NAME))
+                .with_client_software_version(StrBytes::from_static_str(
+                    protocol::SOFTWARE_VERSION,
+                ));
+            let mut frame = self
+                .roundtrip(&req, ApiKey::ApiVersions, version, self.cfg.request_timeout)
+                .await?;
+            // ApiVersions responses always use header v0: just the correlation id.
+            frame.advance(4);
+            if frame.len() < 2 {
+                return Err(self.shared.poison(Error::protocol("empty ApiVersions response")));
+            }
+            let code = i16::from_be_bytes([frame[0], frame[1]]);
+            if code == KafkaCode::UnsupportedVersion.code() {
+                let next = ApiVersionsResponse::decode(&mut frame.clone(), 0)
+                    .ok()
+                    .and_then(|r| {
+                        r.api_keys
+                            .iter()
+                            .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+                            .map(|k| k.max_version)
+                    })
+                    .filter(|&max| (0..version).contains(&max))
+                    .unwrap_or(version - 1);
+                debug!(broker = %self.cfg.label, tried = version, next, "ApiVersions stepping down");
+                if next < 0 {
+                    return Err(Error::UnsupportedApi {
+                        api: "ApiVersions",
+                        broker: self.cfg.label.clone(),
+                    });
+                }
+                version = next;
+                continue;
+            }
+            let resp = ApiVersionsResponse::decode(&mut frame, version).map_err(|e| {
+                self.shared.poison(Error::protocol(format!(
+                    "cannot decode ApiVersions v{version} response: {e}"
+                )))
+            })?;
+            Error::check_code(resp.error_code, None, || {
+                format!("ApiVersions v{version} to {}", self.cfg.label)
+            })?;
+            let table = ApiVersionTable::from_ranges(
+                resp.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)),
+            );
+            debug!(broker = %self.cfg.label, version, "API versions negotiated");
+            let _ = self.versions.set(table);
+            return Ok(());
+        }
+    }
+}
+
+fn api_key<R: Request>() -> Result<ApiKey> {
+    ApiKey::try_from(R::KEY).map_err(|_| Error::protocol(format!("unknown API key {}", R::KEY)))
+}
+
+/// Writer task: batches queued frames into the socket. Registers each frame's pending entry
+/// right before writing it, so the in-flight queue is in wire order.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    write: W,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
+) {
+    let mut out = BufWriter::with_capacity(64 * 1024, write);
+    let mut batch = Vec::with_capacity(64);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, 64) => if n == 0 { return },
+            _ = shared.stop_writer.notified() => return,
+        }
+        {
+            let mut in_flight = shared.in_flight.lock().unwrap();
+            for o in batch.iter_mut() {
+                if let Some(p) = o.pending.take() {
+                    if let Some(e) = shared.poison.get() {
+                        let _ = p.reply.send(Err(e.clone()));
+                        continue;
+                    }
+                    in_flight.push_back(p);
+                }
+            }
+        }
+        if shared.poison.get().is_some() {
+            return;
+        }
+        let mut result = Ok(());
+        for o in batch.drain(..) {
+            result = out.write_all(&o.frame).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = out.flush().await;
+        }
+        if let Err(e) = result {
+            shared.poison(Error::from(e));
+            return;
+        }
+    }
+}
+
+/// Reader task: reads length-prefixed frames and hands each to the head of the queue.
+async fn read_loop<R: AsyncRead + Unpin>(read: R, shared: Arc<Shared>, max_size: usize) {
+    let mut input = BufReader::with_capacity(64 * 1024, read);
+    loop {
+        let cause = match read_frame(&mut input, max_size).await {
+            Ok(frame) => match deliver(&shared, frame) {
+                Ok(()) => continue,
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        shared.poison(cause);
+        return;
+    }
+}
+
+/// Reads one frame. The size is checked before any allocation for the body.
+async fn read_frame<R: AsyncRead + Unpin>(input: &mut R, max_size: usize) -> Result<Bytes> {
+    let size = match input.read_u32().await {
+        Ok(n) => n as u64,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(Error::Io(Arc::new(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed by broker",
+            ))))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if size > max_size as u64 {
+        return Err(Error::FrameTooLarge { size, limit: max_size });
+    }
+    if size < 4 {
+        return Err(Error::protocol(format!(
+            "response frame of {size} bytes is too short for a correlation id"
+        )));
+    }
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size);
+    let mut body = input.take(size as u64);
+    while buf.len() < size {
+        if body.read_buf(&mut buf).await? == 0 {
+            return Err(Error::Io(Arc::new(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("connection closed mid-frame ({} of {size} bytes)", buf.len()),
+            ))));
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Matches a frame to the oldest in-flight request.
+fn deliver(shared: &Shared, frame: Bytes) -> Result<()> {
+    let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    let head = shared.in_flight.lock().unwrap().pop_front();
+    match head {
+        Some(p) if p.correlation_id == correlation_id => {
+            // The caller may have timed out or been cancelled; its response is dropped here.
+            let _ = p.reply.send(Ok(frame));
+            Ok(())
+        }
+        Some(p) => {
+            let expected = p.correlation_id;
+            // Put it back so poisoning fails it along with the others.
+            shared.in_flight.lock().unwrap().push_front(p);
+            Err(Error::protocol(format!(
+                "response correlation id {correlation_id} does not match the oldest request ({expected})"
+            )))
+        }
+        None => Err(Error::protocol(format!(
+            "unsolicited response with correlation id {correlation_id}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

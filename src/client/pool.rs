@@ -1,0 +1,272 @@
+//! Connections keyed by broker id: opened lazily, shared, replaced when they fail.
+//!
+//! Each broker has a [`Slot`]. Its current connection is read on the fast path under a short
+//! std mutex; opening a new one happens under the slot's async mutex, so concurrent callers
+//! share one connection attempt (single flight) and the reconnect backoff
+//! (`reconnect.backoff.ms` doubling up to `reconnect.backoff.max.ms`, with jitter) is kept per
+//! broker. Bootstrap addresses get slots with negative ids (-1, -2, …) so they share the same
+//! machinery until metadata names the real brokers.
+//!
+//! Ownership: the pool is owned by the client's shared state; slots and connections are
+//! dropped (and their socket tasks aborted) when the pool is closed or a broker's address
+//! changes.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use kafka_protocol::protocol::StrBytes;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::connection::{Connection, ConnectionConfig, Stream};
+use crate::backoff::Backoff;
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+
+/// A boxed byte stream to a broker.
+pub(crate) type BoxStream = Box<dyn Stream>;
+/// The future a [`Connector`] returns.
+pub(crate) type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<BoxStream>> + Send>>;
+
+/// Opens byte streams to `host:port` addresses. TCP in production; tests plug in duplex pipes,
+/// and TLS will wrap the TCP connector.
+pub(crate) trait Connector: Send + Sync + 'static {
+    fn connect(&self, addr: &str) -> ConnectFuture;
+}
+
+/// Plain TCP. The address is resolved on every attempt, so a broker whose DNS name moved is
+/// found again, and every resolved address is tried in turn.
+pub(crate) struct TcpConnector;
+
+impl Connector for TcpConnector {
+    fn connect(&self, addr: &str) -> ConnectFuture {
+        let addr = addr.to_owned();
+        Box::pin(async move {
+            let stream = TcpStream::connect(addr.as_str()).await?;
+            // Requests are whole frames written at once; Nagle would only add latency.
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream) as BoxStream)
+        })
+    }
+}
+
+struct Slot {
+    id: i32,
+    addr: Mutex<String>,
+    current: Mutex<Option<Arc<Connection>>>,
+    /// Held while connecting: makes connection attempts single-flight and guards the backoff.
+    reconnect: tokio::sync::Mutex<ReconnectState>,
+}
+
+struct ReconnectState {
+    backoff: Backoff,
+    /// No attempt before this instant (set after a failure).
+    not_before: Option<Instant>,
+    last_error: Option<Error>,
+}
+
+impl Slot {
+    fn usable(&self) -> Option<Arc<Connection>> {
+        self.current.lock().unwrap().as_ref().filter(|c| c.is_usable()).cloned()
+    }
+}
+
+/// How a caller wants to treat a broker in reconnect backoff.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Wait {
+    /// Wait until the backoff has passed, then try.
+    ForBackoff,
+    /// Fail at once with the last error: the caller has other brokers to try.
+    No,
+}
+
+/// The connection pool.
+pub(crate) struct Pool {
+    cfg: Arc<ClientConfig>,
+    client_id: StrBytes,
+    connector: Arc<dyn Connector>,
+    slots: Mutex<HashMap<i32, Arc<Slot>>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<i32> = self.slots.lock().unwrap().keys().copied().collect();
+        f.debug_struct("Pool").field("brokers", &ids).finish()
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(cfg: Arc<ClientConfig>, connector: Arc<dyn Connector>) -> Pool {
+        let pool = Pool {
+            client_id: StrBytes::from_string(cfg.client_id.clone()),
+            cfg,
+            connector,
+            slots: Mutex::new(HashMap::new()),
+        };
+        let bootstrap: Vec<(i32, String)> = pool
+            .cfg
+            .bootstrap
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (bootstrap_id(i), a.clone()))
+            .collect();
+        pool.set_brokers(bootstrap);
+        pool
+    }
+
+    /// Adds brokers or updates their addresses. A changed address drops the old connection.
+    pub(crate) fn set_brokers(&self, brokers: impl IntoIterator<Item = (i32, String)>) {
+        let mut slots = self.slots.lock().unwrap();
+        for (id, addr) in brokers {
+            match slots.get(&id) {
+                Some(slot) => {
+                    let mut current = slot.addr.lock().unwrap();
+                    if *current != addr {
+                        debug!(broker = id, old = %current, new = %addr, "broker address changed");
+                        *current = addr;
+                        slot.current.lock().unwrap().take();
+                    }
+                }
+                None => {
+                    slots.insert(id, Arc::new(self.new_slot(id, addr)));
+                }
+            }
+        }
+    }
+
+    fn new_slot(&self, id: i32, addr: String) -> Slot {
+        Slot {
+            id,
+            addr: Mutex::new(addr),
+            current: Mutex::new(None),
+            reconnect: tokio::sync::Mutex::new(ReconnectState {
+                backoff: Backoff::new(self.cfg.reconnect_backoff, self.cfg.reconnect_backoff_max),
+                not_before: None,
+                last_error: None,
+            }),
+        }
+    }
+
+    /// Known broker ids (not bootstrap entries), in no particular order.
+    pub(crate) fn broker_ids(&self) -> Vec<i32> {
+        self.slots.lock().unwrap().keys().copied().filter(|id| *id >= 0).collect()
+    }
+
+    /// Ids of the bootstrap entries, in configuration order.
+    pub(crate) fn bootstrap_ids(&self) -> Vec<i32> {
+        (0..self.cfg.bootstrap.len()).map(bootstrap_id).collect()
+    }
+
+    /// An already open, usable connection to any broker, if there is one.
+    pub(crate) fn any_open(&self) -> Option<Arc<Connection>> {
+        let slots = self.slots.lock().unwrap();
+        let mut open: Vec<&Arc<Slot>> = slots.values().filter(|s| s.usable().is_some()).collect();
+        // Prefer real brokers over bootstrap entries: their ids are what metadata speaks of.
+        open.sort_by_key(|s| std::cmp::Reverse(s.id));
+        open.first().and_then(|s| s.usable())
+    }
+
+    /// The connection to broker `id`, opening it if needed.
+    pub(crate) async fn get(&self, id: i32, wait: Wait) -> Result<Arc<Connection>> {
+        let slot = self.slots.lock().unwrap().get(&id).cloned().ok_or_else(|| {
+            Error::Connect {
+                broker: format!("broker {id}").into(),
+                source: Arc::new(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "broker id not in the cluster metadata",
+                )),
+            }
+        })?;
+        if let Some(conn) = slot.usable() {
+            return Ok(conn);
+        }
+        let mut state = slot.reconnect.lock().await;
+        // Someone else may have connected while we waited for the lock.
+        if let Some(conn) = slot.usable() {
+            return Ok(conn);
+        }
+        if let Some(not_before) = state.not_before {
+            if Instant::now() < not_before {
+                match wait {
+                    Wait::ForBackoff => tokio::time::sleep_until(not_before).await,
+                    Wait::No => {
+                        return Err(state.last_error.clone().unwrap_or_else(|| Error::Connect {
+                            broker: self.label(&slot).into(),
+                            source: Arc::new(io::Error::other("in reconnect backoff")),
+                        }))
+                    }
+                }
+            }
+        }
+        match self.open(&slot).await {
+            Ok(conn) => {
+                state.backoff.reset();
+                state.not_before = None;
+                state.last_error = None;
+                let conn = Arc::new(conn);
+                *slot.current.lock().unwrap() = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(e) => {
+                let delay = state.backoff.next_delay();
+                debug!(broker = slot.id, error = %e, backoff_ms = delay.as_millis() as u64, "connect failed");
+                state.not_before = Some(Instant::now() + delay);
+                state.last_error = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn label(&self, slot: &Slot) -> String {
+        let addr = slot.addr.lock().unwrap().clone();
+        if slot.id >= 0 {
+            format!("broker {} ({addr})", slot.id)
+        } else {
+            format!("bootstrap {addr}")
+        }
+    }
+
+    async fn open(&self, slot: &Slot) -> Result<Connection> {
+        let label: Arc<str> = self.label(slot).into();
+        let addr = slot.addr.lock().unwrap().clone();
+        let timeout = self.cfg.connect_timeout;
+        let connect_err = |source: io::Error| Error::Connect {
+            broker: label.clone(),
+            source: Arc::new(source),
+        };
+        let stream = match tokio::time::timeout(timeout, self.connector.connect(&addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(connect_err(e)),
+            Err(_) => {
+                return Err(connect_err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect timed out after {} ms", timeout.as_millis()),
+                )))
+            }
+        };
+        let cfg = ConnectionConfig {
+            label: label.clone(),
+            client_id: self.client_id.clone(),
+            request_timeout: self.cfg.request_timeout,
+            max_response_size: self.cfg.max_response_size,
+        };
+        Connection::connect(stream, cfg, timeout).await
+    }
+
+    /// Drops every connection (their tasks stop) and forgets the brokers.
+    pub(crate) fn close(&self) {
+        self.slots.lock().unwrap().clear();
+    }
+}
+
+fn bootstrap_id(index: usize) -> i32 {
+    -1 - index as i32
+}
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

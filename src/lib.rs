@@ -1,0 +1,49 @@
+//! ferrokafka: a pure-Rust async Apache Kafka client.
+//!
+//! No librdkafka, no OpenSSL, no cmake: `cargo build` is enough.
+//!
+//! # Layout
+//! - [`Client`]: the shared core — a connection pool (pipelined requests per broker, API
+//!   versions negotiated per broker) and a metadata cache. Producers and consumers (coming)
+//!   are built from it and share it.
+//! - [`Admin`]: topic and cluster administration through a `Client`.
+//! - [`Error`]: the one error type; [`Error::is_retriable`] says whether trying again may help.
+//!
+//! `docs/DESIGN.md` in the repository maps every file, task and data flow.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> ferrokafka::Result<()> {
+//! use ferrokafka::{Client, NewTopic};
+//!
+//! let client = Client::builder()
+//!     .bootstrap_servers("127.0.0.1:9092")
+//!     .client_id("example")
+//!     .build()
+//!     .await?;
+//! client.admin().create_topics(&[NewTopic::new("events", 3, 1)]).await?;
+//! let metadata = client.metadata(&["events"]).await?;
+//! println!("{} partitions", metadata.topic("events").unwrap().partitions.len());
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+mod admin;
+mod backoff;
+mod classify;
+mod client;
+mod codes;
+mod config;
+mod error;
+mod protocol;
+#[cfg(test)]
+mod testing;
+
+pub use admin::{Admin, NewTopic, OffsetSpec};
+pub use client::metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use client::{Client, ClientBuilder};
+pub use codes::KafkaCode;
+pub use error::{Error, Result};

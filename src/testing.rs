@@ -1,0 +1,249 @@
+//! Test support: a scripted broker peer over `tokio::io::duplex`.
+//!
+//! Unit tests drive the client against this peer to produce exactly the bytes a test needs:
+//! well-formed Kafka responses (through kafka-protocol's encoders, as a broker would) or
+//! deliberately broken frames.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{
+    decode_request_header_from_buffer, Decodable, Encodable, HeaderVersion,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+/// A request as the peer received it.
+pub(crate) struct Received {
+    pub(crate) header: RequestHeader,
+    pub(crate) body: Bytes,
+}
+
+impl Received {
+    /// Decodes the body as `R` at the request's version.
+    pub(crate) fn decode<R: Decodable>(&self) -> R {
+        R::decode(&mut self.body.clone(), self.header.request_api_version).unwrap()
+    }
+}
+
+/// One end of a duplex pipe playing the broker.
+pub(crate) struct FakePeer {
+    io: DuplexStream,
+}
+
+/// API ranges the fake broker advertises by default: a modern broker without DescribeCluster.
+pub(crate) const DEFAULT_RANGES: &[(i16, i16, i16)] = &[
+    (0, 3, 11),  // Produce
+    (1, 4, 16),  // Fetch
+    (2, 1, 8),   // ListOffsets
+    (3, 0, 12),  // Metadata
+    (18, 0, 4),  // ApiVersions
+    (19, 2, 7),  // CreateTopics
+    (20, 1, 6),  // DeleteTopics
+    (22, 0, 5),  // InitProducerId
+];
+
+impl FakePeer {
+    pub(crate) fn new(io: DuplexStream) -> FakePeer {
+        FakePeer { io }
+    }
+
+    /// Reads one complete request frame. Panics if the client sent a malformed one.
+    pub(crate) async fn read_request(&mut self) -> Received {
+        let len = self.io.read_u32().await.expect("client closed the connection") as usize;
+        let mut buf = vec![0u8; len];
+        self.io.read_exact(&mut buf).await.expect("client sent half a frame");
+        let mut bytes = Bytes::from(buf);
+        let header = decode_request_header_from_buffer(&mut bytes).expect("bad request header");
+        Received { header, body: bytes }
+    }
+
+    /// Answers `header`'s request with `body`, encoded at the request's version.
+    pub(crate) async fn respond<M: Encodable + HeaderVersion>(&mut self, header: &RequestHeader, body: &M) {
+        self.respond_at(header, body, header.request_api_version).await
+    }
+
+    /// Answers with `body` encoded at `version` (ApiVersions error answers use v0).
+    pub(crate) async fn respond_at<M: Encodable + HeaderVersion>(
+        &mut self,
+        header: &RequestHeader,
+        body: &M,
+        version: i16,
+    ) {
+        let frame = encode_response(header, body, version);
+        self.write_raw(&frame).await;
+    }
+
+    /// Answers an ApiVersions request with the given `(key, min, max)` ranges.
+    pub(crate) async fn respond_api_versions(&mut self, header: &RequestHeader, ranges: &[(i16, i16, i16)]) {
+        let resp = api_versions_response(ranges);
+        self.respond(header, &resp).await;
+    }
+
+    /// Reads the handshake's ApiVersions request and answers it with [`DEFAULT_RANGES`].
+    pub(crate) async fn answer_api_versions(&mut self) {
+        let req = self.read_request().await;
+        assert_eq!(req.header.request_api_key, ApiKey::ApiVersions as i16);
+        self.respond_api_versions(&req.header, DEFAULT_RANGES).await;
+    }
+
+    pub(crate) async fn write_raw(&mut self, bytes: &[u8]) {
+        // The client may already have hung up in tests that poison the connection.
+        let _ = self.io.write_all(bytes).await;
+        let _ = self.io.flush().await;
+    }
+}
+
+pub(crate) fn api_versions_response(ranges: &[(i16, i16, i16)]) -> ApiVersionsResponse {
+    ApiVersionsResponse::default().with_api_keys(
+        ranges
+            .iter()
+            .map(|&(k, min, max)| {
+                ApiVersion::default().with_api_key(k).with_min_version(min).with_max_version(max)
+            })
+            .collect(),
+    )
+}
+
+/// Encodes a complete response frame for `header`'s request.
+pub(crate) fn encode_response<M: Encodable + HeaderVersion>(
+    header: &RequestHeader,
+    body: &M,
+    version: i16,
+) -> Bytes {
+    let api = ApiKey::try_from(header.request_api_key).unwrap();
+    let hv = api.response_header_version(header.request_api_version);
+    let mut buf = BytesMut::new();
+    buf.put_u32(0);
+    ResponseHeader::default()
+        .with_correlation_id(header.correlation_id)
+        .encode(&mut buf, hv)
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let len = (buf.len() - 4) as u32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    let mut out = buf.freeze();
+    // Sanity: a frame always starts with its length.
+    assert_eq!((&out[..4]).get_u32() as usize, out.len() - 4);
+    out.advance(0);
+    out
+}
+
+/// A fake cluster that answers ApiVersions and Metadata by itself, for pool and client tests.
+#[derive(Default)]
+pub(crate) struct FakeCluster {
+    /// The Metadata response every Metadata request gets.
+    pub(crate) metadata: std::sync::Mutex<kafka_protocol::messages::MetadataResponse>,
+    /// Requests seen, by API key.
+    pub(crate) seen: std::sync::Mutex<std::collections::HashMap<i16, usize>>,
+}
+
+impl FakeCluster {
+    pub(crate) fn count(&self, api: ApiKey) -> usize {
+        self.seen.lock().unwrap().get(&(api as i16)).copied().unwrap_or(0)
+    }
+
+    /// A cluster of brokers `ids` at `fake:<id>` with one topic `t` of one partition led by
+    /// the first broker.
+    pub(crate) fn with_brokers(ids: &[i32]) -> std::sync::Arc<FakeCluster> {
+        use kafka_protocol::messages::metadata_response::{
+            MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+        };
+        use kafka_protocol::messages::{BrokerId, MetadataResponse, TopicName};
+        use kafka_protocol::protocol::StrBytes;
+        let resp = MetadataResponse::default()
+            .with_cluster_id(Some(StrBytes::from_static_str("fake-cluster")))
+            .with_controller_id(BrokerId(ids[0]))
+            .with_brokers(
+                ids.iter()
+                    .map(|&id| {
+                        MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(id))
+                            .with_host(StrBytes::from_static_str("fake"))
+                            .with_port(id)
+                    })
+                    .collect(),
+            )
+            .with_topics(vec![MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
+                .with_partitions(vec![MetadataResponsePartition::default()
+                    .with_partition_index(0)
+                    .with_leader_id(BrokerId(ids[0]))
+                    .with_replica_nodes(vec![BrokerId(ids[0])])
+                    .with_isr_nodes(vec![BrokerId(ids[0])])])]);
+        std::sync::Arc::new(FakeCluster { metadata: std::sync::Mutex::new(resp), ..Default::default() })
+    }
+
+    /// Serves one client connection until it closes.
+    pub(crate) async fn serve(self: std::sync::Arc<Self>, mut peer: FakePeer) {
+        loop {
+            let len = match peer.io.read_u32().await {
+                Ok(n) => n as usize,
+                Err(_) => return,
+            };
+            let mut buf = vec![0u8; len];
+            if peer.io.read_exact(&mut buf).await.is_err() {
+                return;
+            }
+            let mut bytes = Bytes::from(buf);
+            let header = decode_request_header_from_buffer(&mut bytes).unwrap();
+            *self.seen.lock().unwrap().entry(header.request_api_key).or_default() += 1;
+            match ApiKey::try_from(header.request_api_key).unwrap() {
+                ApiKey::ApiVersions => peer.respond_api_versions(&header, DEFAULT_RANGES).await,
+                ApiKey::Metadata => {
+                    let req = Received { header: header.clone(), body: bytes }
+                        .decode::<kafka_protocol::messages::MetadataRequest>();
+                    let mut resp = self.metadata.lock().unwrap().clone();
+                    // Like a broker: only the topics asked for (null means all).
+                    if let Some(asked) = req.topics {
+                        resp.topics.retain(|t| asked.iter().any(|a| a.name == t.name));
+                    }
+                    peer.respond(&header, &resp).await
+                }
+                other => panic!("FakeCluster does not answer {other:?}"),
+            }
+        }
+    }
+}
+
+/// What a [`FakeConnector`] does for one address.
+#[derive(Clone)]
+pub(crate) enum Behaviour {
+    /// Connection refused.
+    Refuse,
+    /// Accept and serve as this cluster.
+    Serve(std::sync::Arc<FakeCluster>),
+}
+
+/// A connector whose addresses are scripted, recording every attempt with its (tokio) time.
+#[derive(Default)]
+pub(crate) struct FakeConnector {
+    pub(crate) behaviour: std::sync::Mutex<std::collections::HashMap<String, Behaviour>>,
+    pub(crate) attempts: std::sync::Mutex<Vec<(String, tokio::time::Instant)>>,
+}
+
+impl FakeConnector {
+    pub(crate) fn set(&self, addr: &str, b: Behaviour) {
+        self.behaviour.lock().unwrap().insert(addr.to_owned(), b);
+    }
+
+    pub(crate) fn attempts_to(&self, addr: &str) -> Vec<tokio::time::Instant> {
+        self.attempts.lock().unwrap().iter().filter(|(a, _)| a == addr).map(|(_, t)| *t).collect()
+    }
+}
+
+impl crate::client::pool::Connector for FakeConnector {
+    fn connect(&self, addr: &str) -> crate::client::pool::ConnectFuture {
+        self.attempts.lock().unwrap().push((addr.to_owned(), tokio::time::Instant::now()));
+        let b = self.behaviour.lock().unwrap().get(addr).cloned().unwrap_or(Behaviour::Refuse);
+        Box::pin(async move {
+            match b {
+                Behaviour::Refuse => Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+                Behaviour::Serve(cluster) => {
+                    let (client, server) = tokio::io::duplex(1 << 16);
+                    tokio::spawn(cluster.serve(FakePeer::new(server)));
+                    Ok(Box::new(client) as crate::client::pool::BoxStream)
+                }
+            }
+        })
+    }
+}
