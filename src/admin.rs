@@ -34,7 +34,12 @@ pub struct NewTopic {
 impl NewTopic {
     /// A topic with `partitions` partitions and `replication_factor` replicas.
     pub fn new(name: impl Into<String>, partitions: i32, replication_factor: i16) -> NewTopic {
-        NewTopic { name: name.into(), partitions, replication_factor, configs: Vec::new() }
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor,
+            configs: Vec::new(),
+        }
     }
 
     /// Adds a topic configuration override.
@@ -80,33 +85,39 @@ impl Admin {
             }
             if t.replication_factor == 0 || t.replication_factor < -1 {
                 return Err(Error::InvalidInput(
-                    format!("topic {}: replication factor must be positive or -1", t.name).into(),
+                    format!(
+                        "topic {}: replication factor must be positive or -1",
+                        t.name
+                    )
+                    .into(),
                 ));
             }
         }
         let inner = &self.client.inner;
         let timeout_ms = inner.cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32;
-        let req = CreateTopicsRequest::default().with_timeout_ms(timeout_ms).with_topics(
-            topics
-                .iter()
-                .map(|t| {
-                    CreatableTopic::default()
-                        .with_name(topic_name(&t.name))
-                        .with_num_partitions(t.partitions)
-                        .with_replication_factor(t.replication_factor)
-                        .with_configs(
-                            t.configs
-                                .iter()
-                                .map(|(k, v)| {
-                                    CreatableTopicConfig::default()
-                                        .with_name(StrBytes::from_string(k.clone()))
-                                        .with_value(Some(StrBytes::from_string(v.clone())))
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        );
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(timeout_ms)
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        CreatableTopic::default()
+                            .with_name(topic_name(&t.name))
+                            .with_num_partitions(t.partitions)
+                            .with_replication_factor(t.replication_factor)
+                            .with_configs(
+                                t.configs
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        CreatableTopicConfig::default()
+                                            .with_name(StrBytes::from_string(k.clone()))
+                                            .with_value(Some(StrBytes::from_string(v.clone())))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
         inner
             .retrying(ApiKey::CreateTopics, || async {
                 let resp = self.to_controller(&req).await?;
@@ -122,7 +133,9 @@ impl Admin {
         // Brokers learn about a new topic asynchronously; wait until it is usable.
         inner
             .retrying(ApiKey::Metadata, || async {
-                let snap = inner.refresh_metadata(TopicsQuery::Some(names.clone()), None).await?;
+                let snap = inner
+                    .refresh_metadata(TopicsQuery::Some(names.clone()), None)
+                    .await?;
                 for t in topics {
                     let ready = snap.cluster.topic(&t.name).is_some_and(|m| {
                         m.error.is_none()
@@ -176,8 +189,12 @@ impl Admin {
                 Ok(())
             })
             .await?;
-        // Forget them locally at once rather than at the next refresh.
-        let _ = inner.refresh_metadata(TopicsQuery::Some(Vec::new()), None).await;
+        // Stop tracking them first: a refresh that names a deleted topic would re-create it
+        // on a broker that auto-creates topics. Then forget them locally at once.
+        inner.metadata.remove_interest(names.iter().copied());
+        let _ = inner
+            .refresh_metadata(TopicsQuery::Some(Vec::new()), None)
+            .await;
         Ok(())
     }
 
@@ -186,7 +203,9 @@ impl Admin {
     pub async fn list_topics(&self) -> Result<Vec<String>> {
         let inner = &self.client.inner;
         let snap = inner
-            .retrying(ApiKey::Metadata, || inner.refresh_metadata(TopicsQuery::All, None))
+            .retrying(ApiKey::Metadata, || {
+                inner.refresh_metadata(TopicsQuery::All, None)
+            })
             .await?;
         Ok(snap
             .cluster
@@ -250,15 +269,21 @@ impl Admin {
 
     fn controller_id(&self) -> Option<i32> {
         let snap = self.client.inner.metadata.snapshot();
-        snap.cluster.controller_id.filter(|id| snap.cluster.broker(*id).is_some())
+        snap.cluster
+            .controller_id
+            .filter(|id| snap.cluster.broker(*id).is_some())
     }
 
     fn any_broker_id(&self) -> Result<i32> {
         let snap = self.client.inner.metadata.snapshot();
-        snap.cluster.brokers.first().map(|b| b.id).ok_or_else(|| Error::NoBrokerAvailable {
-            tried: "the cached metadata lists no broker".into(),
-            last: None,
-        })
+        snap.cluster
+            .brokers
+            .first()
+            .map(|b| b.id)
+            .ok_or_else(|| Error::NoBrokerAvailable {
+                tried: "the cached metadata lists no broker".into(),
+                last: None,
+            })
     }
 
     /// Sends to the controller when metadata names one that is a broker (Kafka routes topic
@@ -278,7 +303,11 @@ fn topic_name(name: &str) -> TopicName {
 
 /// Kafka's topic-name rules, checked before anything is sent.
 pub(crate) fn validate_topic_name(name: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::InvalidInput(format!("invalid topic name `{name}`: {why}").into()));
+    let bad = |why: &str| {
+        Err(Error::InvalidInput(
+            format!("invalid topic name `{name}`: {why}").into(),
+        ))
+    };
     if name.is_empty() {
         return bad("empty");
     }
@@ -288,7 +317,10 @@ pub(crate) fn validate_topic_name(name: &str) -> Result<()> {
     if name.len() > 249 {
         return bad("longer than 249 characters");
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return bad(&format!("character `{c}` is not one of [a-zA-Z0-9._-]"));
     }
     Ok(())
@@ -313,6 +345,9 @@ mod tests {
     #[test]
     fn new_topic_builder() {
         let t = NewTopic::new("t", 3, 1).config("retention.ms", "1000");
-        assert_eq!(t.configs, vec![("retention.ms".to_string(), "1000".to_string())]);
+        assert_eq!(
+            t.configs,
+            vec![("retention.ms".to_string(), "1000".to_string())]
+        );
     }
 }

@@ -17,7 +17,11 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(base: Duration, max: Duration) -> Backoff {
-        Backoff { base, max: max.max(base), failures: 0 }
+        Backoff {
+            base,
+            max: max.max(base),
+            failures: 0,
+        }
     }
 
     /// The wait before the next attempt, and counts one more failure.
@@ -70,8 +74,9 @@ mod tests {
 
     #[test]
     fn jitter_varies() {
-        let samples: std::collections::HashSet<u128> =
-            (0..20).map(|_| jitter(Duration::from_secs(1)).as_micros()).collect();
+        let samples: std::collections::HashSet<u128> = (0..20)
+            .map(|_| jitter(Duration::from_secs(1)).as_micros())
+            .collect();
         assert!(samples.len() > 10, "jitter looks constant: {samples:?}");
     }
 

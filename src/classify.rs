@@ -104,9 +104,11 @@ pub(crate) fn classify(err: &Error, api: Option<ApiKey>) -> Action {
         // Kafka answers in order on a connection, so a request that timed out is either lost
         // or stuck behind something slow; either way it may have been appended.
         Error::Timeout { .. } => A::RETRY | A::POSSIBLY_PERSISTED,
-        Error::UnsupportedApi { .. } | Error::Config(_) | Error::InvalidInput(_) | Error::Closed => {
-            A::PERMANENT | A::NOT_PERSISTED
-        }
+        Error::BufferFull => A::RETRY | A::NOT_PERSISTED,
+        Error::UnsupportedApi { .. }
+        | Error::Config(_)
+        | Error::InvalidInput(_)
+        | Error::Closed => A::PERMANENT | A::NOT_PERSISTED,
     }
 }
 
@@ -174,14 +176,20 @@ mod tests {
             KafkaCode::FencedLeaderEpoch,
         ] {
             let a = classify(&broker(code), Some(ApiKey::Produce));
-            assert!(a.contains(Action::RETRY | Action::REFRESH_METADATA), "{code}: {a:?}");
+            assert!(
+                a.contains(Action::RETRY | Action::REFRESH_METADATA),
+                "{code}: {a:?}"
+            );
             assert!(a.contains(Action::NOT_PERSISTED), "{code}: {a:?}");
         }
     }
 
     #[test]
     fn timeouts_are_possibly_persisted() {
-        let t = Error::Timeout { operation: "x".into(), after: std::time::Duration::from_secs(1) };
+        let t = Error::Timeout {
+            operation: "x".into(),
+            after: std::time::Duration::from_secs(1),
+        };
         assert!(classify(&t, Some(ApiKey::Produce)).contains(Action::POSSIBLY_PERSISTED));
         let a = classify(&broker(KafkaCode::RequestTimedOut), Some(ApiKey::Produce));
         assert!(a.contains(Action::RETRY | Action::POSSIBLY_PERSISTED));
@@ -193,10 +201,16 @@ mod tests {
     #[test]
     fn connection_failures_reconnect() {
         let io = Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        let c = Error::Connect { broker: "b".into(), source: io };
+        let c = Error::Connect {
+            broker: "b".into(),
+            source: io,
+        };
         let a = classify(&c, None);
         assert!(a.contains(Action::RETRY | Action::RECONNECT | Action::NOT_PERSISTED));
-        let d = Error::Disconnected { broker: "b".into(), cause: Arc::new(Error::protocol("x")) };
+        let d = Error::Disconnected {
+            broker: "b".into(),
+            cause: Arc::new(Error::protocol("x")),
+        };
         let a = classify(&d, None);
         assert!(a.contains(Action::RETRY | Action::RECONNECT | Action::POSSIBLY_PERSISTED));
         assert!(d.is_retriable());
@@ -204,7 +218,10 @@ mod tests {
 
     #[test]
     fn fatal_and_permanent_are_not_retried() {
-        assert_eq!(classify(&broker(KafkaCode::ProducerFenced), None), Action::FATAL);
+        assert_eq!(
+            classify(&broker(KafkaCode::ProducerFenced), None),
+            Action::FATAL
+        );
         assert!(!broker(KafkaCode::MessageTooLarge).is_retriable());
         assert!(!broker(KafkaCode::TopicAuthorizationFailed).is_retriable());
         assert!(!Error::config("x").is_retriable());
@@ -213,7 +230,10 @@ mod tests {
 
     #[test]
     fn coordinator_errors_rediscover() {
-        let a = classify(&broker(KafkaCode::NotCoordinator), Some(ApiKey::OffsetCommit));
+        let a = classify(
+            &broker(KafkaCode::NotCoordinator),
+            Some(ApiKey::OffsetCommit),
+        );
         assert!(a.contains(Action::RETRY | Action::REDISCOVER_COORDINATOR));
         let a = classify(&broker(KafkaCode::CoordinatorLoadInProgress), None);
         assert!(a.contains(Action::RETRY));
@@ -225,7 +245,10 @@ mod tests {
         for &c in crate::codes::ALL_CODES {
             let code = KafkaCode::from_code(c).unwrap();
             if code.is_retriable() {
-                assert!(broker(code).is_retriable(), "{code} is retriable in Kafka but not here");
+                assert!(
+                    broker(code).is_retriable(),
+                    "{code} is retriable in Kafka but not here"
+                );
             }
         }
     }

@@ -74,7 +74,6 @@ impl fmt::Display for KafkaCode {
     }
 }
 
-
 // Canonical names and retriable flags follow the Java client (org.apache.kafka.common.protocol.Errors).
 kafka_codes! {
     (UnknownServerError, -1, "UNKNOWN_SERVER_ERROR", false),
@@ -246,7 +245,10 @@ mod tests {
         assert!(KafkaCode::NotCoordinator.is_retriable());
         assert!(!KafkaCode::MessageTooLarge.is_retriable());
         assert!(!KafkaCode::TopicAuthorizationFailed.is_retriable());
-        assert_eq!(KafkaCode::NotLeaderOrFollower.name(), "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(
+            KafkaCode::NotLeaderOrFollower.name(),
+            "NOT_LEADER_OR_FOLLOWER"
+        );
         assert_eq!(
             KafkaCode::NotLeaderOrFollower.to_string(),
             "NOT_LEADER_OR_FOLLOWER (6)"

@@ -83,7 +83,9 @@ impl ClientConfig {
                 self.bootstrap = parse_bootstrap(value)?;
             }
             "client.id" => self.client_id = value.to_owned(),
-            "request.timeout.ms" => self.request_timeout = parse_ms(key, value, 1, i32::MAX as u64)?,
+            "request.timeout.ms" => {
+                self.request_timeout = parse_ms(key, value, 1, i32::MAX as u64)?
+            }
             "socket.connection.setup.timeout.ms" => {
                 self.connect_timeout = parse_ms(key, value, 1, i32::MAX as u64)?
             }
@@ -95,8 +97,7 @@ impl ClientConfig {
             "retry.backoff.ms" => self.retry_backoff = parse_ms(key, value, 1, 300_000)?,
             "retry.backoff.max.ms" => self.retry_backoff_max = parse_ms(key, value, 1, 300_000)?,
             "receive.message.max.bytes" => {
-                self.max_response_size =
-                    parse_int(key, value, 1_000, 2_147_483_647)? as usize
+                self.max_response_size = parse_int(key, value, 1_000, 2_147_483_647)? as usize
             }
             "allow.auto.create.topics" => self.allow_auto_create_topics = parse_bool(key, value)?,
             _ => return Ok(false),
@@ -169,9 +170,10 @@ pub(crate) fn parse_bootstrap(value: &str) -> Result<Vec<String>> {
 
 /// Parses an integer property within `min..=max`, naming the key in the error.
 pub(crate) fn parse_int(key: &str, value: &str, min: i64, max: i64) -> Result<i64> {
-    let v: i64 = value.trim().parse().map_err(|_| {
-        Error::config(format!("{key}: `{value}` is not an integer"))
-    })?;
+    let v: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| Error::config(format!("{key}: `{value}` is not an integer")))?;
     if v < min || v > max {
         return Err(Error::config(format!(
             "{key}: {v} is out of range ({min}..={max})"
@@ -260,16 +262,29 @@ mod tests {
     #[test]
     fn unknown_key_suggests_a_close_one() {
         let e = unknown_key("request.timout.ms", &[CLIENT_KEYS]);
-        assert!(e.to_string().contains("did you mean request.timeout.ms"), "{e}");
+        assert!(
+            e.to_string().contains("did you mean request.timeout.ms"),
+            "{e}"
+        );
         let e = unknown_key("frobnicate", &[CLIENT_KEYS]);
-        assert_eq!(e.to_string(), "invalid configuration: unknown configuration property `frobnicate`");
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration: unknown configuration property `frobnicate`"
+        );
     }
 
     #[test]
     fn validate_rejects_inverted_backoff() {
-        let mut c = ClientConfig { bootstrap: vec!["a:1".into()], ..Default::default() };
+        let mut c = ClientConfig {
+            bootstrap: vec!["a:1".into()],
+            ..Default::default()
+        };
         c.validate().unwrap();
         c.reconnect_backoff = Duration::from_secs(5);
-        assert!(c.validate().unwrap_err().to_string().contains("reconnect.backoff.max.ms"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("reconnect.backoff.max.ms"));
     }
 }

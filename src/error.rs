@@ -86,6 +86,8 @@ pub enum Error {
     /// An invalid argument to an operation (a malformed topic name, a negative partition
     /// count), caught before anything was sent.
     InvalidInput(Arc<str>),
+    /// `try_send` found the producer's `buffer.memory` spent; `send` would have waited.
+    BufferFull,
     /// The client (or the handle used) was closed.
     Closed,
 }
@@ -112,7 +114,11 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 
-    pub(crate) fn broker(code: KafkaCode, message: Option<&str>, context: impl Into<Arc<str>>) -> Error {
+    pub(crate) fn broker(
+        code: KafkaCode,
+        message: Option<&str>,
+        context: impl Into<Arc<str>>,
+    ) -> Error {
         Error::Broker {
             code,
             message: message.filter(|m| !m.is_empty()).map(Arc::from),
@@ -121,7 +127,11 @@ impl Error {
     }
 
     /// Turns a response's error code into `Ok(())` or a broker error.
-    pub(crate) fn check_code(code: i16, message: Option<&str>, context: impl FnOnce() -> String) -> Result<()> {
+    pub(crate) fn check_code(
+        code: i16,
+        message: Option<&str>,
+        context: impl FnOnce() -> String,
+    ) -> Result<()> {
         match KafkaCode::from_code(code) {
             None => Ok(()),
             Some(code) => Err(Error::broker(code, message, context())),
@@ -140,7 +150,11 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Broker { code, message, context } => {
+            Error::Broker {
+                code,
+                message,
+                context,
+            } => {
                 write!(f, "broker error {code} in {context}")?;
                 if let Some(m) = message {
                     write!(f, ": {m}")?;
@@ -173,6 +187,7 @@ impl fmt::Display for Error {
             }
             Error::Config(m) => write!(f, "invalid configuration: {m}"),
             Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
+            Error::BufferFull => f.write_str("producer buffer.memory is full"),
             Error::Closed => f.write_str("the client is closed"),
         }
     }
@@ -191,7 +206,9 @@ impl std::error::Error for Error {
             Error::Connect { source, .. } => Some(source.as_ref()),
             Error::Io(e) => Some(e.as_ref()),
             Error::Disconnected { cause, .. } => Some(cause.as_ref()),
-            Error::NoBrokerAvailable { last: Some(last), .. } => Some(last.as_ref()),
+            Error::NoBrokerAvailable {
+                last: Some(last), ..
+            } => Some(last.as_ref()),
             _ => None,
         }
     }
@@ -213,12 +230,20 @@ mod tests {
     fn error_is_cheap_to_share() {
         assert_send_sync_clone::<Error>();
         // Two words or so: every payload is behind an Arc.
-        assert!(std::mem::size_of::<Error>() <= 48, "{}", std::mem::size_of::<Error>());
+        assert!(
+            std::mem::size_of::<Error>() <= 48,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
     }
 
     #[test]
     fn display_names_code_and_context() {
-        let e = Error::broker(KafkaCode::NotLeaderOrFollower, Some("moved"), "Produce to t-0");
+        let e = Error::broker(
+            KafkaCode::NotLeaderOrFollower,
+            Some("moved"),
+            "Produce to t-0",
+        );
         assert_eq!(
             e.to_string(),
             "broker error NOT_LEADER_OR_FOLLOWER (6) in Produce to t-0: moved"
@@ -230,7 +255,10 @@ mod tests {
     #[test]
     fn disconnected_exposes_its_cause() {
         let cause = Arc::new(Error::broker(KafkaCode::NetworkException, None, "x"));
-        let e = Error::Disconnected { broker: "b".into(), cause };
+        let e = Error::Disconnected {
+            broker: "b".into(),
+            cause,
+        };
         assert_eq!(e.kafka_code(), Some(KafkaCode::NetworkException));
         assert!(std::error::Error::source(&e).is_some());
     }

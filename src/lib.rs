@@ -36,9 +36,13 @@ mod backoff;
 mod classify;
 mod client;
 mod codes;
+mod compression;
 mod config;
 mod error;
+mod producer;
 mod protocol;
+mod record;
+mod serde;
 #[cfg(test)]
 mod testing;
 
@@ -46,4 +50,11 @@ pub use admin::{Admin, NewTopic, OffsetSpec};
 pub use client::metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use client::{Client, ClientBuilder};
 pub use codes::KafkaCode;
+pub use compression::Compression;
 pub use error::{Error, Result};
+pub use producer::partitioner::{
+    DefaultPartitioner, Murmur2Partitioner, Partitioner, RoundRobinPartitioner,
+};
+pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder};
+pub use record::{Header, Record, RecordMetadata};
+pub use serde::{BigEndianSerializer, Serializer, StringSerializer};

@@ -32,14 +32,14 @@ pub(crate) struct FakePeer {
 
 /// API ranges the fake broker advertises by default: a modern broker without DescribeCluster.
 pub(crate) const DEFAULT_RANGES: &[(i16, i16, i16)] = &[
-    (0, 3, 11),  // Produce
-    (1, 4, 16),  // Fetch
-    (2, 1, 8),   // ListOffsets
-    (3, 0, 12),  // Metadata
-    (18, 0, 4),  // ApiVersions
-    (19, 2, 7),  // CreateTopics
-    (20, 1, 6),  // DeleteTopics
-    (22, 0, 5),  // InitProducerId
+    (0, 3, 11), // Produce
+    (1, 4, 16), // Fetch
+    (2, 1, 8),  // ListOffsets
+    (3, 0, 12), // Metadata
+    (18, 0, 4), // ApiVersions
+    (19, 2, 7), // CreateTopics
+    (20, 1, 6), // DeleteTopics
+    (22, 0, 5), // InitProducerId
 ];
 
 impl FakePeer {
@@ -49,17 +49,32 @@ impl FakePeer {
 
     /// Reads one complete request frame. Panics if the client sent a malformed one.
     pub(crate) async fn read_request(&mut self) -> Received {
-        let len = self.io.read_u32().await.expect("client closed the connection") as usize;
+        let len = self
+            .io
+            .read_u32()
+            .await
+            .expect("client closed the connection") as usize;
         let mut buf = vec![0u8; len];
-        self.io.read_exact(&mut buf).await.expect("client sent half a frame");
+        self.io
+            .read_exact(&mut buf)
+            .await
+            .expect("client sent half a frame");
         let mut bytes = Bytes::from(buf);
         let header = decode_request_header_from_buffer(&mut bytes).expect("bad request header");
-        Received { header, body: bytes }
+        Received {
+            header,
+            body: bytes,
+        }
     }
 
     /// Answers `header`'s request with `body`, encoded at the request's version.
-    pub(crate) async fn respond<M: Encodable + HeaderVersion>(&mut self, header: &RequestHeader, body: &M) {
-        self.respond_at(header, body, header.request_api_version).await
+    pub(crate) async fn respond<M: Encodable + HeaderVersion>(
+        &mut self,
+        header: &RequestHeader,
+        body: &M,
+    ) {
+        self.respond_at(header, body, header.request_api_version)
+            .await
     }
 
     /// Answers with `body` encoded at `version` (ApiVersions error answers use v0).
@@ -74,7 +89,11 @@ impl FakePeer {
     }
 
     /// Answers an ApiVersions request with the given `(key, min, max)` ranges.
-    pub(crate) async fn respond_api_versions(&mut self, header: &RequestHeader, ranges: &[(i16, i16, i16)]) {
+    pub(crate) async fn respond_api_versions(
+        &mut self,
+        header: &RequestHeader,
+        ranges: &[(i16, i16, i16)],
+    ) {
         let resp = api_versions_response(ranges);
         self.respond(header, &resp).await;
     }
@@ -98,7 +117,10 @@ pub(crate) fn api_versions_response(ranges: &[(i16, i16, i16)]) -> ApiVersionsRe
         ranges
             .iter()
             .map(|&(k, min, max)| {
-                ApiVersion::default().with_api_key(k).with_min_version(min).with_max_version(max)
+                ApiVersion::default()
+                    .with_api_key(k)
+                    .with_min_version(min)
+                    .with_max_version(max)
             })
             .collect(),
     )
@@ -139,7 +161,12 @@ pub(crate) struct FakeCluster {
 
 impl FakeCluster {
     pub(crate) fn count(&self, api: ApiKey) -> usize {
-        self.seen.lock().unwrap().get(&(api as i16)).copied().unwrap_or(0)
+        self.seen
+            .lock()
+            .unwrap()
+            .get(&(api as i16))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A cluster of brokers `ids` at `fake:<id>` with one topic `t` of one partition led by
@@ -170,7 +197,10 @@ impl FakeCluster {
                     .with_leader_id(BrokerId(ids[0]))
                     .with_replica_nodes(vec![BrokerId(ids[0])])
                     .with_isr_nodes(vec![BrokerId(ids[0])])])]);
-        std::sync::Arc::new(FakeCluster { metadata: std::sync::Mutex::new(resp), ..Default::default() })
+        std::sync::Arc::new(FakeCluster {
+            metadata: std::sync::Mutex::new(resp),
+            ..Default::default()
+        })
     }
 
     /// Serves one client connection until it closes.
@@ -186,16 +216,25 @@ impl FakeCluster {
             }
             let mut bytes = Bytes::from(buf);
             let header = decode_request_header_from_buffer(&mut bytes).unwrap();
-            *self.seen.lock().unwrap().entry(header.request_api_key).or_default() += 1;
+            *self
+                .seen
+                .lock()
+                .unwrap()
+                .entry(header.request_api_key)
+                .or_default() += 1;
             match ApiKey::try_from(header.request_api_key).unwrap() {
                 ApiKey::ApiVersions => peer.respond_api_versions(&header, DEFAULT_RANGES).await,
                 ApiKey::Metadata => {
-                    let req = Received { header: header.clone(), body: bytes }
-                        .decode::<kafka_protocol::messages::MetadataRequest>();
+                    let req = Received {
+                        header: header.clone(),
+                        body: bytes,
+                    }
+                    .decode::<kafka_protocol::messages::MetadataRequest>();
                     let mut resp = self.metadata.lock().unwrap().clone();
                     // Like a broker: only the topics asked for (null means all).
                     if let Some(asked) = req.topics {
-                        resp.topics.retain(|t| asked.iter().any(|a| a.name == t.name));
+                        resp.topics
+                            .retain(|t| asked.iter().any(|a| a.name == t.name));
                     }
                     peer.respond(&header, &resp).await
                 }
@@ -227,17 +266,34 @@ impl FakeConnector {
     }
 
     pub(crate) fn attempts_to(&self, addr: &str) -> Vec<tokio::time::Instant> {
-        self.attempts.lock().unwrap().iter().filter(|(a, _)| a == addr).map(|(_, t)| *t).collect()
+        self.attempts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, _)| a == addr)
+            .map(|(_, t)| *t)
+            .collect()
     }
 }
 
 impl crate::client::pool::Connector for FakeConnector {
     fn connect(&self, addr: &str) -> crate::client::pool::ConnectFuture {
-        self.attempts.lock().unwrap().push((addr.to_owned(), tokio::time::Instant::now()));
-        let b = self.behaviour.lock().unwrap().get(addr).cloned().unwrap_or(Behaviour::Refuse);
+        self.attempts
+            .lock()
+            .unwrap()
+            .push((addr.to_owned(), tokio::time::Instant::now()));
+        let b = self
+            .behaviour
+            .lock()
+            .unwrap()
+            .get(addr)
+            .cloned()
+            .unwrap_or(Behaviour::Refuse);
         Box::pin(async move {
             match b {
-                Behaviour::Refuse => Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+                Behaviour::Refuse => {
+                    Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+                }
                 Behaviour::Serve(cluster) => {
                     let (client, server) = tokio::io::duplex(1 << 16);
                     tokio::spawn(cluster.serve(FakePeer::new(server)));

@@ -19,22 +19,32 @@ async fn bootstrap_skips_a_dead_address_and_learns_the_brokers() {
     let cluster = FakeCluster::with_brokers(&[1, 2, 3]);
     connector.set("dead:1", Behaviour::Refuse);
     connector.set("alive:2", Behaviour::Serve(cluster.clone()));
-    let client = client_with(connector.clone(), "dead:1,alive:2").await.unwrap();
+    let client = client_with(connector.clone(), "dead:1,alive:2")
+        .await
+        .unwrap();
     assert_eq!(connector.attempts_to("dead:1").len(), 1);
     let meta = client.cached_metadata();
     assert_eq!(meta.cluster_id.as_deref(), Some("fake-cluster"));
-    assert_eq!(meta.brokers.iter().map(|b| b.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        meta.brokers.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert_eq!(meta.broker(2).unwrap().address(), "fake:2");
 }
 
 #[tokio::test]
 async fn bootstrap_with_no_live_address_fails_with_a_typed_error() {
     let connector = Arc::new(FakeConnector::default());
-    let e = client_with(connector.clone(), "dead:1,dead:2").await.unwrap_err();
+    let e = client_with(connector.clone(), "dead:1,dead:2")
+        .await
+        .unwrap_err();
     match &e {
         Error::NoBrokerAvailable { tried, last } => {
             assert!(tried.contains("-1") && tried.contains("-2"), "{tried}");
-            assert!(matches!(last.as_deref(), Some(Error::Connect { .. })), "{e}");
+            assert!(
+                matches!(last.as_deref(), Some(Error::Connect { .. })),
+                "{e}"
+            );
         }
         other => panic!("expected NoBrokerAvailable, got {other}"),
     }
@@ -56,7 +66,9 @@ async fn concurrent_refreshes_share_one_request() {
         .map(|_| {
             let c = client.clone();
             tokio::spawn(async move {
-                c.inner.refresh_metadata(TopicsQuery::Some(vec![]), Some(seen)).await
+                c.inner
+                    .refresh_metadata(TopicsQuery::Some(vec![]), Some(seen))
+                    .await
             })
         })
         .collect();
@@ -64,8 +76,15 @@ async fn concurrent_refreshes_share_one_request() {
     for c in calls {
         generations.push(c.await.unwrap().unwrap().generation);
     }
-    assert_eq!(cluster.count(ApiKey::Metadata) - before, 1, "refresh was not single-flight");
-    assert!(generations.iter().all(|g| *g == seen + 1), "{generations:?}");
+    assert_eq!(
+        cluster.count(ApiKey::Metadata) - before,
+        1,
+        "refresh was not single-flight"
+    );
+    assert!(
+        generations.iter().all(|g| *g == seen + 1),
+        "{generations:?}"
+    );
 }
 
 #[tokio::test]
@@ -76,11 +95,23 @@ async fn a_stale_caller_does_not_refresh_over_fresher_data() {
     connector.set("fake:1", Behaviour::Serve(cluster.clone()));
     let client = client_with(connector, "b:1").await.unwrap();
     let old = client.inner.metadata.snapshot().generation;
-    client.inner.refresh_metadata(TopicsQuery::Some(vec![]), None).await.unwrap();
+    client
+        .inner
+        .refresh_metadata(TopicsQuery::Some(vec![]), None)
+        .await
+        .unwrap();
     let count = cluster.count(ApiKey::Metadata);
-    let snap = client.inner.refresh_metadata(TopicsQuery::Some(vec![]), Some(old)).await.unwrap();
+    let snap = client
+        .inner
+        .refresh_metadata(TopicsQuery::Some(vec![]), Some(old))
+        .await
+        .unwrap();
     assert_eq!(snap.generation, old + 1);
-    assert_eq!(cluster.count(ApiKey::Metadata), count, "no request for a stale caller");
+    assert_eq!(
+        cluster.count(ApiKey::Metadata),
+        count,
+        "no request for a stale caller"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -116,20 +147,38 @@ async fn leader_lookup_uses_the_cache_and_fetches_unknown_topics() {
     let client = client_with(connector, "b:1").await.unwrap();
     let before = cluster.count(ApiKey::Metadata);
     assert_eq!(client.inner.leader("t", 0).await.unwrap(), 7);
-    assert_eq!(cluster.count(ApiKey::Metadata) - before, 1, "first lookup fetches the topic");
+    assert_eq!(
+        cluster.count(ApiKey::Metadata) - before,
+        1,
+        "first lookup fetches the topic"
+    );
     assert_eq!(client.inner.leader("t", 0).await.unwrap(), 7);
-    assert_eq!(cluster.count(ApiKey::Metadata) - before, 1, "second lookup is served from cache");
+    assert_eq!(
+        cluster.count(ApiKey::Metadata) - before,
+        1,
+        "second lookup is served from cache"
+    );
     let e = client.inner.leader("t", 5).await.unwrap_err();
-    assert_eq!(e.kafka_code(), Some(crate::KafkaCode::UnknownTopicOrPartition), "{e}");
+    assert_eq!(
+        e.kafka_code(),
+        Some(crate::KafkaCode::UnknownTopicOrPartition),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn invalid_configuration_fails_at_build_naming_the_key() {
     let cases: Vec<(ClientBuilder, &str)> = vec![
         (Client::builder(), "bootstrap.servers is empty"),
-        (Client::builder().bootstrap_servers("nohost"), "bootstrap.servers entry `nohost`"),
         (
-            ClientBuilder::from_properties([("bootstrap.servers", "a:1"), ("request.timeout.ms", "-1")]),
+            Client::builder().bootstrap_servers("nohost"),
+            "bootstrap.servers entry `nohost`",
+        ),
+        (
+            ClientBuilder::from_properties([
+                ("bootstrap.servers", "a:1"),
+                ("request.timeout.ms", "-1"),
+            ]),
             "request.timeout.ms",
         ),
         (
@@ -137,21 +186,37 @@ async fn invalid_configuration_fails_at_build_naming_the_key() {
             "unknown configuration property `linger.mss`",
         ),
         (
-            ClientBuilder::from_properties([("bootstrap.servers", "a:1"), ("reconnect.backoff.ms", "5000")]),
+            ClientBuilder::from_properties([
+                ("bootstrap.servers", "a:1"),
+                ("reconnect.backoff.ms", "5000"),
+            ]),
             "reconnect.backoff.max.ms",
         ),
         (
-            ClientBuilder::from_properties([("bootstrap.servers", "a:1"), ("allow.auto.create.topics", "maybe")]),
+            ClientBuilder::from_properties([
+                ("bootstrap.servers", "a:1"),
+                ("allow.auto.create.topics", "maybe"),
+            ]),
             "allow.auto.create.topics",
         ),
     ];
     for (builder, needle) in cases {
         // A fake connector that refuses everything: validation must fail before any connect.
         let connector = Arc::new(FakeConnector::default());
-        let e = builder.connector(connector.clone()).build().await.unwrap_err();
+        let e = builder
+            .connector(connector.clone())
+            .build()
+            .await
+            .unwrap_err();
         assert!(matches!(e, Error::Config(_)), "{needle}: {e}");
-        assert!(e.to_string().contains(needle), "expected `{needle}` in `{e}`");
-        assert!(connector.attempts.lock().unwrap().is_empty(), "{needle}: connected before validating");
+        assert!(
+            e.to_string().contains(needle),
+            "expected `{needle}` in `{e}`"
+        );
+        assert!(
+            connector.attempts.lock().unwrap().is_empty(),
+            "{needle}: connected before validating"
+        );
     }
 }
 

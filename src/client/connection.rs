@@ -89,7 +89,10 @@ impl Shared {
             .poison
             .get_or_init(|| {
                 warn!(broker = %self.label, error = %cause, "connection poisoned");
-                Error::Disconnected { broker: self.label.clone(), cause: Arc::new(cause) }
+                Error::Disconnected {
+                    broker: self.label.clone(),
+                    cause: Arc::new(cause),
+                }
             })
             .clone();
         // The poison is set before draining, and the writer checks it under the same lock
@@ -129,7 +132,9 @@ impl Drop for Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("broker", &self.cfg.label).finish()
+        f.debug_struct("Connection")
+            .field("broker", &self.cfg.label)
+            .finish()
     }
 }
 
@@ -222,7 +227,10 @@ impl Connection {
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let frame = protocol::encode_request(req, version, correlation_id, &self.cfg.client_id)?;
         self.tx
-            .send(Outgoing { frame, pending: None })
+            .send(Outgoing {
+                frame,
+                pending: None,
+            })
             .map_err(|_| self.closed_error())
     }
 
@@ -251,9 +259,16 @@ impl Connection {
                 protocol::encode_request(req, version, correlation_id, &self.cfg.client_id)?;
             let (reply, rx) = oneshot::channel();
             let deadline = Instant::now() + timeout;
-            let pending = Pending { correlation_id, deadline, reply };
+            let pending = Pending {
+                correlation_id,
+                deadline,
+                reply,
+            };
             self.tx
-                .send(Outgoing { frame, pending: Some(pending) })
+                .send(Outgoing {
+                    frame,
+                    pending: Some(pending),
+                })
                 .map_err(|_| self.closed_error())?;
             match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(result)) => result,
@@ -300,10 +315,12 @@ impl Connection {
     }
 
     fn closed_error(&self) -> Error {
-        self.shared.poisoned().unwrap_or_else(|| Error::Disconnected {
-            broker: self.cfg.label.clone(),
-            cause: Arc::new(Error::Closed),
-        })
+        self.shared
+            .poisoned()
+            .unwrap_or_else(|| Error::Disconnected {
+                broker: self.cfg.label.clone(),
+                cause: Arc::new(Error::Closed),
+            })
     }
 
     /// ApiVersions negotiation. Starts at the highest version this crate speaks; on
@@ -324,7 +341,9 @@ impl Connection {
             // ApiVersions responses always use header v0: just the correlation id.
             frame.advance(4);
             if frame.len() < 2 {
-                return Err(self.shared.poison(Error::protocol("empty ApiVersions response")));
+                return Err(self
+                    .shared
+                    .poison(Error::protocol("empty ApiVersions response")));
             }
             let code = i16::from_be_bytes([frame[0], frame[1]]);
             if code == KafkaCode::UnsupportedVersion.code() {
@@ -357,7 +376,9 @@ impl Connection {
                 format!("ApiVersions v{version} to {}", self.cfg.label)
             })?;
             let table = ApiVersionTable::from_ranges(
-                resp.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)),
+                resp.api_keys
+                    .iter()
+                    .map(|k| (k.api_key, k.min_version, k.max_version)),
             );
             debug!(broker = %self.cfg.label, version, "API versions negotiated");
             let _ = self.versions.set(table);
@@ -445,7 +466,10 @@ async fn read_frame<R: AsyncRead + Unpin>(input: &mut R, max_size: usize) -> Res
         Err(e) => return Err(e.into()),
     };
     if size > max_size as u64 {
-        return Err(Error::FrameTooLarge { size, limit: max_size });
+        return Err(Error::FrameTooLarge {
+            size,
+            limit: max_size,
+        });
     }
     if size < 4 {
         return Err(Error::protocol(format!(
@@ -459,7 +483,10 @@ async fn read_frame<R: AsyncRead + Unpin>(input: &mut R, max_size: usize) -> Res
         if body.read_buf(&mut buf).await? == 0 {
             return Err(Error::Io(Arc::new(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                format!("connection closed mid-frame ({} of {size} bytes)", buf.len()),
+                format!(
+                    "connection closed mid-frame ({} of {size} bytes)",
+                    buf.len()
+                ),
             ))));
         }
     }

@@ -36,7 +36,16 @@ async fn negotiates_highest_common_versions() {
     assert_eq!(conn.version(ApiKey::ApiVersions).unwrap(), 4);
     // The fake peer does not list DescribeCluster.
     let e = conn.version(ApiKey::DescribeCluster).unwrap_err();
-    assert!(matches!(e, Error::UnsupportedApi { api: "DescribeCluster", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::UnsupportedApi {
+                api: "DescribeCluster",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -55,8 +64,11 @@ async fn pipelined_requests_are_answered_in_order() {
     }
     for (i, req) in seen.iter().enumerate() {
         assert_eq!(req.header.request_api_key, ApiKey::Metadata as i16);
-        peer.respond(&req.header, &metadata_with_cluster(&format!("c{}", req.header.correlation_id)))
-            .await;
+        peer.respond(
+            &req.header,
+            &metadata_with_cluster(&format!("c{}", req.header.correlation_id)),
+        )
+        .await;
         let _ = i;
     }
     let mut got = Vec::new();
@@ -64,8 +76,10 @@ async fn pipelined_requests_are_answered_in_order() {
         got.push(c.await.unwrap().unwrap().cluster_id.unwrap().to_string());
     }
     got.sort();
-    let mut want: Vec<String> =
-        seen.iter().map(|r| format!("c{}", r.header.correlation_id)).collect();
+    let mut want: Vec<String> = seen
+        .iter()
+        .map(|r| format!("c{}", r.header.correlation_id))
+        .collect();
     want.sort();
     assert_eq!(got, want);
     assert!(conn.is_usable());
@@ -177,7 +191,12 @@ async fn one_request_times_out_while_others_complete() {
     let spawn_call = |timeout_ms: u64| {
         let c = conn.clone();
         tokio::spawn(async move {
-            c.call(&MetadataRequest::default(), 12, Duration::from_millis(timeout_ms)).await
+            c.call(
+                &MetadataRequest::default(),
+                12,
+                Duration::from_millis(timeout_ms),
+            )
+            .await
         })
     };
     let first = spawn_call(30_000);
@@ -194,7 +213,10 @@ async fn one_request_times_out_while_others_complete() {
     assert!(short.await.unwrap().unwrap_err().is_timeout());
     assert!(first.await.unwrap().is_ok());
     assert!(last.await.unwrap().is_ok());
-    assert!(conn.is_usable(), "a timeout behind a live request must not kill the connection");
+    assert!(
+        conn.is_usable(),
+        "a timeout behind a live request must not kill the connection"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -221,8 +243,10 @@ async fn cancelled_request_leaves_whole_frames_and_later_requests_work() {
     let c = conn.clone();
     let next = tokio::spawn(async move { c.send(&MetadataRequest::default()).await });
     let r2 = peer.read_request().await; // and the next frame parses: nothing half-written
-    peer.respond(&r1.header, &metadata_with_cluster("late")).await;
-    peer.respond(&r2.header, &metadata_with_cluster("mine")).await;
+    peer.respond(&r1.header, &metadata_with_cluster("late"))
+        .await;
+    peer.respond(&r2.header, &metadata_with_cluster("mine"))
+        .await;
     let got = next.await.unwrap().unwrap();
     assert_eq!(got.cluster_id.unwrap().as_str(), "mine");
     assert!(conn.is_usable());
@@ -245,9 +269,20 @@ async fn dropped_future_before_write_is_still_written_whole() {
 #[tokio::test]
 async fn unsupported_api_is_a_typed_error_naming_it() {
     let (conn, _peer) = ready(5000).await;
-    let e = conn.send(&kafka_protocol::messages::DescribeClusterRequest::default()).await;
+    let e = conn
+        .send(&kafka_protocol::messages::DescribeClusterRequest::default())
+        .await;
     let e = e.unwrap_err();
-    assert!(matches!(e, Error::UnsupportedApi { api: "DescribeCluster", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::UnsupportedApi {
+                api: "DescribeCluster",
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(!e.is_retriable());
     // Produce is listed by the fake peer, so it negotiates.
     assert!(conn.version(ApiKey::Produce).is_ok());
@@ -267,14 +302,18 @@ async fn api_versions_steps_down_when_the_error_body_does_not_decode() {
         assert_eq!(req.header.request_api_version, expected);
         let mut body = req.header.correlation_id.to_be_bytes().to_vec();
         body.extend_from_slice(&35i16.to_be_bytes());
-        body.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b]);
+        body.extend_from_slice(&[
+            0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a,
+            0x0b,
+        ]);
         let mut raw = (body.len() as u32).to_be_bytes().to_vec();
         raw.extend_from_slice(&body);
         peer.write_raw(&raw).await;
     }
     let req = peer.read_request().await;
     assert_eq!(req.header.request_api_version, 2);
-    peer.respond_api_versions(&req.header, &[(3, 0, 13), (18, 0, 2)]).await;
+    peer.respond_api_versions(&req.header, &[(3, 0, 13), (18, 0, 2)])
+        .await;
     hs.await.unwrap().unwrap();
     assert_eq!(conn.version(ApiKey::ApiVersions).unwrap(), 2);
     assert_eq!(conn.version(ApiKey::Metadata).unwrap(), 13);
@@ -292,14 +331,20 @@ async fn api_versions_jumps_to_the_brokers_maximum_when_the_error_body_decodes()
     // Apache Kafka's answer: a v0 body with the error and its ApiVersions range.
     let resp = ApiVersionsResponse::default()
         .with_error_code(35)
-        .with_api_keys(vec![kafka_protocol::messages::api_versions_response::ApiVersion::default()
-            .with_api_key(18)
-            .with_min_version(0)
-            .with_max_version(1)]);
+        .with_api_keys(vec![
+            kafka_protocol::messages::api_versions_response::ApiVersion::default()
+                .with_api_key(18)
+                .with_min_version(0)
+                .with_max_version(1),
+        ]);
     peer.respond_at(&req.header, &resp, 0).await;
     let req = peer.read_request().await;
-    assert_eq!(req.header.request_api_version, 1, "should jump straight to the broker's max");
-    peer.respond_api_versions(&req.header, &[(3, 0, 9), (18, 0, 1)]).await;
+    assert_eq!(
+        req.header.request_api_version, 1,
+        "should jump straight to the broker's max"
+    );
+    peer.respond_api_versions(&req.header, &[(3, 0, 9), (18, 0, 1)])
+        .await;
     hs.await.unwrap().unwrap();
     assert_eq!(conn.version(ApiKey::Metadata).unwrap(), 9);
 }
@@ -320,7 +365,16 @@ async fn api_versions_gives_up_below_zero() {
         peer.write_raw(&raw).await;
     }
     let e = hs.await.unwrap().unwrap_err();
-    assert!(matches!(e, Error::UnsupportedApi { api: "ApiVersions", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::UnsupportedApi {
+                api: "ApiVersions",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test]

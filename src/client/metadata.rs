@@ -84,9 +84,10 @@ pub struct TopicMetadata {
 impl TopicMetadata {
     /// The partition with index `id`.
     pub fn partition(&self, id: i32) -> Option<&PartitionMetadata> {
-        self.partitions.get(id as usize).filter(|p| p.id == id).or_else(|| {
-            self.partitions.iter().find(|p| p.id == id)
-        })
+        self.partitions
+            .get(id as usize)
+            .filter(|p| p.id == id)
+            .or_else(|| self.partitions.iter().find(|p| p.id == id))
     }
 }
 
@@ -115,7 +116,10 @@ impl ClusterMetadata {
 
     /// The broker with id `id`.
     pub fn broker(&self, id: i32) -> Option<&BrokerMetadata> {
-        self.brokers.binary_search_by_key(&id, |b| b.id).ok().map(|i| &self.brokers[i])
+        self.brokers
+            .binary_search_by_key(&id, |b| b.id)
+            .ok()
+            .map(|i| &self.brokers[i])
     }
 
     /// Converts a Metadata response. Topics with no name (possible at v10+) are skipped.
@@ -231,14 +235,25 @@ impl MetadataCache {
         }
     }
 
+    /// Stops refreshing these topics (they were deleted): asking for them again could
+    /// re-create them on brokers with auto-creation on.
+    pub(crate) fn remove_interest<'a>(&self, topics: impl IntoIterator<Item = &'a str>) {
+        let mut interest = self.interest.lock().unwrap();
+        for t in topics {
+            interest.remove(t);
+        }
+    }
+
     pub(crate) fn interest(&self) -> Vec<String> {
         self.interest.lock().unwrap().iter().cloned().collect()
     }
 
-    /// Installs a response as the next generation. Topics the response did not cover (a
-    /// partial refresh) are carried over from the previous snapshot; topics it reports as
-    /// unknown replace the old entry, so deletions are seen.
+    /// Installs a response as the next generation. After a partial refresh, topics of
+    /// interest the response did not cover are carried over from the previous snapshot;
+    /// topics no longer of interest (deleted ones) are dropped. Topics the response reports
+    /// as unknown replace the old entry, so deletions by others are seen.
     pub(crate) fn install(&self, fresh: ClusterMetadata, covered_all: bool) -> Arc<Snapshot> {
+        let interest = self.interest.lock().unwrap().clone();
         let mut current = self.current.write().unwrap();
         let mut cluster = fresh;
         if !covered_all {
@@ -248,7 +263,7 @@ impl MetadataCache {
                 .cluster
                 .topics
                 .iter()
-                .filter(|t| !fresh_names.contains(t.name.as_str()))
+                .filter(|t| !fresh_names.contains(t.name.as_str()) && interest.contains(&t.name))
                 .cloned()
                 .collect();
             cluster.topics.extend(carried);
@@ -303,24 +318,66 @@ mod tests {
     #[test]
     fn partial_refresh_keeps_other_topics_and_bumps_generation() {
         let cache = MetadataCache::new();
+        cache.add_interest(["a", "b"]);
         let g1 = cache.install(
-            ClusterMetadata { topics: vec![topic("a", 1), topic("b", 1)], ..Default::default() },
+            ClusterMetadata {
+                topics: vec![topic("a", 1), topic("b", 1)],
+                ..Default::default()
+            },
             true,
         );
         assert_eq!(g1.generation, 1);
-        let g2 = cache.install(ClusterMetadata { topics: vec![topic("a", 2)], ..Default::default() }, false);
+        let g2 = cache.install(
+            ClusterMetadata {
+                topics: vec![topic("a", 2)],
+                ..Default::default()
+            },
+            false,
+        );
         assert_eq!(g2.generation, 2);
         assert_eq!(g2.leader("a", 0), Some(2));
-        assert_eq!(g2.leader("b", 0), Some(1), "b was not refreshed and must be kept");
-        let g3 = cache.install(ClusterMetadata { topics: vec![topic("c", 3)], ..Default::default() }, true);
-        assert!(g3.cluster.topic("b").is_none(), "a full refresh drops topics that are gone");
+        assert_eq!(
+            g2.leader("b", 0),
+            Some(1),
+            "b was not refreshed and must be kept"
+        );
+        let g3 = cache.install(
+            ClusterMetadata {
+                topics: vec![topic("c", 3)],
+                ..Default::default()
+            },
+            true,
+        );
+        assert!(
+            g3.cluster.topic("b").is_none(),
+            "a full refresh drops topics that are gone"
+        );
+        cache.install(
+            ClusterMetadata {
+                topics: vec![topic("a", 1), topic("b", 1)],
+                ..Default::default()
+            },
+            true,
+        );
+        cache.remove_interest(["b"]);
+        let g5 = cache.install(ClusterMetadata::default(), false);
+        assert!(g5.cluster.topic("a").is_some());
+        assert!(
+            g5.cluster.topic("b").is_none(),
+            "a topic no longer of interest is dropped"
+        );
     }
 
     #[test]
     fn lookups_by_name_and_id() {
         let mut c = ClusterMetadata {
             topics: vec![topic("z", 1), topic("m", 2)],
-            brokers: vec![BrokerMetadata { id: 5, host: "::1".into(), port: 9, rack: None }],
+            brokers: vec![BrokerMetadata {
+                id: 5,
+                host: "::1".into(),
+                port: 9,
+                rack: None,
+            }],
             ..Default::default()
         };
         c.topics.sort_by(|a, b| a.name.cmp(&b.name));

@@ -60,7 +60,9 @@ pub struct ClientBuilder {
 
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBuilder").field("config", &self.cfg).finish()
+        f.debug_struct("ClientBuilder")
+            .field("config", &self.cfg)
+            .finish()
     }
 }
 
@@ -73,7 +75,12 @@ impl Default for ClientBuilder {
 impl ClientBuilder {
     /// A builder with every setting at its default.
     pub fn new() -> ClientBuilder {
-        ClientBuilder { cfg: ClientConfig::default(), api_timeout: None, error: None, connector: None }
+        ClientBuilder {
+            cfg: ClientConfig::default(),
+            api_timeout: None,
+            error: None,
+            connector: None,
+        }
     }
 
     /// A builder from Java/librdkafka property names, e.g.
@@ -82,7 +89,9 @@ impl ClientBuilder {
     pub fn from_properties<K: AsRef<str>, V: AsRef<str>>(
         props: impl IntoIterator<Item = (K, V)>,
     ) -> ClientBuilder {
-        props.into_iter().fold(ClientBuilder::new(), |b, (k, v)| b.set(k.as_ref(), v.as_ref()))
+        props.into_iter().fold(ClientBuilder::new(), |b, (k, v)| {
+            b.set(k.as_ref(), v.as_ref())
+        })
     }
 
     /// Sets one property by its Java/librdkafka name (`bootstrap.servers`, `client.id`,
@@ -92,11 +101,15 @@ impl ClientBuilder {
     /// `default.api.timeout.ms`).
     pub fn set(mut self, key: &str, value: &str) -> ClientBuilder {
         let result = match key {
-            "default.api.timeout.ms" => config::parse_ms(key, value, 1, i32::MAX as u64)
-                .map(|d| self.api_timeout = Some(d)),
+            "default.api.timeout.ms" => {
+                config::parse_ms(key, value, 1, i32::MAX as u64).map(|d| self.api_timeout = Some(d))
+            }
             _ => match self.cfg.apply(key, value) {
                 Ok(true) => Ok(()),
-                Ok(false) => Err(config::unknown_key(key, &[CLIENT_KEYS, &["default.api.timeout.ms"]])),
+                Ok(false) => Err(config::unknown_key(
+                    key,
+                    &[CLIENT_KEYS, &["default.api.timeout.ms"]],
+                )),
                 Err(e) => Err(e),
             },
         };
@@ -198,7 +211,9 @@ impl ClientBuilder {
             tasks: Mutex::new(Vec::new()),
             cfg,
         });
-        inner.refresh_metadata(TopicsQuery::Some(Vec::new()), None).await?;
+        inner
+            .refresh_metadata(TopicsQuery::Some(Vec::new()), None)
+            .await?;
         let task = tokio::spawn(periodic_refresh(Arc::downgrade(&inner)));
         inner.tasks.lock().unwrap().push(task);
         Ok(Client { inner })
@@ -257,11 +272,12 @@ impl Client {
         let snapshot = self
             .inner
             .retrying(ApiKey::Metadata, || {
-                self.inner.refresh_metadata(TopicsQuery::Some(names.clone()), None)
+                self.inner
+                    .refresh_metadata(TopicsQuery::Some(names.clone()), None)
             })
             .await?;
         let mut cluster = snapshot.cluster.clone();
-        cluster.topics.retain(|t| names.iter().any(|n| *n == t.name));
+        cluster.topics.retain(|t| names.contains(&t.name));
         Ok(cluster)
     }
 
@@ -333,9 +349,14 @@ impl ClientInner {
             .with_allow_auto_topic_creation(self.cfg.allow_auto_create_topics);
         let resp = self.send_to_any(&req).await?;
         let cluster = ClusterMetadata::from_response(&resp);
-        self.pool.set_brokers(cluster.brokers.iter().map(|b| (b.id, b.address())));
+        self.pool
+            .set_brokers(cluster.brokers.iter().map(|b| (b.id, b.address())));
         let snapshot = self.metadata.install(cluster, covered_all);
-        debug!(generation = snapshot.generation, brokers = snapshot.cluster.brokers.len(), "metadata refreshed");
+        debug!(
+            generation = snapshot.generation,
+            brokers = snapshot.cluster.brokers.len(),
+            "metadata refreshed"
+        );
         Ok(snapshot)
     }
 
@@ -392,11 +413,18 @@ impl ClientInner {
             return Ok(l);
         }
         let snapshot = self
-            .refresh_metadata(TopicsQuery::Some(vec![topic.to_owned()]), Some(snapshot.generation))
+            .refresh_metadata(
+                TopicsQuery::Some(vec![topic.to_owned()]),
+                Some(snapshot.generation),
+            )
             .await?;
         let t = snapshot.cluster.topic(topic);
         if let Some(code) = t.and_then(|t| t.error) {
-            return Err(Error::broker(code, None, format!("Metadata for topic {topic}")));
+            return Err(Error::broker(
+                code,
+                None,
+                format!("Metadata for topic {topic}"),
+            ));
         }
         snapshot.leader(topic, partition).ok_or_else(|| {
             let code = match t {
@@ -432,7 +460,10 @@ impl ClientInner {
             debug!(api = crate::protocol::api_name(api), error = %err, ?action, "retrying");
             if action.contains(Action::REFRESH_METADATA) {
                 // Best effort: if the refresh fails, the next attempt reports why.
-                if let Err(e) = self.refresh_metadata(TopicsQuery::Some(Vec::new()), Some(generation)).await {
+                if let Err(e) = self
+                    .refresh_metadata(TopicsQuery::Some(Vec::new()), Some(generation))
+                    .await
+                {
                     debug!(error = %e, "metadata refresh before retry failed");
                 }
             }
@@ -461,7 +492,10 @@ async fn periodic_refresh(client: Weak<ClientInner>) {
         let seen = c.metadata.snapshot();
         let stale = seen.fetched_at.is_none_or(|t| t.elapsed() >= age);
         if stale {
-            if let Err(e) = c.refresh_metadata(TopicsQuery::Some(Vec::new()), Some(seen.generation)).await {
+            if let Err(e) = c
+                .refresh_metadata(TopicsQuery::Some(Vec::new()), Some(seen.generation))
+                .await
+            {
                 warn!(error = %e, "periodic metadata refresh failed");
             }
         }

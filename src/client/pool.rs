@@ -71,7 +71,12 @@ struct ReconnectState {
 
 impl Slot {
     fn usable(&self) -> Option<Arc<Connection>> {
-        self.current.lock().unwrap().as_ref().filter(|c| c.is_usable()).cloned()
+        self.current
+            .lock()
+            .unwrap()
+            .as_ref()
+            .filter(|c| c.is_usable())
+            .cloned()
     }
 }
 
@@ -153,7 +158,13 @@ impl Pool {
 
     /// Known broker ids (not bootstrap entries), in no particular order.
     pub(crate) fn broker_ids(&self) -> Vec<i32> {
-        self.slots.lock().unwrap().keys().copied().filter(|id| *id >= 0).collect()
+        self.slots
+            .lock()
+            .unwrap()
+            .keys()
+            .copied()
+            .filter(|id| *id >= 0)
+            .collect()
     }
 
     /// Ids of the bootstrap entries, in configuration order.
@@ -172,15 +183,19 @@ impl Pool {
 
     /// The connection to broker `id`, opening it if needed.
     pub(crate) async fn get(&self, id: i32, wait: Wait) -> Result<Arc<Connection>> {
-        let slot = self.slots.lock().unwrap().get(&id).cloned().ok_or_else(|| {
-            Error::Connect {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap()
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::Connect {
                 broker: format!("broker {id}").into(),
                 source: Arc::new(io::Error::new(
                     io::ErrorKind::NotFound,
                     "broker id not in the cluster metadata",
                 )),
-            }
-        })?;
+            })?;
         if let Some(conn) = slot.usable() {
             return Ok(conn);
         }

@@ -16,7 +16,10 @@ fn pool(connector: Arc<FakeConnector>, bootstrap: &[&str]) -> Pool {
 }
 
 fn gaps_ms(times: &[Instant]) -> Vec<u64> {
-    times.windows(2).map(|w| (w[1] - w[0]).as_millis() as u64).collect()
+    times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis() as u64)
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -34,7 +37,10 @@ async fn reconnect_backoff_grows_with_jitter_and_resets_after_success() {
     let expected = [100u64, 200, 400, 800, 1000];
     assert_eq!(gaps.len(), expected.len());
     for (got, want) in gaps.iter().zip(expected) {
-        assert!(*got >= want * 8 / 10 && *got <= want * 12 / 10, "gaps {gaps:?}");
+        assert!(
+            *got >= want * 8 / 10 && *got <= want * 12 / 10,
+            "gaps {gaps:?}"
+        );
     }
     // The broker comes back: the next attempt (after the backoff) succeeds ...
     connector.set("fake:1", Behaviour::Serve(FakeCluster::with_brokers(&[1])));
@@ -48,7 +54,10 @@ async fn reconnect_backoff_grows_with_jitter_and_resets_after_success() {
     pool.get(1, Wait::ForBackoff).await.unwrap_err();
     pool.get(1, Wait::ForBackoff).await.unwrap_err();
     let gaps = gaps_ms(&connector.attempts_to("fake:1b"));
-    assert!(gaps[0] >= 80 && gaps[0] <= 120, "backoff did not reset: {gaps:?}");
+    assert!(
+        gaps[0] >= 80 && gaps[0] <= 120,
+        "backoff did not reset: {gaps:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -59,7 +68,11 @@ async fn no_wait_fails_fast_during_backoff_without_an_attempt() {
     pool.get(1, Wait::No).await.unwrap_err();
     let e = pool.get(1, Wait::No).await.unwrap_err();
     assert!(matches!(e, Error::Connect { .. }), "{e}");
-    assert_eq!(connector.attempts_to("fake:1").len(), 1, "no second attempt inside the backoff");
+    assert_eq!(
+        connector.attempts_to("fake:1").len(),
+        1,
+        "no second attempt inside the backoff"
+    );
 }
 
 #[tokio::test]

@@ -11,6 +11,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use crate::error::{Error, Result};
 
+pub(crate) mod records;
+
 /// The ApiVersions version ferrokafka tries first. Brokers that do not know it answer
 /// UNSUPPORTED_VERSION and the connection steps down (see `Connection::negotiate`).
 pub(crate) const API_VERSIONS_MAX: i16 = 4;
@@ -23,7 +25,14 @@ pub(crate) const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// where the client's own handling of a message's fields starts at a later version.
 pub(crate) fn client_range(api: ApiKey) -> (i16, i16) {
     let r = api.valid_versions();
-    (r.min, r.max)
+    let max = match api {
+        // v13 names topics by id only; the producer routes by name.
+        ApiKey::Produce => r.max.min(12),
+        // v13+ also switch to topic ids; the fetcher will opt in when it handles them.
+        ApiKey::Fetch => r.max.min(12),
+        _ => r.max,
+    };
+    (r.min, max)
 }
 
 /// The broker's supported version range per API key, from its ApiVersions response.
@@ -78,12 +87,39 @@ pub(crate) fn api_name(api: ApiKey) -> &'static str {
         ($($k:ident),*) => { match api { $(ApiKey::$k => stringify!($k),)* _ => "Unknown" } };
     }
     names!(
-        Produce, Fetch, ListOffsets, Metadata, OffsetCommit, OffsetFetch, FindCoordinator,
-        JoinGroup, Heartbeat, LeaveGroup, SyncGroup, DescribeGroups, ListGroups, SaslHandshake,
-        ApiVersions, CreateTopics, DeleteTopics, DeleteRecords, InitProducerId,
-        OffsetForLeaderEpoch, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit,
-        DescribeConfigs, SaslAuthenticate, CreatePartitions, DeleteGroups, DescribeCluster,
-        DescribeProducers, DescribeTransactions, ListTransactions, ConsumerGroupHeartbeat
+        Produce,
+        Fetch,
+        ListOffsets,
+        Metadata,
+        OffsetCommit,
+        OffsetFetch,
+        FindCoordinator,
+        JoinGroup,
+        Heartbeat,
+        LeaveGroup,
+        SyncGroup,
+        DescribeGroups,
+        ListGroups,
+        SaslHandshake,
+        ApiVersions,
+        CreateTopics,
+        DeleteTopics,
+        DeleteRecords,
+        InitProducerId,
+        OffsetForLeaderEpoch,
+        AddPartitionsToTxn,
+        AddOffsetsToTxn,
+        EndTxn,
+        TxnOffsetCommit,
+        DescribeConfigs,
+        SaslAuthenticate,
+        CreatePartitions,
+        DeleteGroups,
+        DescribeCluster,
+        DescribeProducers,
+        DescribeTransactions,
+        ListTransactions,
+        ConsumerGroupHeartbeat
     )
 }
 
@@ -119,10 +155,7 @@ pub(crate) fn encode_request<R: Request>(
 fn encode_error(api: ApiKey, version: i16, e: impl std::fmt::Display) -> Error {
     // Encoding fails only when a field does not exist at this version or a value is out of
     // range: a bug or a caller's invalid input, never the broker's fault.
-    Error::protocol(format!(
-        "cannot encode {} v{version}: {e}",
-        api_name(api)
-    ))
+    Error::protocol(format!("cannot encode {} v{version}: {e}", api_name(api)))
 }
 
 /// Strips the response header (whose version depends on the API and version) and decodes the
@@ -132,10 +165,16 @@ pub(crate) fn decode_response<R: Request>(mut frame: Bytes, version: i16) -> Res
         .map_err(|_| Error::protocol(format!("unknown API key {}", R::KEY)))?;
     let header_version = api.response_header_version(version);
     ResponseHeader::decode(&mut frame, header_version).map_err(|e| {
-        Error::protocol(format!("bad {} v{version} response header: {e}", api_name(api)))
+        Error::protocol(format!(
+            "bad {} v{version} response header: {e}",
+            api_name(api)
+        ))
     })?;
     R::Response::decode(&mut frame, version).map_err(|e| {
-        Error::protocol(format!("cannot decode {} v{version} response: {e}", api_name(api)))
+        Error::protocol(format!(
+            "cannot decode {} v{version} response: {e}",
+            api_name(api)
+        ))
     })
 }
 
@@ -152,7 +191,10 @@ mod tests {
         // InitProducerId: broker 0..2, client 0..6 → 2.
         assert_eq!(t.pick(ApiKey::InitProducerId, "b").unwrap(), 2);
         let e = t.pick(ApiKey::Produce, "b").unwrap_err();
-        assert!(matches!(e, Error::UnsupportedApi { api: "Produce", .. }), "{e}");
+        assert!(
+            matches!(e, Error::UnsupportedApi { api: "Produce", .. }),
+            "{e}"
+        );
     }
 
     #[test]

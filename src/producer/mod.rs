@@ -1,0 +1,460 @@
+//! The producer: `send` records, get delivery futures, never a QueueFull surprise.
+//!
+//! ```text
+//! send(record) ── partition (explicit / Partitioner) ── budget (await bytes of buffer.memory)
+//!      │
+//!      ▼
+//! accumulator: partition's open batch ◄─ record encoded once (Record Batch v2)
+//!      │  full / linger.ms / flush
+//!      ▼
+//! sender task: seal (compress) → sequence (idempotence) → one ProduceRequest per leader,
+//!              ≤ max.in.flight per broker → classify errors → retry | bump epoch | fail
+//!      │
+//!      ▼
+//! DeliveryFuture resolves (offset, timestamp) or to the record's error
+//! ```
+//!
+//! Ownership: the `Producer` handle owns the sender task (aborted when the last handle is
+//! dropped; `close()` drains it first). Dropping batches anywhere fails their records with
+//! `Error::Closed` and returns their budget (see `batch.rs`), so no future ever hangs.
+
+mod accumulator;
+mod batch;
+mod config;
+mod idempotence;
+pub(crate) mod partitioner;
+mod sender;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::client::metadata::TopicsQuery;
+use crate::client::{Client, ClientBuilder};
+use crate::compression::Compression;
+use crate::config::{unknown_key, CLIENT_KEYS};
+use crate::error::{Error, Result};
+use crate::protocol::records::{BatchBuilder, RECORD_BATCH_OVERHEAD};
+use crate::record::{now_millis, Record};
+use accumulator::{Accumulator, TopicQueue};
+pub use batch::DeliveryFuture;
+pub use config::Acks;
+use config::{ProducerConfig, PRODUCER_KEYS};
+use partitioner::{DefaultPartitioner, Murmur2Partitioner, Partitioner, RoundRobinPartitioner};
+
+/// Builds a [`Producer`].
+///
+/// Setters never fail; the first invalid value is reported by [`ProducerBuilder::build`].
+pub struct ProducerBuilder {
+    client: Option<Client>,
+    client_builder: ClientBuilder,
+    cfg: ProducerConfig,
+    partitioner: Option<Arc<dyn Partitioner>>,
+    error: Option<Error>,
+}
+
+impl std::fmt::Debug for ProducerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerBuilder")
+            .field("config", &self.cfg)
+            .finish()
+    }
+}
+
+impl ProducerBuilder {
+    fn with(client: Option<Client>) -> ProducerBuilder {
+        ProducerBuilder {
+            client,
+            client_builder: ClientBuilder::new(),
+            cfg: ProducerConfig::default(),
+            partitioner: None,
+            error: None,
+        }
+    }
+
+    /// A builder from Java/librdkafka property names. Client keys (`bootstrap.servers`, …)
+    /// configure the producer's own [`Client`]; producer keys (`acks`, `linger.ms`,
+    /// `batch.size`, `buffer.memory`, `compression.type`, …) the producer. An unknown key fails
+    /// `build()`, naming it.
+    pub fn from_properties<K: AsRef<str>, V: AsRef<str>>(
+        props: impl IntoIterator<Item = (K, V)>,
+    ) -> ProducerBuilder {
+        props
+            .into_iter()
+            .fold(ProducerBuilder::with(None), |b, (k, v)| {
+                b.set(k.as_ref(), v.as_ref())
+            })
+    }
+
+    /// Sets one property by name (producer keys, or client keys when the producer builds its
+    /// own client).
+    pub fn set(mut self, key: &str, value: &str) -> ProducerBuilder {
+        match self.cfg.apply(key, value) {
+            Ok(true) => {}
+            Ok(false)
+                if self.client.is_none()
+                    && (CLIENT_KEYS.contains(&key)
+                        || key == "default.api.timeout.ms"
+                        || key == "metadata.broker.list") =>
+            {
+                self.client_builder = self.client_builder.set(key, value);
+            }
+            Ok(false) => {
+                let e = unknown_key(key, &[PRODUCER_KEYS, CLIENT_KEYS]);
+                self.error.get_or_insert(e);
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// `acks` (default `All`). Setting `None` or `Leader` turns idempotence off unless it was
+    /// explicitly enabled, which `build()` then rejects.
+    pub fn acks(mut self, acks: Acks) -> ProducerBuilder {
+        self.cfg.acks = Some(acks);
+        self
+    }
+
+    /// `enable.idempotence` (default on with `acks=all`).
+    pub fn idempotence(mut self, on: bool) -> ProducerBuilder {
+        self.cfg.idempotence = Some(on);
+        self
+    }
+
+    /// `linger.ms` (default 5 ms).
+    pub fn linger(mut self, linger: Duration) -> ProducerBuilder {
+        self.cfg.linger = linger;
+        self
+    }
+
+    /// `batch.size` in bytes (default 16384).
+    pub fn batch_size(mut self, bytes: usize) -> ProducerBuilder {
+        self.cfg.batch_size = bytes;
+        self
+    }
+
+    /// `max.request.size` in bytes (default 1 MiB); also the largest record accepted.
+    pub fn max_request_size(mut self, bytes: usize) -> ProducerBuilder {
+        self.cfg.max_request_size = bytes;
+        self
+    }
+
+    /// `buffer.memory` in bytes (default 32 MiB): records waiting for delivery may hold this
+    /// much; [`Producer::send`] waits for room beyond it.
+    pub fn buffer_memory(mut self, bytes: usize) -> ProducerBuilder {
+        self.cfg.buffer_memory = bytes;
+        self
+    }
+
+    /// `delivery.timeout.ms` (default 120 s): the bound on a record's fate, retries included.
+    pub fn delivery_timeout(mut self, timeout: Duration) -> ProducerBuilder {
+        self.cfg.delivery_timeout = timeout;
+        self
+    }
+
+    /// `max.block.ms` (default 60 s): how long `send` waits for an unknown topic's metadata.
+    pub fn max_block(mut self, timeout: Duration) -> ProducerBuilder {
+        self.cfg.max_block = timeout;
+        self
+    }
+
+    /// `max.in.flight.requests.per.connection` (default 5; at most 5 with idempotence).
+    pub fn max_in_flight(mut self, n: usize) -> ProducerBuilder {
+        self.cfg.max_in_flight = n;
+        self
+    }
+
+    /// `compression.type` (default none) and optionally `compression.level`.
+    pub fn compression(mut self, codec: Compression, level: Option<i32>) -> ProducerBuilder {
+        self.cfg.compression = codec;
+        self.cfg.compression_level = level;
+        self
+    }
+
+    /// A custom partitioner for records without an explicit partition.
+    pub fn partitioner(mut self, p: impl Partitioner + 'static) -> ProducerBuilder {
+        self.partitioner = Some(Arc::new(p));
+        self
+    }
+
+    /// Validates the configuration and starts the producer (and its client, when built from
+    /// properties).
+    pub async fn build(self) -> Result<Producer> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        self.cfg.validate()?;
+        let client = match self.client {
+            Some(c) => c,
+            None => self.client_builder.build().await?,
+        };
+        let partitioner: Arc<dyn Partitioner> =
+            match (self.partitioner, self.cfg.partitioner.as_deref()) {
+                (Some(p), _) => p,
+                // librdkafka's names: `murmur2` hashes keyless records as an empty key, `murmur2_random`
+                // spreads them randomly.
+                (None, Some("murmur2")) => Arc::new(Murmur2Partitioner::consistent()),
+                (None, Some("murmur2_random")) => Arc::new(Murmur2Partitioner::default()),
+                (None, Some("round_robin") | Some("roundrobin")) => {
+                    Arc::new(RoundRobinPartitioner::default())
+                }
+                (None, _) => Arc::new(DefaultPartitioner::new(self.cfg.batch_size)),
+            };
+        let cfg = Arc::new(self.cfg);
+        let acc = Arc::new(Accumulator::new(cfg.clone(), partitioner.clone()));
+        let (closing_tx, closing_rx) = watch::channel(false);
+        let sender = sender::Sender::new(client.inner.clone(), acc.clone());
+        let task = tokio::spawn(sender.run(closing_rx));
+        Ok(Producer {
+            inner: Arc::new(ProducerInner {
+                client,
+                cfg,
+                acc,
+                partitioner,
+                closing: closing_tx,
+                task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+}
+
+/// An asynchronous Kafka producer. Cheap to clone; all clones share batches and connections.
+///
+/// ```no_run
+/// # async fn f(client: ferrokafka::Client) -> ferrokafka::Result<()> {
+/// use ferrokafka::{Producer, Record};
+/// let producer = Producer::builder(&client).build().await?;
+/// let delivery = producer.send(Record::new("events").key("k").value("v")).await?;
+/// let metadata = delivery.await?;
+/// println!("written at {}-{}@{}", metadata.topic, metadata.partition, metadata.offset);
+/// producer.close(std::time::Duration::from_secs(10)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Producer {
+    inner: Arc<ProducerInner>,
+}
+
+struct ProducerInner {
+    client: Client,
+    cfg: Arc<ProducerConfig>,
+    acc: Arc<Accumulator>,
+    partitioner: Arc<dyn Partitioner>,
+    closing: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for ProducerInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerInner")
+            .field("config", &self.cfg)
+            .finish()
+    }
+}
+
+impl Drop for ProducerInner {
+    fn drop(&mut self) {
+        // The sender task belongs to the handles. Aborting it drops the batches it holds,
+        // which fails their records (BatchOwner) instead of leaving their futures pending.
+        if let Some(t) = self.task.get_mut().unwrap().take() {
+            t.abort();
+        }
+        self.acc.abort_all(&Error::Closed);
+    }
+}
+
+impl Producer {
+    /// A builder for a producer that uses `client`'s connections and metadata.
+    pub fn builder(client: &Client) -> ProducerBuilder {
+        ProducerBuilder::with(Some(client.clone()))
+    }
+
+    /// Queues `record` and returns a future of its delivery. Waits while `buffer.memory` is
+    /// full (backpressure) and, for a topic it has not seen, for the topic's metadata (up to
+    /// `max.block.ms`).
+    ///
+    /// Fails at once, for this record only, if it can never be sent: larger than
+    /// `max.request.size` ([`Error::InvalidInput`]), a partition that does not exist, an
+    /// unknown topic after `max.block.ms`, or a closed producer.
+    pub async fn send(&self, record: Record) -> Result<DeliveryFuture> {
+        self.send_inner(record, true).await
+    }
+
+    /// Like [`Producer::send`], but never waits for buffer space: fails with
+    /// [`Error::BufferFull`] when `buffer.memory` is spent. Still waits for the metadata of
+    /// a topic never seen before.
+    pub async fn try_send(&self, record: Record) -> Result<DeliveryFuture> {
+        self.send_inner(record, false).await
+    }
+
+    async fn send_inner(&self, record: Record, wait: bool) -> Result<DeliveryFuture> {
+        let inner = &*self.inner;
+        if *inner.closing.borrow() {
+            return Err(Error::Closed);
+        }
+        let Record {
+            topic,
+            partition,
+            key,
+            value,
+            headers,
+            timestamp,
+        } = record;
+        let queue = self.topic_queue(&topic).await?;
+        let count = queue.partitions.len() as i32;
+        let placed = partition.is_none();
+        let partition = match partition {
+            Some(p) if p < 0 || p >= count => {
+                return Err(Error::InvalidInput(
+                    format!("partition {p} of topic {topic} does not exist ({count} partitions)")
+                        .into(),
+                ))
+            }
+            Some(p) => p,
+            None => inner.partitioner.partition(&topic, key.as_deref(), count),
+        };
+        let len = BatchBuilder::max_record_len(
+            key.as_ref().map(Bytes::len),
+            value.as_ref().map(Bytes::len),
+            &headers,
+        );
+        if len + RECORD_BATCH_OVERHEAD > inner.cfg.max_request_size {
+            return Err(Error::InvalidInput(
+                format!(
+                    "record of {} bytes is larger than max.request.size ({})",
+                    len + RECORD_BATCH_OVERHEAD,
+                    inner.cfg.max_request_size
+                )
+                .into(),
+            ));
+        }
+        let budget = &inner.acc.shared.budget;
+        let permit = match budget.try_acquire_many(len as u32) {
+            Ok(p) => p,
+            Err(_) if !wait => return Err(Error::BufferFull),
+            Err(_) => budget
+                .acquire_many(len as u32)
+                .await
+                .map_err(|_| Error::Closed)?,
+        };
+        permit.forget();
+        let timestamp = timestamp.unwrap_or_else(now_millis);
+        let future = inner.acc.append(
+            &queue,
+            partition,
+            timestamp,
+            key.as_deref(),
+            value.as_deref(),
+            &headers,
+            len,
+        );
+        if future.is_err() {
+            budget.add_permits(len);
+        }
+        let future = future?;
+        if placed {
+            inner
+                .partitioner
+                .on_append(&topic, partition, key.as_deref(), len);
+        }
+        Ok(future)
+    }
+
+    /// The queue of `topic`, learning its partition count from metadata the first time.
+    async fn topic_queue(&self, topic: &str) -> Result<Arc<TopicQueue>> {
+        let inner = &*self.inner;
+        if let Some(q) = inner.acc.topic(topic) {
+            return Ok(q);
+        }
+        let deadline = Instant::now() + inner.cfg.max_block;
+        let client = &inner.client.inner;
+        let mut last = None;
+        loop {
+            let snapshot = client.metadata.snapshot();
+            if let Some(t) = snapshot.cluster.topic(topic) {
+                if t.error.is_none() && !t.partitions.is_empty() {
+                    return Ok(inner.acc.add_topic(topic, t.partitions.len()));
+                }
+                last = t
+                    .error
+                    .map(|code| Error::broker(code, None, format!("metadata for topic {topic}")));
+            }
+            if Instant::now() >= deadline {
+                return Err(last.unwrap_or_else(|| Error::Timeout {
+                    operation: format!("metadata for topic {topic} (max.block.ms)").into(),
+                    after: inner.cfg.max_block,
+                }));
+            }
+            if let Some(e) = &last {
+                if !e.is_retriable() {
+                    return Err(e.clone());
+                }
+            }
+            if let Err(e) = client
+                .refresh_metadata(
+                    TopicsQuery::Some(vec![topic.to_owned()]),
+                    Some(snapshot.generation),
+                )
+                .await
+            {
+                last = Some(e);
+            }
+            if client.metadata.snapshot().generation == snapshot.generation || last.is_some() {
+                tokio::time::sleep(
+                    client
+                        .cfg
+                        .retry_backoff
+                        .min(deadline.saturating_duration_since(Instant::now())),
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Waits until every record sent before this call is delivered or failed. Batches are sent
+    /// at once, without waiting for `linger.ms`.
+    pub async fn flush(&self) -> Result<()> {
+        let acc = &self.inner.acc;
+        acc.flushing.fetch_add(1, Ordering::AcqRel);
+        acc.wake.notify_one();
+        let pending = acc.incomplete();
+        for c in pending {
+            let _ = DeliveryFuture::new(c, 0, 0).await;
+        }
+        acc.flushing.fetch_sub(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Flushes, then stops the producer. Records still undelivered after `timeout` fail with
+    /// [`Error::Closed`]. Later sends fail with [`Error::Closed`].
+    pub async fn close(&self, timeout: Duration) -> Result<()> {
+        let inner = &*self.inner;
+        inner.closing.send_replace(true);
+        inner.acc.wake.notify_one();
+        let task = inner.task.lock().unwrap().take();
+        let Some(mut task) = task else { return Ok(()) };
+        let drained = tokio::time::timeout(timeout, &mut task).await;
+        if drained.is_err() {
+            task.abort();
+            let _ = task.await;
+            inner.acc.abort_all(&Error::Closed);
+            return Err(Error::Timeout {
+                operation: "producer close (records left undelivered)".into(),
+                after: timeout,
+            });
+        }
+        Ok(())
+    }
+
+    /// The client this producer uses.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+}

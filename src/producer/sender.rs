@@ -1,0 +1,622 @@
+//! The sender task: drains ready batches into ProduceRequests, one request per broker at a
+//! time up to `max.in.flight.requests.per.connection`, and decides every batch's fate.
+//!
+//! ```text
+//!  wake (new/full batch, flush) ─┐
+//!  linger / retry deadline ──────┼─► pass over partitions ─► per leader: ≤1 batch per partition
+//!  a request completes ──────────┘       │                   into one ProduceRequest (spawned)
+//!                                         └─ unknown leader → one background metadata refresh
+//!  response ─► per batch: success → finish; error → classify(Produce):
+//!              retry (same sequence, front of its queue, backoff) | epoch bump | fail
+//! ```
+//!
+//! Ownership: this task alone takes batches out of partition queues, assigns sequences, holds
+//! batches in flight, and owns the producer identity. Requests run as futures inside this task
+//! (`FuturesUnordered`), so a slow broker only occupies its own in-flight slots: passes continue
+//! and other brokers keep being served. Leaders come from the client's metadata snapshot,
+//! read once per pass.
+//!
+//! Ordering: while a partition has a sealed batch waiting for a retry, it sends nothing else
+//! until its in-flight requests are done, then resends in sequence order, so retries can never
+//! overtake earlier batches (with idempotence the broker would reject the gap anyway).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::Future;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::accumulator::{Accumulator, Queued};
+use super::batch::{BatchOutcome, ProducerBatch};
+use super::config::Acks;
+use super::idempotence::{self, Identity};
+use crate::backoff::Backoff;
+use crate::classify::{classify, Action};
+use crate::client::metadata::TopicsQuery;
+use crate::client::ClientInner;
+use crate::codes::KafkaCode;
+use crate::error::{Error, Result};
+use crate::protocol::records::stamp_producer;
+
+type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A request that came back (or failed) with the batches it carried.
+struct Completed {
+    broker: i32,
+    batches: Vec<ProducerBatch>,
+    result: Result<ProduceResponse>,
+}
+
+enum Event {
+    Request(Completed),
+    Identity(Result<Identity>),
+    MetadataRefreshed,
+}
+
+pub(crate) struct Sender {
+    client: Arc<ClientInner>,
+    acc: Arc<Accumulator>,
+    idempotent: bool,
+    acks: Acks,
+    identity: Option<Identity>,
+    /// An InitProducerId (initial or epoch bump) is under way or must start once idle.
+    identity_pending: bool,
+    bump_requested: bool,
+    in_flight: FuturesUnordered<Boxed<Event>>,
+    in_flight_by_broker: HashMap<i32, usize>,
+    refreshing: bool,
+    retry_backoff: Backoff,
+}
+
+impl Sender {
+    pub(crate) fn new(client: Arc<ClientInner>, acc: Arc<Accumulator>) -> Sender {
+        let cfg = acc.cfg.clone();
+        let retry_backoff = Backoff::new(client.cfg.retry_backoff, client.cfg.retry_backoff_max);
+        Sender {
+            client,
+            idempotent: cfg.idempotent(),
+            acks: cfg.effective_acks(),
+            identity: None,
+            identity_pending: false,
+            bump_requested: false,
+            in_flight: FuturesUnordered::new(),
+            in_flight_by_broker: HashMap::new(),
+            refreshing: false,
+            retry_backoff,
+            acc,
+        }
+    }
+
+    /// Runs until `closing` is set and nothing is left to send, or until aborted.
+    pub(crate) async fn run(mut self, mut closing: watch::Receiver<bool>) {
+        if self.idempotent {
+            self.start_identity(None);
+        }
+        loop {
+            let closing_now = *closing.borrow();
+            let next = self.pass(closing_now);
+            if closing_now && self.in_flight.is_empty() && self.acc.incomplete().is_empty() {
+                return;
+            }
+            tokio::select! {
+                _ = self.acc.wake.notified() => {}
+                Some(event) = self.in_flight.next(), if !self.in_flight.is_empty() => self.handle(event),
+                _ = tokio::time::sleep_until(next) => {}
+                _ = closing.changed(), if !closing_now => {}
+            }
+        }
+    }
+
+    fn start_identity(&mut self, current: Option<Identity>) {
+        self.identity_pending = true;
+        let client = self.client.clone();
+        self.in_flight.push(Box::pin(async move {
+            Event::Identity(idempotence::init_producer_id(&client, current).await)
+        }));
+    }
+
+    fn request_metadata(&mut self) {
+        if self.refreshing {
+            return;
+        }
+        self.refreshing = true;
+        let client = self.client.clone();
+        self.in_flight.push(Box::pin(async move {
+            if let Err(e) = client
+                .refresh_metadata(TopicsQuery::Some(Vec::new()), None)
+                .await
+            {
+                debug!(error = %e, "producer metadata refresh failed");
+                // Do not spin: the next pass may ask again.
+                tokio::time::sleep(client.cfg.retry_backoff).await;
+            }
+            Event::MetadataRefreshed
+        }));
+    }
+
+    /// One pass over every partition: expire, seal and send what is ready. Returns when the
+    /// next pass is due at the latest (the earliest linger or retry deadline).
+    fn pass(&mut self, closing: bool) -> Instant {
+        let now = Instant::now();
+        let cfg = self.acc.cfg.clone();
+        let mut next = now + Duration::from_secs(1);
+        let flush = closing || self.acc.flushing.load(Ordering::Acquire) > 0;
+        // No new sends while the identity is unknown or being bumped (sequences would be wrong).
+        let can_send = !self.idempotent
+            || (self.identity.is_some() && !self.identity_pending && !self.bump_requested);
+        if self.idempotent
+            && self.bump_requested
+            && !self.identity_pending
+            && self.requests_in_flight() == 0
+        {
+            self.bump_requested = false;
+            self.start_identity(self.identity);
+        }
+        let snapshot = self.client.metadata.snapshot();
+        let mut requests: HashMap<i32, Vec<ProducerBatch>> = HashMap::new();
+        let mut request_bytes: HashMap<i32, usize> = HashMap::new();
+        let mut need_metadata = false;
+        for topic in self.acc.topics() {
+            for (index, slot) in topic.partitions.iter().enumerate() {
+                let partition = index as i32;
+                let mut st = slot.lock().unwrap();
+                // Expire batches past delivery.timeout.ms, wherever they wait.
+                expire_queued(&mut st, now, cfg.delivery_timeout);
+                let leader = snapshot.leader(&topic.name, partition);
+                let linger_due = st.open.as_ref().map(|b| b.created + cfg.linger);
+                if let Some(due) = linger_due {
+                    if due > now && !flush {
+                        next = next.min(due);
+                    }
+                }
+                let Some(leader) = leader else {
+                    if st.open.is_some() || !st.queue.is_empty() {
+                        need_metadata = true;
+                    }
+                    continue;
+                };
+                if !can_send {
+                    continue;
+                }
+                let broker_busy = self.in_flight_by_broker.get(&leader).copied().unwrap_or(0)
+                    >= cfg.max_in_flight;
+                let request_full = request_bytes
+                    .get(&leader)
+                    .is_some_and(|b| *b >= cfg.max_request_size);
+                if broker_busy || request_full {
+                    continue;
+                }
+                let retrying = st.queue.iter().any(|q| matches!(q, Queued::Sealed(_)));
+                if retrying && st.in_flight > 0 {
+                    continue;
+                }
+                if let Some(Queued::Sealed(b)) = st.queue.front() {
+                    if let Some(at) = b.retry_at {
+                        if at > now {
+                            next = next.min(at);
+                            continue;
+                        }
+                    }
+                }
+                // The next batch: queued first; else the open one if it lingered long enough.
+                let queued = st.queue.pop_front();
+                let taken = match queued {
+                    Some(q) => Some(q),
+                    None => match &st.open {
+                        Some(open) if flush || open.created + cfg.linger <= now => {
+                            let taken = st.open.take().unwrap();
+                            self.acc.partitioner.on_batch_closed(
+                                &topic.name,
+                                partition,
+                                taken.builder.size(),
+                            );
+                            Some(Queued::Open(taken))
+                        }
+                        _ => None,
+                    },
+                };
+                let Some(taken) = taken else { continue };
+                let batch = match taken {
+                    Queued::Sealed(b) => b,
+                    Queued::Open(open) => {
+                        let record_count = open.builder.record_count();
+                        match open.builder.finish(cfg.compression, cfg.compression_level) {
+                            Ok(bytes) => ProducerBatch {
+                                record_count,
+                                bytes: bytes.freeze(),
+                                owner: open.owner,
+                                created: open.created,
+                                attempts: 0,
+                                retry_at: None,
+                                base_sequence: None,
+                                possibly_persisted: false,
+                                last_error: None,
+                            },
+                            Err(e) => {
+                                open.owner.finish(Err(e));
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let batch = match self.sequence(&mut st, batch) {
+                    Some(b) => b,
+                    None => continue,
+                };
+                st.in_flight += 1;
+                *request_bytes.entry(leader).or_default() += batch.bytes.len();
+                requests.entry(leader).or_default().push(batch);
+            }
+        }
+        if need_metadata {
+            self.request_metadata();
+        }
+        for (broker, batches) in requests {
+            self.send(broker, batches);
+        }
+        next
+    }
+
+    /// Stamps a batch's producer fields when it is first sent (idempotence). Sealed retries
+    /// keep their sequence.
+    fn sequence(
+        &mut self,
+        st: &mut super::accumulator::PartitionState,
+        mut batch: ProducerBatch,
+    ) -> Option<ProducerBatch> {
+        if !self.idempotent || batch.base_sequence.is_some() {
+            return Some(batch);
+        }
+        let id = self.identity?;
+        let seq = st.next_sequence;
+        st.next_sequence = idempotence::next_sequence(seq, batch.record_count);
+        let mut bytes = bytes::BytesMut::from(&batch.bytes[..]);
+        stamp_producer(&mut bytes, id.producer_id, id.epoch, seq, false);
+        batch.bytes = bytes.freeze();
+        batch.base_sequence = Some(seq);
+        Some(batch)
+    }
+
+    fn requests_in_flight(&self) -> usize {
+        self.in_flight_by_broker.values().sum()
+    }
+
+    fn send(&mut self, broker: i32, batches: Vec<ProducerBatch>) {
+        let client = self.client.clone();
+        let acks = self.acks;
+        let timeout = client.cfg.request_timeout;
+        let mut topics: Vec<TopicProduceData> = Vec::new();
+        for b in &batches {
+            let data = PartitionProduceData::default()
+                .with_index(b.partition())
+                .with_records(Some(Bytes::clone(&b.bytes)));
+            match topics
+                .iter_mut()
+                .find(|t| t.name.0.as_str() == &**b.topic())
+            {
+                Some(t) => t.partition_data.push(data),
+                None => topics.push(
+                    TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(b.topic().to_string())))
+                        .with_partition_data(vec![data]),
+                ),
+            }
+        }
+        let req = ProduceRequest::default()
+            .with_transactional_id(None)
+            .with_acks(acks.wire())
+            .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+            .with_topic_data(topics);
+        let mut batches = batches;
+        for b in &mut batches {
+            b.attempts += 1;
+        }
+        if acks == Acks::None {
+            // The broker never answers acks=0: the batches are done once written.
+            let fut = async move {
+                let result = match client.broker(broker).await {
+                    Ok(conn) => conn
+                        .version(ApiKey::Produce)
+                        .and_then(|v| conn.send_unanswered(&req, v)),
+                    Err(e) => Err(e),
+                };
+                Event::Request(Completed {
+                    broker,
+                    batches,
+                    result: result.map(|_| ProduceResponse::default()),
+                })
+            };
+            *self.in_flight_by_broker.entry(broker).or_default() += 1;
+            self.in_flight.push(Box::pin(fut));
+            return;
+        }
+        *self.in_flight_by_broker.entry(broker).or_default() += 1;
+        self.in_flight.push(Box::pin(async move {
+            let result = async {
+                let conn = client.broker(broker).await?;
+                let version = conn.version(ApiKey::Produce)?;
+                conn.call(&req, version, timeout).await
+            }
+            .await;
+            Event::Request(Completed {
+                broker,
+                batches,
+                result,
+            })
+        }));
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::MetadataRefreshed => self.refreshing = false,
+            Event::Identity(Ok(id)) => {
+                let bumped = self.identity.is_some();
+                debug!(
+                    producer_id = id.producer_id,
+                    epoch = id.epoch,
+                    bumped,
+                    "producer identity"
+                );
+                self.identity = Some(id);
+                self.identity_pending = false;
+                if bumped {
+                    self.resequence_after_bump();
+                }
+            }
+            Event::Identity(Err(e)) => {
+                warn!(error = %e, "InitProducerId failed; retrying");
+                self.identity_pending = false;
+                let current = self.identity;
+                let client = self.client.clone();
+                let delay = self.retry_backoff.next_delay();
+                self.identity_pending = true;
+                self.in_flight.push(Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    Event::Identity(idempotence::init_producer_id(&client, current).await)
+                }));
+            }
+            Event::Request(done) => self.handle_response(done),
+        }
+    }
+
+    fn handle_response(&mut self, done: Completed) {
+        if let Some(n) = self.in_flight_by_broker.get_mut(&done.broker) {
+            *n = n.saturating_sub(1);
+        }
+        let acks_none = self.acks == Acks::None;
+        for batch in done.batches {
+            self.partition_done(&batch);
+            let outcome = match &done.result {
+                Err(e) => Err(e.clone()),
+                Ok(_) if acks_none => Ok(BatchOutcome {
+                    base_offset: -1,
+                    log_append_time: None,
+                }),
+                Ok(resp) => partition_outcome(resp, &batch),
+            };
+            match outcome {
+                Ok(o) => batch.finish(Ok(o)),
+                Err(e) => self.failed(batch, e),
+            }
+        }
+    }
+
+    fn partition_done(&self, batch: &ProducerBatch) {
+        if let Some(t) = self.acc.topic(batch.topic()) {
+            if let Some(slot) = t.partitions.get(batch.partition() as usize) {
+                let mut st = slot.lock().unwrap();
+                st.in_flight = st.in_flight.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Decides what a failed batch does next: retry, epoch bump, or fail.
+    fn failed(&mut self, mut batch: ProducerBatch, err: Error) {
+        let action = classify(&err, Some(ApiKey::Produce));
+        let code = err.kafka_code();
+        let deadline = batch.created + self.acc.cfg.delivery_timeout;
+        let now = Instant::now();
+        if action.contains(Action::POSSIBLY_PERSISTED) {
+            batch.possibly_persisted = true;
+        }
+        let sequence_trouble = self.idempotent
+            && matches!(
+                code,
+                Some(
+                    KafkaCode::OutOfOrderSequenceNumber
+                        | KafkaCode::UnknownProducerId
+                        | KafkaCode::InvalidProducerEpoch
+                )
+            );
+        if sequence_trouble {
+            if self.earlier_batch_retrying(&batch) {
+                // The gap is an earlier batch of ours being retried: resend in order.
+                return self.requeue(batch, err, now);
+            }
+            if batch.possibly_persisted {
+                return batch.finish(Err(err));
+            }
+            // KIP-360: new epoch, sequences restart at 0; this batch was not appended.
+            self.bump_requested = true;
+            batch.base_sequence = None;
+            return self.requeue(batch, err, now);
+        }
+        if action.contains(Action::RETRY) && now + self.client.cfg.retry_backoff < deadline {
+            if action.contains(Action::REFRESH_METADATA) {
+                self.request_metadata();
+            }
+            return self.requeue(batch, err, now);
+        }
+        if action.contains(Action::RETRY) {
+            let operation = format!(
+                "delivery to {}-{} (last error: {err})",
+                batch.topic(),
+                batch.partition()
+            );
+            return batch.finish(Err(Error::Timeout {
+                operation: operation.into(),
+                after: self.acc.cfg.delivery_timeout,
+            }));
+        }
+        batch.finish(Err(err))
+    }
+
+    fn earlier_batch_retrying(&self, batch: &ProducerBatch) -> bool {
+        let (Some(t), Some(seq)) = (self.acc.topic(batch.topic()), batch.base_sequence) else {
+            return false;
+        };
+        let Some(slot) = t.partitions.get(batch.partition() as usize) else {
+            return false;
+        };
+        let st = slot.lock().unwrap();
+        st.queue
+            .iter()
+            .any(|q| matches!(q, Queued::Sealed(b) if b.base_sequence.is_some_and(|s| s < seq)))
+    }
+
+    /// Puts a batch back at the front of its queue, in sequence order, after a backoff.
+    fn requeue(&mut self, mut batch: ProducerBatch, err: Error, now: Instant) {
+        let delay = self
+            .client
+            .cfg
+            .retry_backoff
+            .saturating_mul(1 << batch.attempts.min(10))
+            .min(self.client.cfg.retry_backoff_max);
+        batch.retry_at = Some(now + crate::backoff::jitter(delay));
+        batch.last_error = Some(err);
+        let Some(t) = self.acc.topic(batch.topic()) else {
+            return batch.finish(Err(Error::Closed));
+        };
+        let Some(slot) = t.partitions.get(batch.partition() as usize) else {
+            return batch.finish(Err(Error::Closed));
+        };
+        let mut st = slot.lock().unwrap();
+        let pos = st
+            .queue
+            .iter()
+            .position(|q| match q {
+                Queued::Sealed(b) => match (b.base_sequence, batch.base_sequence) {
+                    (Some(a), Some(mine)) => a > mine,
+                    _ => false,
+                },
+                Queued::Open(_) => true,
+            })
+            .unwrap_or(st.queue.len());
+        st.queue.insert(pos, Queued::Sealed(batch));
+        drop(st);
+        self.acc.wake.notify_one();
+    }
+
+    /// After an epoch bump every partition's sequence restarts at 0; sealed batches waiting for
+    /// a retry get new sequences in order, except those that may already be in the log.
+    fn resequence_after_bump(&mut self) {
+        let Some(id) = self.identity else { return };
+        for topic in self.acc.topics() {
+            for slot in &topic.partitions {
+                let mut st = slot.lock().unwrap();
+                st.next_sequence = 0;
+                let queue = std::mem::take(&mut st.queue);
+                for q in queue {
+                    match q {
+                        Queued::Sealed(b) if b.possibly_persisted => {
+                            let err = b.last_error.clone().unwrap_or(Error::Closed);
+                            b.finish(Err(err));
+                        }
+                        Queued::Sealed(mut b) => {
+                            let seq = st.next_sequence;
+                            st.next_sequence = idempotence::next_sequence(seq, b.record_count);
+                            let mut bytes = bytes::BytesMut::from(&b.bytes[..]);
+                            stamp_producer(&mut bytes, id.producer_id, id.epoch, seq, false);
+                            b.bytes = bytes.freeze();
+                            b.base_sequence = Some(seq);
+                            st.queue.push_back(Queued::Sealed(b));
+                        }
+                        open => st.queue.push_back(open),
+                    }
+                }
+            }
+        }
+        self.acc.wake.notify_one();
+    }
+}
+
+/// Fails queued batches whose delivery timeout has passed.
+fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, timeout: Duration) {
+    let expired = |created: Instant| created + timeout <= now;
+    if st.open.as_ref().is_some_and(|b| expired(b.created)) {
+        let b = st.open.take().unwrap();
+        b.owner.finish(Err(Error::Timeout {
+            operation: "delivery (no leader or broker available)".into(),
+            after: timeout,
+        }));
+    }
+    if st.queue.iter().any(|q| match q {
+        Queued::Open(b) => expired(b.created),
+        Queued::Sealed(b) => expired(b.created),
+    }) {
+        let queue = std::mem::take(&mut st.queue);
+        for q in queue {
+            match q {
+                Queued::Open(b) if expired(b.created) => b.owner.finish(Err(Error::Timeout {
+                    operation: "delivery (no leader or broker available)".into(),
+                    after: timeout,
+                })),
+                Queued::Sealed(b) if expired(b.created) => {
+                    let last = b.last_error.clone();
+                    let op = match last {
+                        Some(e) => format!("delivery (last error: {e})"),
+                        None => "delivery".to_owned(),
+                    };
+                    b.finish(Err(Error::Timeout {
+                        operation: op.into(),
+                        after: timeout,
+                    }))
+                }
+                keep => st.queue.push_back(keep),
+            }
+        }
+    }
+}
+
+/// The outcome of one batch from a ProduceResponse.
+fn partition_outcome(resp: &ProduceResponse, batch: &ProducerBatch) -> Result<BatchOutcome> {
+    let p = resp
+        .responses
+        .iter()
+        .filter(|t| t.name.0.as_str() == &**batch.topic())
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.index == batch.partition())
+        .ok_or_else(|| {
+            Error::protocol(format!(
+                "ProduceResponse lacks {}-{}",
+                batch.topic(),
+                batch.partition()
+            ))
+        })?;
+    match KafkaCode::from_code(p.error_code) {
+        None => {}
+        // A retry of a batch the broker already has: it was appended once, which is success.
+        Some(KafkaCode::DuplicateSequenceNumber) => {}
+        Some(code) => {
+            return Err(Error::broker(
+                code,
+                p.error_message.as_deref(),
+                format!("Produce to {}-{}", batch.topic(), batch.partition()),
+            ))
+        }
+    }
+    Ok(BatchOutcome {
+        base_offset: p.base_offset,
+        log_append_time: (p.log_append_time_ms >= 0).then_some(p.log_append_time_ms),
+    })
+}

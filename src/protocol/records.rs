@@ -1,0 +1,598 @@
+//! Kafka record batches (message format v2, "magic 2"): the producer's encoder and the
+//! consumer's decoder.
+//!
+//! Why not kafka-protocol's `records` module: the producer appends records to a batch one at a
+//! time as `send` is called, and each record's bytes should be copied exactly once, into the
+//! batch buffer that later goes on the wire. kafka-protocol's encoder wants every record up
+//! front as owned structs and, with its compression features on, pulls in C codecs. The
+//! consumer side wants records whose keys and values are `Bytes` slices of the fetched buffer,
+//! not copies. So the format lives here (the analogue of librdkafka's
+//! `rdkafka_msgset_writer.c` / `rdkafka_msgset_reader.c`), with codecs from `compression.rs`.
+//!
+//! Layout (all integers big-endian; "varint"/"varlong" are zigzag-encoded base-128):
+//!
+//! ```text
+//! offset  field                   notes
+//!  0      baseOffset        i64   0 from producers; the broker assigns offsets
+//!  8      batchLength       i32   bytes after this field
+//! 12      partitionLeaderEpoch i32
+//! 16      magic             i8    2
+//! 17      crc               u32   CRC-32C of everything from `attributes` to the end
+//! 21      attributes        i16   bits 0-2 codec, 3 LogAppendTime, 4 transactional, 5 control
+//! 23      lastOffsetDelta   i32
+//! 27      baseTimestamp     i64
+//! 35      maxTimestamp      i64
+//! 43      producerId        i64
+//! 51      producerEpoch     i16
+//! 53      baseSequence      i32
+//! 57      recordCount       i32
+//! 61      records                 compressed as one blob when a codec is set
+//! ```
+//!
+//! Each record: `length varint, attributes i8, timestampDelta varlong, offsetDelta varint,
+//! keyLength varint (-1 = null), key, valueLength varint (-1 = null), value,
+//! headerCount varint, headers` where a header is `keyLength varint, key,
+//! valueLength varint (-1 = null), value`.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::compression::{self, Compression};
+use crate::error::{Error, Result};
+use crate::record::Header;
+
+/// Size of the batch header that precedes the records.
+pub(crate) const RECORD_BATCH_OVERHEAD: usize = 61;
+
+const MAGIC: i8 = 2;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const PRODUCER_ID_AT: usize = 43;
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+const TRANSACTIONAL_BIT: i16 = 0x10;
+const CONTROL_BIT: i16 = 0x20;
+/// `NO_TIMESTAMP` in the Java client: the base timestamp of a batch without records.
+const NO_TIMESTAMP: i64 = -1;
+
+// ---------------------------------------------------------------------------------------------
+// Encoder
+
+/// One batch being filled by the producer: the records section grows in place behind a
+/// reserved header, which `finish` fills in.
+///
+/// Plain owned state, no interior locking: its owner (the accumulator's per-partition slot)
+/// serialises access. `append` copies each record's bytes once, straight into the buffer, and
+/// allocates only when the buffer grows.
+#[derive(Debug)]
+pub(crate) struct BatchBuilder {
+    /// The 61 header bytes (zero until `finish`) followed by the uncompressed records.
+    buf: BytesMut,
+    count: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+}
+
+impl BatchBuilder {
+    /// An empty batch whose buffer can hold `capacity` bytes (header included) before growing.
+    pub(crate) fn new(capacity: usize) -> BatchBuilder {
+        let mut buf = BytesMut::with_capacity(capacity.max(RECORD_BATCH_OVERHEAD));
+        buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
+        BatchBuilder {
+            buf,
+            count: 0,
+            base_timestamp: NO_TIMESTAMP,
+            max_timestamp: NO_TIMESTAMP,
+        }
+    }
+
+    /// Exact number of bytes [`append`](Self::append) would add for this record now: the
+    /// offset delta is the current count, and the timestamp delta is taken against the first
+    /// record's timestamp (for the first record, against itself).
+    pub(crate) fn encoded_len(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> usize {
+        let body = self.body_len(timestamp, key, value, headers);
+        varint_len(body as i32) + body
+    }
+
+    /// An upper bound of one record's encoded size in any batch: the largest possible
+    /// timestamp and offset deltas and length prefix. For "can this record ever fit" checks
+    /// before a batch exists.
+    pub(crate) fn max_record_len(
+        key_len: Option<usize>,
+        value_len: Option<usize>,
+        headers: &[Header],
+    ) -> usize {
+        // length varint (5) + attributes (1) + timestampDelta varlong (10) + offsetDelta (5)
+        5 + 1 + 10 + 5 + field_len(key_len) + field_len(value_len) + headers_len(headers)
+    }
+
+    /// Appends one record. Callers check sizes first (`encoded_len`, `max_record_len`);
+    /// lengths beyond `i32::MAX` cannot be represented in the format.
+    pub(crate) fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) {
+        if self.count == 0 {
+            self.base_timestamp = timestamp;
+            self.max_timestamp = timestamp;
+        }
+        let body = self.body_len(timestamp, key, value, headers);
+        let len = varint_len(body as i32) + body;
+        let before = self.buf.len();
+        self.buf.reserve(len);
+        put_varint(&mut self.buf, body as i32);
+        self.buf.put_u8(0); // record attributes: unused by Kafka
+        put_varlong(&mut self.buf, timestamp.wrapping_sub(self.base_timestamp));
+        put_varint(&mut self.buf, self.count);
+        put_field(&mut self.buf, key);
+        put_field(&mut self.buf, value);
+        put_varint(&mut self.buf, headers.len() as i32);
+        for h in headers {
+            put_field(&mut self.buf, Some(h.key.as_bytes()));
+            put_field(&mut self.buf, h.value.as_deref());
+        }
+        debug_assert_eq!(
+            self.buf.len() - before,
+            len,
+            "body_len disagrees with append"
+        );
+        self.count += 1;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+    }
+
+    /// Bytes so far, including the header; the records are counted uncompressed.
+    pub(crate) fn size(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn record_count(&self) -> i32 {
+        self.count
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The first record's timestamp (-1 while the batch is empty).
+    // Part of the batch API the producer asked for; nothing outside tests reads it yet.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn base_timestamp(&self) -> i64 {
+        self.base_timestamp
+    }
+
+    /// Finishes the batch: compresses the records section (only that, as Kafka does), fills
+    /// in the header for a non-idempotent, non-transactional producer (baseOffset 0,
+    /// partitionLeaderEpoch, producerId, producerEpoch and baseSequence all -1) and the CRC.
+    /// [`stamp_producer`] rewrites the producer fields later if needed.
+    pub(crate) fn finish(self, compression: Compression, level: Option<i32>) -> Result<BytesMut> {
+        let mut buf = match compression {
+            Compression::None => self.buf,
+            codec => {
+                let records = &self.buf[RECORD_BATCH_OVERHEAD..];
+                let mut out = Vec::with_capacity(RECORD_BATCH_OVERHEAD + records.len() / 2 + 64);
+                out.resize(RECORD_BATCH_OVERHEAD, 0);
+                compression::compress(codec, level, records, &mut out)?;
+                // Vec -> Bytes -> BytesMut hands the allocation over (the Bytes is unique).
+                BytesMut::from(Bytes::from(out))
+            }
+        };
+        let batch_length = buf.len() - 12;
+        if batch_length > i32::MAX as usize {
+            return Err(Error::InvalidInput(
+                format!("record batch of {} bytes is too large", buf.len()).into(),
+            ));
+        }
+        let header = &mut buf[..RECORD_BATCH_OVERHEAD];
+        header[0..8].copy_from_slice(&0i64.to_be_bytes());
+        header[8..12].copy_from_slice(&(batch_length as i32).to_be_bytes());
+        header[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+        header[16] = MAGIC as u8;
+        header[21..23].copy_from_slice(&compression.attribute_bits().to_be_bytes());
+        header[23..27].copy_from_slice(&(self.count - 1).to_be_bytes());
+        header[27..35].copy_from_slice(&self.base_timestamp.to_be_bytes());
+        header[35..43].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        header[57..61].copy_from_slice(&self.count.to_be_bytes());
+        stamp_producer(&mut buf, -1, -1, -1, false);
+        Ok(buf)
+    }
+
+    fn body_len(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> usize {
+        let base = if self.count == 0 {
+            timestamp
+        } else {
+            self.base_timestamp
+        };
+        1 + varlong_len(timestamp.wrapping_sub(base))
+            + varint_len(self.count)
+            + field_len(key.map(<[u8]>::len))
+            + field_len(value.map(<[u8]>::len))
+            + headers_len(headers)
+    }
+}
+
+/// Rewrites producerId, producerEpoch, baseSequence and the transactional bit of an encoded
+/// batch in place and recomputes its CRC: the producer learns its id and sequence numbers
+/// only when the batch is first sent, and again after an idempotent epoch bump.
+///
+/// Panics if `batch` is shorter than a batch header (a bug in the caller: batches come from
+/// [`BatchBuilder::finish`]).
+pub(crate) fn stamp_producer(
+    batch: &mut [u8],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    transactional: bool,
+) {
+    assert!(batch.len() >= RECORD_BATCH_OVERHEAD, "not a record batch");
+    let mut attributes = i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]]);
+    if transactional {
+        attributes |= TRANSACTIONAL_BIT;
+    } else {
+        attributes &= !TRANSACTIONAL_BIT;
+    }
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Encoded size of a nullable length-prefixed field.
+fn field_len(len: Option<usize>) -> usize {
+    match len {
+        None => 1,
+        Some(n) => varint_len(n as i32) + n,
+    }
+}
+
+fn headers_len(headers: &[Header]) -> usize {
+    varint_len(headers.len() as i32)
+        + headers
+            .iter()
+            .map(|h| field_len(Some(h.key.len())) + field_len(h.value.as_ref().map(Bytes::len)))
+            .sum::<usize>()
+}
+
+fn put_field(buf: &mut BytesMut, field: Option<&[u8]>) {
+    match field {
+        None => put_varint(buf, -1),
+        Some(b) => {
+            put_varint(buf, b.len() as i32);
+            buf.put_slice(b);
+        }
+    }
+}
+
+fn zigzag32(v: i32) -> u32 {
+    ((v << 1) ^ (v >> 31)) as u32
+}
+
+fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn varint_len(v: i32) -> usize {
+    uvarint_len(u64::from(zigzag32(v)))
+}
+
+fn varlong_len(v: i64) -> usize {
+    uvarint_len(zigzag64(v))
+}
+
+fn uvarint_len(v: u64) -> usize {
+    // 7 payload bits per byte; zero still takes one byte.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn put_varint(buf: &mut BytesMut, v: i32) {
+    put_uvarint(buf, u64::from(zigzag32(v)));
+}
+
+fn put_varlong(buf: &mut BytesMut, v: i64) {
+    put_uvarint(buf, zigzag64(v));
+}
+
+fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
+    // Assemble on the stack and copy once: one bounds check instead of one per byte.
+    let mut tmp = [0u8; 10];
+    let mut n = 0;
+    while v >= 0x80 {
+        tmp[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    tmp[n] = v as u8;
+    buf.put_slice(&tmp[..=n]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoder
+
+/// One decoded batch.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DecodedBatch {
+    pub base_offset: i64,
+    pub partition_leader_epoch: i32,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub compression: Compression,
+    pub log_append_time: bool,
+    pub transactional: bool,
+    pub control: bool,
+    pub records: Vec<DecodedRecord>,
+}
+
+/// One decoded record; key, value and header values share the fetched (or decompressed)
+/// buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DecodedRecord {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<Header>,
+}
+
+/// The smallest encoded record: length, attributes, timestamp delta, offset delta, null key,
+/// null value, header count, one byte each. Bounds how many records a byte count can hold, so
+/// a lying record count cannot make the decoder reserve memory the input does not back.
+const MIN_RECORD_LEN: usize = 7;
+
+/// Decodes every complete batch in `data`, a Fetch response's records field.
+///
+/// A truncated batch at the end is ignored: brokers cut the last batch at the fetch size
+/// limit, and the consumer refetches from its offset. With `check_crc`, each batch's CRC-32C
+/// is verified (it must be switchable off: librdkafka's mock cluster writes control batches
+/// with CRC 0). A compressed batch may expand to at most `max_decompressed` bytes.
+///
+/// Never panics on any input. Uncompressed keys, values and header values are slices of
+/// `data`; compressed batches are decompressed once and sliced likewise.
+// The consumer's fetcher (not written yet) is the first caller outside tests.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn decode_batches(
+    data: Bytes,
+    check_crc: bool,
+    max_decompressed: usize,
+) -> Result<Vec<DecodedBatch>> {
+    let mut batches = Vec::new();
+    let mut pos = 0;
+    // baseOffset (8) + batchLength (4) tell whether the next batch is complete.
+    while data.len() - pos >= 12 {
+        let batch_length = i32::from_be_bytes(be(&data[pos + 8..pos + 12]));
+        let total = 12 + batch_length.max(0) as usize;
+        if data.len() - pos < total {
+            break;
+        }
+        let batch = data.slice(pos..pos + total);
+        pos += total;
+        if batch.len() > 16 && batch[16] as i8 != MAGIC {
+            return Err(Error::protocol(format!(
+                "record batch at offset {} has magic {}; only magic 2 is supported",
+                i64::from_be_bytes(be(&batch[..8])),
+                batch[16] as i8
+            )));
+        }
+        if batch.len() < RECORD_BATCH_OVERHEAD {
+            return Err(Error::protocol(format!(
+                "record batch length {batch_length} is shorter than its header"
+            )));
+        }
+        batches.push(decode_batch(batch, check_crc, max_decompressed)?);
+    }
+    Ok(batches)
+}
+
+/// Decodes one complete batch (`batch` holds exactly its bytes, header included).
+fn decode_batch(batch: Bytes, check_crc: bool, max_decompressed: usize) -> Result<DecodedBatch> {
+    let h = &batch[..RECORD_BATCH_OVERHEAD];
+    let base_offset = i64::from_be_bytes(be(&h[0..8]));
+    let crc = u32::from_be_bytes(be(&h[17..21]));
+    if check_crc {
+        let actual = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+        if actual != crc {
+            return Err(Error::protocol(format!(
+                "record batch at offset {base_offset} is corrupt: CRC-32C {actual:#010x}, \
+                 header says {crc:#010x}"
+            )));
+        }
+    }
+    let attributes = i16::from_be_bytes(be(&h[21..23]));
+    let compression = Compression::from_attributes(attributes)?;
+    let last_offset_delta = i32::from_be_bytes(be(&h[23..27]));
+    let base_timestamp = i64::from_be_bytes(be(&h[27..35]));
+    let max_timestamp = i64::from_be_bytes(be(&h[35..43]));
+    let log_append_time = attributes & TIMESTAMP_TYPE_BIT != 0;
+    let count = i32::from_be_bytes(be(&h[57..61]));
+    if count < 0 {
+        return Err(Error::protocol(format!(
+            "record batch at offset {base_offset} has negative record count {count}"
+        )));
+    }
+    let records = match compression {
+        Compression::None => batch.slice(RECORD_BATCH_OVERHEAD..),
+        codec => Bytes::from(compression::decompress(
+            codec,
+            &batch[RECORD_BATCH_OVERHEAD..],
+            max_decompressed,
+        )?),
+    };
+    let mut r = Reader {
+        buf: &records,
+        pos: 0,
+    };
+    let mut out = Vec::with_capacity((count as usize).min(records.len() / MIN_RECORD_LEN));
+    for _ in 0..count {
+        let mut record = r
+            .record(base_offset, base_timestamp)
+            .map_err(|e| Error::protocol(format!("record batch at offset {base_offset}: {e}")))?;
+        if log_append_time {
+            // The broker stamped the whole batch; per-record deltas are the producer's.
+            record.timestamp = max_timestamp;
+        }
+        out.push(record);
+    }
+    if r.pos != records.len() {
+        return Err(Error::protocol(format!(
+            "record batch at offset {base_offset}: {} bytes after its {count} records",
+            records.len() - r.pos
+        )));
+    }
+    Ok(DecodedBatch {
+        base_offset,
+        partition_leader_epoch: i32::from_be_bytes(be(&h[12..16])),
+        last_offset_delta,
+        base_timestamp,
+        max_timestamp,
+        producer_id: i64::from_be_bytes(be(&h[43..51])),
+        producer_epoch: i16::from_be_bytes(be(&h[51..53])),
+        base_sequence: i32::from_be_bytes(be(&h[53..57])),
+        compression,
+        log_append_time,
+        transactional: attributes & TRANSACTIONAL_BIT != 0,
+        control: attributes & CONTROL_BIT != 0,
+        records: out,
+    })
+}
+
+/// A fixed-size array from a slice whose length the caller has already checked.
+fn be<const N: usize>(s: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&s[..N]);
+    a
+}
+
+/// A cursor over a records section. Errors are plain strings; the caller adds the batch's
+/// offset and turns them into protocol errors.
+struct Reader<'a> {
+    buf: &'a Bytes,
+    pos: usize,
+}
+
+type ReadResult<T> = std::result::Result<T, String>;
+
+impl Reader<'_> {
+    fn record(&mut self, base_offset: i64, base_timestamp: i64) -> ReadResult<DecodedRecord> {
+        let length = self.varint()?;
+        let start = self.pos;
+        let end = usize::try_from(length)
+            .ok()
+            .and_then(|l| start.checked_add(l))
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| format!("record length {length} exceeds the batch"))?;
+        // Parse within the record's own bounds so a bad inner length cannot read into the
+        // next record.
+        let mut inner = Reader {
+            buf: self.buf,
+            pos: start,
+        };
+        let limit = end;
+        inner.u8(limit)?; // attributes: unused
+        let timestamp_delta = inner.varlong_within(limit)?;
+        let offset_delta = inner.varint_within(limit)?;
+        let key = inner.field(limit)?;
+        let value = inner.field(limit)?;
+        let header_count = inner.varint_within(limit)?;
+        if header_count < 0 {
+            return Err(format!("negative header count {header_count}"));
+        }
+        let mut headers = Vec::with_capacity((header_count as usize).min((limit - inner.pos) / 2));
+        for _ in 0..header_count {
+            let key = inner
+                .field(limit)?
+                .ok_or_else(|| "header with a null key".to_string())?;
+            let value = inner.field(limit)?;
+            // Java decodes header keys leniently (malformed UTF-8 becomes U+FFFD); a stricter
+            // consumer would be stuck on a record every other client reads.
+            let key = String::from_utf8_lossy(&key).into_owned();
+            headers.push(Header { key, value });
+        }
+        if inner.pos != end {
+            return Err(format!(
+                "record declared {length} bytes but its fields took {}",
+                inner.pos - start
+            ));
+        }
+        self.pos = end;
+        Ok(DecodedRecord {
+            offset: base_offset.wrapping_add(i64::from(offset_delta)),
+            timestamp: base_timestamp.wrapping_add(timestamp_delta),
+            key,
+            value,
+            headers,
+        })
+    }
+
+    fn u8(&mut self, limit: usize) -> ReadResult<u8> {
+        if self.pos >= limit {
+            return Err("record truncated".into());
+        }
+        self.pos += 1;
+        Ok(self.buf[self.pos - 1])
+    }
+
+    /// A nullable length-prefixed field, sliced (not copied) out of the buffer.
+    fn field(&mut self, limit: usize) -> ReadResult<Option<Bytes>> {
+        let len = self.varint_within(limit)?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let end = self
+            .pos
+            .checked_add(len as usize)
+            .filter(|&e| e <= limit)
+            .ok_or_else(|| format!("field length {len} exceeds its record"))?;
+        let b = self.buf.slice(self.pos..end);
+        self.pos = end;
+        Ok(Some(b))
+    }
+
+    fn varint(&mut self) -> ReadResult<i32> {
+        self.varint_within(self.buf.len())
+    }
+
+    fn varint_within(&mut self, limit: usize) -> ReadResult<i32> {
+        let v = self.uvarint(limit, 5)?;
+        let v = u32::try_from(v).map_err(|_| "varint out of range".to_string())?;
+        Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
+    }
+
+    fn varlong_within(&mut self, limit: usize) -> ReadResult<i64> {
+        let v = self.uvarint(limit, 10)?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+
+    /// Base-128 with at most `max_bytes` bytes, as the Java client enforces.
+    fn uvarint(&mut self, limit: usize, max_bytes: u32) -> ReadResult<u64> {
+        let mut v = 0u64;
+        for i in 0..max_bytes {
+            let b = self.u8(limit)?;
+            v |= u64::from(b & 0x7F) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(format!("varint longer than {max_bytes} bytes"))
+    }
+}
+
+#[cfg(test)]
+#[path = "records_tests.rs"]
+mod tests;
