@@ -262,3 +262,46 @@ async fn a_full_buffer_makes_send_wait_and_try_send_fail() {
     }
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
+
+#[tokio::test]
+async fn every_acks_level_on_the_mock_cluster() {
+    for acks in [
+        ferrokafka::Acks::None,
+        ferrokafka::Acks::Leader,
+        ferrokafka::Acks::All,
+    ] {
+        let mock = mock_cluster(3);
+        let topic = unique_topic("mock-acks");
+        mock.create_topic(&topic, 3, 3).unwrap();
+        let bootstrap = mock.bootstrap_servers();
+        let client = client(&bootstrap).await;
+        let producer = Producer::builder(&client).acks(acks).build().await.unwrap();
+        let sent = send_numbered(&producer, &topic, 3, 300).await;
+        producer.close(Duration::from_secs(10)).await.unwrap();
+        assert_exactly_once_in_order(&bootstrap, &topic, 3, &sent);
+        client.close().await;
+    }
+}
+
+#[tokio::test]
+async fn sequence_errors_bump_the_epoch_and_deliver_once() {
+    // KIP-360: OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID on a batch that surely was not
+    // appended → new epoch, sequences from 0, the batch re-sent; nothing lost or doubled.
+    for err in [
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
+    ] {
+        let mock = mock_cluster(1);
+        let topic = unique_topic("kip360");
+        mock.create_topic(&topic, 2, 1).unwrap();
+        let bootstrap = mock.bootstrap_servers();
+        let client = client(&bootstrap).await;
+        let producer = Producer::builder(&client).build().await.unwrap();
+        send_numbered(&producer, &topic, 2, 2).await;
+        mock.request_errors(RDKafkaApiKey::Produce, &[err]);
+        let sent = send_numbered(&producer, &topic, 2, 200).await;
+        producer.close(Duration::from_secs(10)).await.unwrap();
+        assert_exactly_once_in_order(&bootstrap, &topic, 2, &with_warm_up(&sent));
+        client.close().await;
+    }
+}

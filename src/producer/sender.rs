@@ -230,26 +230,41 @@ impl Sender {
                     Queued::Sealed(b) => b,
                     Queued::Open(open) => {
                         let record_count = open.builder.record_count();
-                        match open.builder.finish(cfg.compression, cfg.compression_level) {
-                            Ok(bytes) => ProducerBatch {
-                                record_count,
-                                bytes: bytes.freeze(),
-                                owner: open.owner,
-                                created: open.created,
-                                attempts: 0,
-                                retry_at: None,
-                                base_sequence: None,
-                                possibly_persisted: false,
-                                last_error: None,
-                            },
-                            Err(e) => {
-                                open.owner.finish(Err(e));
-                                continue;
+                        let mut bytes =
+                            match open.builder.finish(cfg.compression, cfg.compression_level) {
+                                Ok(bytes) => bytes,
+                                Err(e) => {
+                                    open.owner.finish(Err(e));
+                                    continue;
+                                }
+                            };
+                        // Stamped in place while the buffer is still ours alone: the batch's
+                        // bytes are never copied after encoding. (`can_send` guarantees an
+                        // identity when idempotent.)
+                        let base_sequence = match self.identity.filter(|_| self.idempotent) {
+                            Some(id) => {
+                                let seq = st.next_sequence;
+                                st.next_sequence = idempotence::next_sequence(seq, record_count);
+                                stamp_producer(&mut bytes, id.producer_id, id.epoch, seq, false);
+                                Some(seq)
                             }
+                            None => None,
+                        };
+                        ProducerBatch {
+                            record_count,
+                            bytes: bytes.freeze(),
+                            owner: open.owner,
+                            created: open.created,
+                            attempts: 0,
+                            retry_at: None,
+                            base_sequence,
+                            possibly_persisted: false,
+                            last_error: None,
                         }
                     }
                 };
-                let batch = match self.sequence(&mut st, batch) {
+                // A retried batch re-queued by an epoch bump lost its sequence: give it one.
+                let batch = match self.resequence(&mut st, batch) {
                     Some(b) => b,
                     None => continue,
                 };
@@ -267,9 +282,9 @@ impl Sender {
         next
     }
 
-    /// Stamps a batch's producer fields when it is first sent (idempotence). Sealed retries
-    /// keep their sequence.
-    fn sequence(
+    /// Gives a sealed batch without a sequence (re-queued for an epoch bump) the next one.
+    /// Sealed retries keep theirs. Copies the batch: this only happens after an epoch bump.
+    fn resequence(
         &mut self,
         st: &mut super::accumulator::PartitionState,
         mut batch: ProducerBatch,
@@ -369,20 +384,38 @@ impl Sender {
                 );
                 self.identity = Some(id);
                 self.identity_pending = false;
+                self.retry_backoff.reset();
                 if bumped {
                     self.resequence_after_bump();
                 }
             }
             Event::Identity(Err(e)) => {
-                warn!(error = %e, "InitProducerId failed; retrying");
-                self.identity_pending = false;
-                let current = self.identity;
+                // Kafka rejects a bump it cannot do (an older broker, or one that keeps no
+                // state for this id) with a permanent error: a fresh producer id is then just
+                // as safe, since sequences restart at 0 either way and batches that may be in
+                // the log were already failed.
+                let retry_with = match self.identity {
+                    Some(_) if !e.is_retriable() => {
+                        warn!(error = %e, "epoch bump refused; requesting a new producer id");
+                        None
+                    }
+                    current => {
+                        if !e.is_retriable() {
+                            // No id at all and the broker says no (authorization, …): records
+                            // waiting for one get the error instead of waiting for their
+                            // delivery timeout; later sends try again.
+                            warn!(error = %e, "InitProducerId failed");
+                            self.acc.abort_all(&e);
+                        }
+                        current
+                    }
+                };
                 let client = self.client.clone();
                 let delay = self.retry_backoff.next_delay();
                 self.identity_pending = true;
                 self.in_flight.push(Box::pin(async move {
                     tokio::time::sleep(delay).await;
-                    Event::Identity(idempotence::init_producer_id(&client, current).await)
+                    Event::Identity(idempotence::init_producer_id(&client, retry_with).await)
                 }));
             }
             Event::Request(done) => self.handle_response(done),
