@@ -388,7 +388,7 @@ impl ClientInner {
             match result {
                 Ok(r) => return Ok(r),
                 Err(e) if is_broker_unreachable(&e) => {
-                    tried.push(id.to_string());
+                    tried.push(self.pool.describe(id));
                     last = Some(e);
                 }
                 Err(e) => return Err(e),

@@ -236,6 +236,14 @@ impl Pool {
         }
     }
 
+    /// How errors name broker `id`: `broker 3 (host:port)` or `bootstrap host:port`.
+    pub(crate) fn describe(&self, id: i32) -> String {
+        match self.slots.lock().unwrap().get(&id).cloned() {
+            Some(slot) => self.label(&slot),
+            None => format!("broker {id}"),
+        }
+    }
+
     fn label(&self, slot: &Slot) -> String {
         let addr = slot.addr.lock().unwrap().clone();
         if slot.id >= 0 {
