@@ -39,6 +39,7 @@ mod codes;
 mod compression;
 mod config;
 mod error;
+mod fasthash;
 mod producer;
 mod protocol;
 mod record;

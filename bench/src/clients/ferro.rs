@@ -1,0 +1,120 @@
+//! ferrokafka: `send` every record, keep the delivery futures, await them all.
+
+use std::collections::VecDeque;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ferrokafka::{Acks, Client, Compression, DeliveryFuture, Producer, Record};
+use futures::FutureExt;
+
+use super::{runtime, Job, Produced};
+use crate::cases::{self, Codec};
+
+fn compression(c: Codec) -> Compression {
+    match c {
+        Codec::None => Compression::None,
+        Codec::Gzip => Compression::Gzip,
+        Codec::Snappy => Compression::Snappy,
+        Codec::Lz4 => Compression::Lz4,
+        Codec::Zstd => Compression::Zstd,
+    }
+}
+
+pub fn run(job: &Job) -> Result<Produced, String> {
+    runtime()?.block_on(produce(job))
+}
+
+async fn produce(job: &Job) -> Result<Produced, String> {
+    let case = job.case;
+    let client = Client::builder()
+        .bootstrap_servers(&job.bootstrap)
+        .client_id("ferrokafka-bench")
+        .build()
+        .await
+        .map_err(|e| format!("client: {e}"))?;
+    let acks = match case.acks {
+        cases::Acks::Leader => Acks::Leader,
+        cases::Acks::All => Acks::All,
+    };
+    // Default partitioner: sticky for keyless records, murmur2 for keyed ones (Java's).
+    // acks=1 turns idempotence off; acks=all leaves it on (the default).
+    let producer = Producer::builder(&client)
+        .acks(acks)
+        .linger(Duration::from_millis(cases::LINGER_MS))
+        .batch_size(job.batch_size)
+        .buffer_memory(cases::BUDGET)
+        .max_in_flight(cases::MAX_IN_FLIGHT)
+        .compression(compression(case.codec), None)
+        .build()
+        .await
+        .map_err(|e| format!("producer: {e}"))?;
+
+    // Warm-up: one record delivered before the clock starts (connections, metadata and,
+    // with idempotence, the producer id are then in place, as for the other clients).
+    producer
+        .send(Record::new(job.topic.as_str()).value(job.payload.bytes(0)))
+        .await
+        .map_err(|e| format!("warm-up send: {e}"))?
+        .await
+        .map_err(|e| format!("warm-up delivery: {e}"))?;
+
+    let mut result = Produced::default();
+    let mut first_error = None;
+    let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
+    let mut key = [0u8; 9];
+    let waker = futures::task::noop_waker_ref();
+    let mut cx = Context::from_waker(waker);
+    let start = Instant::now();
+    for i in 0..job.records {
+        let mut record = Record::new(job.topic.as_str()).value(job.payload.bytes(i));
+        if case.keyed {
+            record = record.key(Bytes::copy_from_slice(cases::key(i, &mut key)));
+        }
+        let delivery = producer
+            .send(record)
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        pending.push_back(delivery);
+        // Settle deliveries that are already decided, oldest first, so the queue of futures
+        // stays about as long as the records in flight.
+        if i % 64 == 0 {
+            while let Some(front) = pending.front_mut() {
+                match front.poll_unpin(&mut cx) {
+                    Poll::Ready(r) => {
+                        count(&mut result, &mut first_error, r.map(|_| ()));
+                        pending.pop_front();
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+    }
+    for delivery in pending {
+        count(&mut result, &mut first_error, delivery.await.map(|_| ()));
+    }
+    result.elapsed = start.elapsed();
+    producer
+        .close(Duration::from_secs(30))
+        .await
+        .map_err(|e| format!("close: {e}"))?;
+    client.close().await;
+    if let Some(e) = first_error {
+        eprintln!("ferrokafka: first delivery error: {e}");
+    }
+    Ok(result)
+}
+
+fn count(
+    result: &mut Produced,
+    first_error: &mut Option<ferrokafka::Error>,
+    r: ferrokafka::Result<()>,
+) {
+    match r {
+        Ok(()) => result.ok += 1,
+        Err(e) => {
+            result.failed += 1;
+            first_error.get_or_insert(e);
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Produce benchmark: ferrokafka, rdkafka (librdkafka) and rskafka against the same broker.
+//!
+//! ```text
+//! ferrokafka-bench produce [--brokers HOST:PORT] [--tansu PATH] [--no-mock] [--no-tansu]
+//!                          [--only CASE,..] [--clients NAME,..] [--quick] [--repeat N]
+//!                          [--wrap 'CMD ARGS'] [--log-dir DIR]
+//! ```
+//!
+//! The parent process starts the brokers (librdkafka's mock cluster in-process, Tansu as a
+//! child process, or an external cluster), creates one fresh topic per run, and re-executes
+//! itself as a **worker** per (broker, case, client):
+//! `ferrokafka-bench --worker client=.. case=.. bootstrap=.. topic=.. records=..`. The worker
+//! produces, waits for every acknowledgement and prints one `RESULT ...` line; its CPU time
+//! (user+sys of the whole process) and peak RSS therefore belong to that client alone. The
+//! mock cluster's threads run in the parent, whose CPU during a run is reported as the
+//! broker's.
+//!
+//! `cargo xtask bench produce` builds this in release mode and runs it.
+
+mod cases;
+mod clients;
+mod measure;
+mod parent;
+mod payload;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("--worker") => clients::worker_main(&args[1..]),
+        Some("produce") => parent::Options::parse(&args[1..]).and_then(parent::run),
+        Some("help" | "-h" | "--help") => {
+            println!("{}", parent::usage());
+            Ok(())
+        }
+        _ => {
+            eprintln!("{}", parent::usage());
+            Err("expected a command: produce".to_string())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrokafka-bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

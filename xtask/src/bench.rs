@@ -1,0 +1,117 @@
+//! `cargo xtask bench produce`: builds the `bench/` workspace member in release mode and runs
+//! its produce benchmark (ferrokafka, rdkafka and rskafka against the same brokers).
+//!
+//! Without `--brokers` it runs against librdkafka's mock cluster and Tansu, installing Tansu
+//! first like `cargo xtask test` does. Not part of CI.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::{cargo, install, run_step, Error, Result};
+
+/// The bench package and its binary.
+pub const PACKAGE: &str = "ferrokafka-bench";
+
+pub const USAGE: &str = "\
+usage: cargo xtask bench produce [--brokers HOST:PORT] [--only CASE[,CASE]] [--quick]
+                                 [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]";
+
+/// What `bench` was asked to do.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Arguments for `ferrokafka-bench produce`.
+    pub args: Vec<String>,
+    /// Whether Tansu is needed (no external cluster, Tansu not switched off).
+    pub needs_tansu: bool,
+}
+
+/// Checks the command line: `produce` and then the bench's own options, passed through.
+pub fn plan(args: &[String]) -> Result<Plan> {
+    let Some((what, rest)) = args.split_first() else {
+        return Err(Error::new(USAGE));
+    };
+    if what != "produce" {
+        return Err(Error::new(format!("unknown benchmark `{what}`\n{USAGE}")));
+    }
+    let external = rest.iter().any(|a| a == "--brokers");
+    let no_tansu = rest.iter().any(|a| a == "--no-tansu");
+    let mut bench_args = vec!["produce".to_string()];
+    bench_args.extend(rest.iter().cloned());
+    Ok(Plan {
+        args: bench_args,
+        needs_tansu: !external && !no_tansu,
+    })
+}
+
+/// `cargo run --release -p ferrokafka-bench -- <args>` in the workspace root.
+pub fn command(root: &Path, plan: &Plan, tansu: Option<&Path>) -> Command {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--quiet", "--package", PACKAGE, "--"])
+        .args(&plan.args)
+        .current_dir(root);
+    if let Some(tansu) = tansu {
+        cmd.arg("--tansu")
+            .arg(tansu)
+            .arg("--log-dir")
+            .arg(install::brokers_dir(root).join("logs"));
+    }
+    cmd
+}
+
+pub fn run(root: &Path, args: &[String]) -> Result {
+    let plan = plan(args)?;
+    let tansu = if plan.needs_tansu {
+        Some(install::ensure(root)?)
+    } else {
+        None
+    };
+    run_step(&mut command(root, &plan, tansu.as_deref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::describe;
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn produce_options_pass_through() {
+        let p = plan(&strings(&["produce", "--quick", "--only", "100b-acks1"])).unwrap();
+        assert_eq!(p.args, ["produce", "--quick", "--only", "100b-acks1"]);
+        assert!(p.needs_tansu);
+        let cmd = command(
+            Path::new("/ws"),
+            &p,
+            Some(Path::new("/ws/target/brokers/tansu")),
+        );
+        assert_eq!(
+            describe(&cmd),
+            "cargo run --release --quiet --package ferrokafka-bench -- produce --quick --only \
+             100b-acks1 --tansu /ws/target/brokers/tansu --log-dir /ws/target/brokers/logs"
+        );
+    }
+
+    #[test]
+    fn an_external_cluster_needs_no_tansu() {
+        let p = plan(&strings(&["produce", "--brokers", "k:9092"])).unwrap();
+        assert!(!p.needs_tansu);
+        assert_eq!(
+            describe(&command(Path::new("/ws"), &p, None)),
+            "cargo run --release --quiet --package ferrokafka-bench -- produce --brokers k:9092"
+        );
+        assert!(
+            !plan(&strings(&["produce", "--no-tansu"]))
+                .unwrap()
+                .needs_tansu
+        );
+    }
+
+    #[test]
+    fn only_produce_exists() {
+        assert!(plan(&[]).is_err());
+        assert!(plan(&strings(&["consume"])).is_err());
+    }
+}
