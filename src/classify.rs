@@ -108,6 +108,9 @@ pub(crate) fn classify(err: &Error, api: Option<ApiKey>) -> Action {
         Error::UnsupportedApi { .. }
         | Error::Config(_)
         | Error::InvalidInput(_)
+        | Error::InvalidState(_)
+        | Error::NoOffset { .. }
+        | Error::PollIntervalExceeded { .. }
         | Error::Closed => A::PERMANENT | A::NOT_PERSISTED,
     }
 }

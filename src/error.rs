@@ -90,6 +90,23 @@ pub enum Error {
     BufferFull,
     /// The client (or the handle used) was closed.
     Closed,
+    /// A consumer partition has no committed offset (or its offset is out of range) and
+    /// `auto.offset.reset` is `none`. Seek the partition to go on.
+    NoOffset {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition.
+        partition: i32,
+    },
+    /// The application did not call `recv` within `max.poll.interval.ms`: the consumer left its
+    /// group and its partitions went to other members. The next call rejoins.
+    PollIntervalExceeded {
+        /// The configured `max.poll.interval.ms`.
+        interval: Duration,
+    },
+    /// The operation needs a consumer group (`group.id`), or a state the consumer is not in
+    /// (e.g. `commit` with nothing assigned, `subscribe` after `assign`).
+    InvalidState(Arc<str>),
 }
 
 impl Error {
@@ -189,6 +206,16 @@ impl fmt::Display for Error {
             Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
             Error::BufferFull => f.write_str("producer buffer.memory is full"),
             Error::Closed => f.write_str("the client is closed"),
+            Error::NoOffset { topic, partition } => write!(
+                f,
+                "no offset for {topic}-{partition} and auto.offset.reset is none"
+            ),
+            Error::PollIntervalExceeded { interval } => write!(
+                f,
+                "recv was not called within max.poll.interval.ms ({} ms): the consumer left its group",
+                interval.as_millis()
+            ),
+            Error::InvalidState(m) => write!(f, "invalid state: {m}"),
         }
     }
 }

@@ -38,6 +38,7 @@ mod client;
 mod codes;
 mod compression;
 mod config;
+mod consumer;
 mod error;
 mod fasthash;
 mod producer;
@@ -48,10 +49,16 @@ mod serde;
 mod testing;
 
 pub use admin::{Admin, NewTopic, OffsetSpec};
+/// Re-exported so `RebalanceListener` implementations need no direct dependency.
+pub use async_trait::async_trait;
 pub use client::metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use client::{Client, ClientBuilder};
 pub use codes::KafkaCode;
 pub use compression::Compression;
+pub use consumer::{
+    CommitOffset, Consumer, ConsumerBuilder, ConsumerMetrics, ConsumerRecord, IsolationLevel,
+    OffsetReset, RebalanceContext, RebalanceListener, SeekTo, TimestampType, TopicPartition,
+};
 pub use error::{Error, Result};
 pub use producer::partitioner::{
     DefaultPartitioner, Murmur2Partitioner, Partitioner, RoundRobinPartitioner,

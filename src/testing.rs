@@ -23,6 +23,17 @@ impl Received {
     pub(crate) fn decode<R: Decodable>(&self) -> R {
         R::decode(&mut self.body.clone(), self.header.request_api_version).unwrap()
     }
+
+    /// The API key and version of the request.
+    pub(crate) fn api(&self) -> (ApiKey, i16) {
+        let key = ApiKey::try_from(self.header.request_api_key).unwrap();
+        (key, self.header.request_api_version)
+    }
+
+    /// A complete response frame answering this request with `body`, at the request's version.
+    pub(crate) fn answer<M: Encodable + HeaderVersion>(&self, body: &M) -> Bytes {
+        encode_response(&self.header, body, self.header.request_api_version)
+    }
 }
 
 /// One end of a duplex pipe playing the broker.
@@ -36,6 +47,13 @@ pub(crate) const DEFAULT_RANGES: &[(i16, i16, i16)] = &[
     (1, 4, 16), // Fetch
     (2, 1, 8),  // ListOffsets
     (3, 0, 12), // Metadata
+    (8, 2, 9),  // OffsetCommit
+    (9, 1, 9),  // OffsetFetch
+    (10, 0, 6), // FindCoordinator
+    (11, 0, 9), // JoinGroup
+    (12, 0, 4), // Heartbeat
+    (13, 0, 5), // LeaveGroup
+    (14, 0, 5), // SyncGroup
     (18, 0, 4), // ApiVersions
     (19, 2, 7), // CreateTopics
     (20, 1, 6), // DeleteTopics
@@ -150,13 +168,22 @@ pub(crate) fn encode_response<M: Encodable + HeaderVersion>(
     out
 }
 
-/// A fake cluster that answers ApiVersions and Metadata by itself, for pool and client tests.
+/// Answers a request [`FakeCluster`] does not answer itself: `Some(frame)` (see
+/// [`Received::answer`]) or `None` to leave it unanswered.
+pub(crate) type Handler = Box<dyn Fn(&Received) -> Option<Bytes> + Send + Sync>;
+
+/// A fake cluster that answers ApiVersions and Metadata by itself, for pool and client tests;
+/// other APIs go to its [`Handler`], when a test installs one.
 #[derive(Default)]
 pub(crate) struct FakeCluster {
     /// The Metadata response every Metadata request gets.
     pub(crate) metadata: std::sync::Mutex<kafka_protocol::messages::MetadataResponse>,
     /// Requests seen, by API key.
     pub(crate) seen: std::sync::Mutex<std::collections::HashMap<i16, usize>>,
+    /// API ranges advertised instead of [`DEFAULT_RANGES`].
+    pub(crate) ranges: std::sync::Mutex<Option<Vec<(i16, i16, i16)>>>,
+    /// Answers every other API.
+    pub(crate) handler: std::sync::Mutex<Option<Handler>>,
 }
 
 impl FakeCluster {
@@ -223,7 +250,11 @@ impl FakeCluster {
                 .entry(header.request_api_key)
                 .or_default() += 1;
             match ApiKey::try_from(header.request_api_key).unwrap() {
-                ApiKey::ApiVersions => peer.respond_api_versions(&header, DEFAULT_RANGES).await,
+                ApiKey::ApiVersions => {
+                    let ranges = self.ranges.lock().unwrap().clone();
+                    let ranges = ranges.as_deref().unwrap_or(DEFAULT_RANGES);
+                    peer.respond_api_versions(&header, ranges).await
+                }
                 ApiKey::Metadata => {
                     let req = Received {
                         header: header.clone(),
@@ -238,7 +269,19 @@ impl FakeCluster {
                     }
                     peer.respond(&header, &resp).await
                 }
-                other => panic!("FakeCluster does not answer {other:?}"),
+                other => {
+                    let req = Received {
+                        header: header.clone(),
+                        body: bytes,
+                    };
+                    let answer = match self.handler.lock().unwrap().as_ref() {
+                        Some(handler) => handler(&req),
+                        None => panic!("FakeCluster does not answer {other:?}"),
+                    };
+                    if let Some(frame) = answer {
+                        peer.write_raw(&frame).await;
+                    }
+                }
             }
         }
     }

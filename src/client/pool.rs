@@ -5,7 +5,10 @@
 //! share one connection attempt (single flight) and the reconnect backoff
 //! (`reconnect.backoff.ms` doubling up to `reconnect.backoff.max.ms`, with jitter) is kept per
 //! broker. Bootstrap addresses get slots with negative ids (-1, -2, …) so they share the same
-//! machinery until metadata names the real brokers.
+//! machinery until metadata names the real brokers. A group coordinator gets a slot of its own
+//! ([`coordinator_slot`]), a second socket to its broker: Kafka answers in order per
+//! connection, so heartbeats sharing the fetcher's socket would wait behind long-polling
+//! Fetches.
 //!
 //! Ownership: the pool is owned by the client's shared state; slots and connections are
 //! dropped (and their socket tasks aborted) when the pool is closed or a broker's address
@@ -56,6 +59,9 @@ impl Connector for TcpConnector {
 
 struct Slot {
     id: i32,
+    /// A group coordinator's own slot: not a cluster broker in its own right, so metadata
+    /// lookups neither list nor borrow it.
+    coordinator: bool,
     addr: Mutex<String>,
     current: Mutex<Option<Arc<Connection>>>,
     /// Held while connecting: makes connection attempts single-flight and guards the backoff.
@@ -125,8 +131,20 @@ impl Pool {
 
     /// Adds brokers or updates their addresses. A changed address drops the old connection.
     pub(crate) fn set_brokers(&self, brokers: impl IntoIterator<Item = (i32, String)>) {
+        self.upsert(brokers.into_iter().map(|(id, addr)| (id, addr, false)));
+    }
+
+    /// Registers the group coordinator found on broker `node_id` at `addr`, under
+    /// [`coordinator_slot`]`(node_id)`, and returns that slot id for [`Pool::get`].
+    pub(crate) fn set_coordinator(&self, node_id: i32, addr: String) -> i32 {
+        let id = coordinator_slot(node_id);
+        self.upsert([(id, addr, true)]);
+        id
+    }
+
+    fn upsert(&self, entries: impl IntoIterator<Item = (i32, String, bool)>) {
         let mut slots = self.slots.lock().unwrap();
-        for (id, addr) in brokers {
+        for (id, addr, coordinator) in entries {
             match slots.get(&id) {
                 Some(slot) => {
                     let mut current = slot.addr.lock().unwrap();
@@ -137,15 +155,16 @@ impl Pool {
                     }
                 }
                 None => {
-                    slots.insert(id, Arc::new(self.new_slot(id, addr)));
+                    slots.insert(id, Arc::new(self.new_slot(id, addr, coordinator)));
                 }
             }
         }
     }
 
-    fn new_slot(&self, id: i32, addr: String) -> Slot {
+    fn new_slot(&self, id: i32, addr: String, coordinator: bool) -> Slot {
         Slot {
             id,
+            coordinator,
             addr: Mutex::new(addr),
             current: Mutex::new(None),
             reconnect: tokio::sync::Mutex::new(ReconnectState {
@@ -156,14 +175,14 @@ impl Pool {
         }
     }
 
-    /// Known broker ids (not bootstrap entries), in no particular order.
+    /// Known broker ids (not bootstrap entries, not coordinator slots), in no particular order.
     pub(crate) fn broker_ids(&self) -> Vec<i32> {
         self.slots
             .lock()
             .unwrap()
-            .keys()
-            .copied()
-            .filter(|id| *id >= 0)
+            .values()
+            .filter(|s| s.id >= 0 && !s.coordinator)
+            .map(|s| s.id)
             .collect()
     }
 
@@ -172,10 +191,14 @@ impl Pool {
         (0..self.cfg.bootstrap.len()).map(bootstrap_id).collect()
     }
 
-    /// An already open, usable connection to any broker, if there is one.
+    /// An already open, usable connection to any broker, if there is one. Coordinator sockets
+    /// are left to group traffic.
     pub(crate) fn any_open(&self) -> Option<Arc<Connection>> {
         let slots = self.slots.lock().unwrap();
-        let mut open: Vec<&Arc<Slot>> = slots.values().filter(|s| s.usable().is_some()).collect();
+        let mut open: Vec<&Arc<Slot>> = slots
+            .values()
+            .filter(|s| !s.coordinator && s.usable().is_some())
+            .collect();
         // Prefer real brokers over bootstrap entries: their ids are what metadata speaks of.
         open.sort_by_key(|s| std::cmp::Reverse(s.id));
         open.first().and_then(|s| s.usable())
@@ -246,7 +269,12 @@ impl Pool {
 
     fn label(&self, slot: &Slot) -> String {
         let addr = slot.addr.lock().unwrap().clone();
-        if slot.id >= 0 {
+        if slot.coordinator {
+            format!(
+                "coordinator on broker {} ({addr})",
+                coordinator_slot(slot.id)
+            )
+        } else if slot.id >= 0 {
             format!("broker {} ({addr})", slot.id)
         } else {
             format!("bootstrap {addr}")
@@ -288,6 +316,12 @@ impl Pool {
 
 fn bootstrap_id(index: usize) -> i32 {
     -1 - index as i32
+}
+
+/// The pool slot of the group coordinator on broker `node_id`: `i32::MAX - node_id`, the id
+/// the Java client gives the same separate connection. The mapping is its own inverse.
+pub(crate) const fn coordinator_slot(node_id: i32) -> i32 {
+    i32::MAX - node_id
 }
 
 #[cfg(test)]

@@ -36,9 +36,21 @@ pub const EXTERNAL_ENV: &str = "KAFKA_BOOTSTRAP";
 
 /// Awaits `fut` with [`TEST_TIMEOUT`]; panics with `what` and the timeout if it elapses.
 pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    init_tracing();
     match tokio::time::timeout(TEST_TIMEOUT, fut).await {
         Ok(output) => output,
         Err(_) => panic!("timed out after {TEST_TIMEOUT:?}: {what}"),
+    }
+}
+
+/// Sends ferrokafka's `tracing` events to the test's output when `RUST_LOG` is set (e.g.
+/// `RUST_LOG=ferrokafka=debug`), so a failing integration test can be diagnosed.
+pub fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
     }
 }
 
@@ -395,4 +407,24 @@ pub mod proxy;
 
 thread_local! {
     static ADVERTISE: std::cell::Cell<Option<u16>> = const { std::cell::Cell::new(None) };
+}
+
+/// A mock cluster for consumer-group tests. librdkafka 2.12's mock advertises JoinGroup v6,
+/// SyncGroup v4 and LeaveGroup v4, but its handlers parse only the non-flexible layouts
+/// (arrays as int32 counts, LeaveGroup's v0 member id) and drop the connection otherwise;
+/// librdkafka itself never sends those versions. Capping them makes the mock answer what it
+/// can parse; every other API keeps its full range.
+pub fn mock_cluster_for_groups(n: i32) -> MockCluster<'static, DefaultProducerContext> {
+    use rdkafka::types::RDKafkaApiKey;
+    let cluster = mock_cluster(n);
+    for (api, max) in [
+        (RDKafkaApiKey::JoinGroup, 5),
+        (RDKafkaApiKey::SyncGroup, 3),
+        (RDKafkaApiKey::LeaveGroup, 2),
+    ] {
+        cluster
+            .apiversion(api, Some(0), Some(max))
+            .unwrap_or_else(|e| panic!("cannot cap {api:?} at v{max}: {e}"));
+    }
+    cluster
 }

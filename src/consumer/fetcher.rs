@@ -1,0 +1,702 @@
+//! The fetcher task: positions resolved, one Fetch per leader in flight, records to the
+//! application within the prefetch budget.
+//!
+//! ```text
+//! plan ─┬─ Committed  → OffsetFetch (group)  → At | Lookup(reset) | Failed
+//!       ├─ Lookup     → ListOffsets per leader → At
+//!       └─ At         → Fetch per leader (budget reserved first) → decode → Delivery::Records
+//! ```
+//!
+//! One task owns the loop; every request is a future inside it (`FuturesUnordered`), so one
+//! slow broker never holds up another. Partition positions are moved only under their mutex
+//! and every move bumps the partition's epoch (see `state.rs`): a response for an epoch that
+//! is no longer current is dropped, never applied.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::classify::{classify, Action};
+use crate::client::metadata::TopicsQuery;
+use crate::client::ClientInner;
+use crate::codes::KafkaCode;
+use crate::consumer::config::ConsumerConfig;
+use crate::consumer::coordinator::GroupCoordinator;
+use crate::consumer::record::{ConsumerRecord, TimestampType};
+use crate::consumer::state::{
+    Assignment, Budget, BudgetGuard, Delivery, Lookup, PartitionState, Position,
+};
+use crate::error::{Error, Result};
+use crate::protocol::records::decode_batches;
+
+/// A partition in a request, with the epoch it was planned under.
+struct Planned {
+    part: Arc<PartitionState>,
+    epoch: u64,
+    offset: i64,
+}
+
+enum Job {
+    Fetch {
+        broker: i32,
+        planned: Vec<Planned>,
+        budget: BudgetGuard,
+        result: Result<FetchResponse>,
+    },
+    Committed {
+        planned: Vec<Planned>,
+        result:
+            Result<HashMap<(String, i32), Option<crate::consumer::coordinator::CommittedOffset>>>,
+    },
+    Lookup {
+        broker: i32,
+        planned: Vec<(Planned, Lookup)>,
+        result: Result<ListOffsetsResponse>,
+    },
+    Metadata,
+}
+
+/// Everything the fetcher task needs; moved into the task.
+pub(crate) struct Fetcher {
+    pub(crate) client: Arc<ClientInner>,
+    pub(crate) cfg: Arc<ConsumerConfig>,
+    pub(crate) assignment: Arc<Assignment>,
+    pub(crate) budget: Arc<Budget>,
+    pub(crate) group: Option<Arc<GroupCoordinator>>,
+    pub(crate) tx: mpsc::UnboundedSender<Delivery>,
+}
+
+impl Fetcher {
+    /// Runs until the application's receiver is gone (the consumer was dropped or closed).
+    pub(crate) async fn run(self) {
+        let mut jobs: FuturesUnordered<BoxFuture<'static, Job>> = FuturesUnordered::new();
+        let mut busy_brokers: HashSet<i32> = HashSet::new();
+        let mut refreshing = false;
+        let mut want_refresh = false;
+        loop {
+            if self.tx.is_closed() {
+                return;
+            }
+            let plan = self.plan(
+                &mut jobs,
+                &mut busy_brokers,
+                &mut refreshing,
+                &mut want_refresh,
+            );
+            let sleep = tokio::time::sleep_until(
+                plan.wake_at
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+            );
+            tokio::select! {
+                Some(job) = jobs.next(), if !jobs.is_empty() => {
+                    self.complete(job, &mut busy_brokers, &mut refreshing, &mut want_refresh);
+                }
+                _ = self.assignment.wake.notified() => {}
+                _ = self.budget.returned.notified(), if plan.waiting_for_budget => {}
+                _ = sleep => {}
+                _ = self.tx.closed() => return,
+            }
+        }
+    }
+
+    fn plan(
+        &self,
+        jobs: &mut FuturesUnordered<BoxFuture<'static, Job>>,
+        busy_brokers: &mut HashSet<i32>,
+        refreshing: &mut bool,
+        want_refresh: &mut bool,
+    ) -> PlanOutcome {
+        let now = Instant::now();
+        let snapshot = self.client.metadata.snapshot();
+        let mut outcome = PlanOutcome::default();
+        let mut committed = Vec::new();
+        let mut lookups: HashMap<i32, Vec<(Planned, Lookup)>> = HashMap::new();
+        let mut fetches: HashMap<i32, Vec<Planned>> = HashMap::new();
+        let mut need_metadata = false;
+        for part in self.assignment.all() {
+            let mut f = part.fetch.lock().unwrap();
+            if f.busy {
+                continue;
+            }
+            if let Some(t) = f.not_before {
+                if t > now {
+                    outcome.wake_at = Some(outcome.wake_at.map_or(t, |w| w.min(t)));
+                    continue;
+                }
+                f.not_before = None;
+            }
+            let epoch = part.epoch.load(Ordering::Acquire);
+            let tp = &part.tp;
+            match f.position.clone() {
+                Position::Failed => {}
+                Position::Committed => match &self.group {
+                    Some(_) => {
+                        f.busy = true;
+                        drop(f);
+                        committed.push(Planned {
+                            part: part.clone(),
+                            epoch,
+                            offset: -1,
+                        });
+                    }
+                    None => {
+                        drop(f);
+                        self.reset(&part, epoch);
+                        outcome.wake_at = Some(now);
+                    }
+                },
+                Position::Lookup(l) => match snapshot.leader(&tp.topic, tp.partition) {
+                    Some(leader) => {
+                        f.busy = true;
+                        drop(f);
+                        lookups.entry(leader).or_default().push((
+                            Planned {
+                                part: part.clone(),
+                                epoch,
+                                offset: -1,
+                            },
+                            l,
+                        ));
+                    }
+                    None => need_metadata = true,
+                },
+                Position::At { offset, .. } => {
+                    if part.paused.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    match snapshot.leader(&tp.topic, tp.partition) {
+                        Some(leader) if !busy_brokers.contains(&leader) => {
+                            f.busy = true;
+                            drop(f);
+                            fetches.entry(leader).or_default().push(Planned {
+                                part: part.clone(),
+                                epoch,
+                                offset,
+                            });
+                        }
+                        Some(_) => {}
+                        None => need_metadata = true,
+                    }
+                }
+            }
+        }
+        if (need_metadata || *want_refresh) && !*refreshing {
+            *refreshing = true;
+            *want_refresh = false;
+            let client = self.client.clone();
+            let topics: Vec<String> = self
+                .assignment
+                .partitions()
+                .into_iter()
+                .map(|tp| tp.topic.to_string())
+                .collect();
+            let generation = snapshot.generation;
+            let backoff = self.client.cfg.retry_backoff;
+            jobs.push(Box::pin(async move {
+                if let Err(e) = client
+                    .refresh_metadata(TopicsQuery::Some(topics), Some(generation))
+                    .await
+                {
+                    debug!(error = %e, "consumer metadata refresh failed");
+                }
+                // Without a leader after the refresh, ask again no sooner than the backoff.
+                tokio::time::sleep(backoff).await;
+                Job::Metadata
+            }));
+        }
+        if !committed.is_empty() {
+            let group = self.group.clone().expect("checked above");
+            let keys: Vec<(String, i32)> = committed
+                .iter()
+                .map(|p| (p.part.tp.topic.to_string(), p.part.tp.partition))
+                .collect();
+            jobs.push(Box::pin(async move {
+                let result = group.fetch_offsets(&keys).await;
+                Job::Committed {
+                    planned: committed,
+                    result,
+                }
+            }));
+        }
+        for (broker, planned) in lookups {
+            let client = self.client.clone();
+            let isolation = self.cfg.isolation.wire();
+            jobs.push(Box::pin(async move {
+                let result = list_offsets(&client, broker, &planned, isolation).await;
+                Job::Lookup {
+                    broker,
+                    planned,
+                    result,
+                }
+            }));
+        }
+        for (broker, planned) in fetches {
+            let per_partition = self.cfg.max_partition_fetch_bytes as usize;
+            let want = (self.cfg.fetch_max_bytes as usize).min(per_partition * planned.len());
+            // A fetch needs room for at least one partition's worth; otherwise wait for the
+            // application to drain what is buffered.
+            let Some(budget) = self.budget.try_take(want.min(per_partition), want) else {
+                for p in &planned {
+                    p.part.fetch.lock().unwrap().busy = false;
+                }
+                outcome.waiting_for_budget = true;
+                continue;
+            };
+            busy_brokers.insert(broker);
+            let req = self.fetch_request(&planned, budget_bytes(&budget, want));
+            let client = self.client.clone();
+            jobs.push(Box::pin(async move {
+                let result = async {
+                    let conn = client.broker(broker).await?;
+                    conn.send(&req).await
+                }
+                .await;
+                Job::Fetch {
+                    broker,
+                    planned,
+                    budget,
+                    result,
+                }
+            }));
+        }
+        outcome
+    }
+
+    fn fetch_request(&self, planned: &[Planned], max_bytes: usize) -> FetchRequest {
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for p in planned {
+            let fp = FetchPartition::default()
+                .with_partition(p.part.tp.partition)
+                .with_fetch_offset(p.offset)
+                .with_partition_max_bytes(self.cfg.max_partition_fetch_bytes);
+            match topics
+                .iter_mut()
+                .find(|t| t.topic.0.as_str() == &*p.part.tp.topic)
+            {
+                Some(t) => t.partitions.push(fp),
+                None => topics.push(
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(
+                            p.part.tp.topic.to_string(),
+                        )))
+                        .with_partitions(vec![fp]),
+                ),
+            }
+        }
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(self.cfg.fetch_max_wait.as_millis().min(i32::MAX as u128) as i32)
+            .with_min_bytes(self.cfg.fetch_min_bytes)
+            .with_max_bytes(max_bytes.min(i32::MAX as usize) as i32)
+            .with_isolation_level(self.cfg.isolation.wire())
+            // No incremental fetch session (KIP-227): every request is a full fetch.
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(topics)
+    }
+
+    /// Applies the reset policy to a partition without a usable offset.
+    fn reset(&self, part: &Arc<PartitionState>, epoch: u64) {
+        let mut f = part.fetch.lock().unwrap();
+        if part.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        match Lookup::for_reset(self.cfg.offset_reset) {
+            Some(l) => f.position = Position::Lookup(l),
+            None => {
+                f.position = Position::Failed;
+                drop(f);
+                let _ = self.tx.send(Delivery::PartitionError {
+                    part: part.clone(),
+                    epoch,
+                    error: Error::NoOffset {
+                        topic: part.tp.topic.clone(),
+                        partition: part.tp.partition,
+                    },
+                });
+            }
+        }
+    }
+
+    /// Settles a partition's position after a lookup, if nothing moved it meanwhile.
+    fn settle(&self, p: &Planned, position: Option<Position>, backoff: Option<Duration>) {
+        let mut f = p.part.fetch.lock().unwrap();
+        f.busy = false;
+        if p.part.epoch.load(Ordering::Acquire) != p.epoch {
+            return;
+        }
+        if let Some(d) = backoff {
+            f.not_before = Some(Instant::now() + d);
+        }
+        if let Some(pos) = position {
+            if let Position::At { offset, .. } = pos {
+                // The starting point is also what the application will see first, so
+                // `position()`, pause and commits have it before any record arrives.
+                p.part.consumed.store(offset, Ordering::Release);
+            }
+            f.position = pos;
+        }
+    }
+
+    fn complete(
+        &self,
+        job: Job,
+        busy_brokers: &mut HashSet<i32>,
+        refreshing: &mut bool,
+        want_refresh: &mut bool,
+    ) {
+        let backoff = self.client.cfg.retry_backoff;
+        match &job {
+            Job::Fetch {
+                broker,
+                planned,
+                result,
+                ..
+            } => {
+                debug!(
+                    broker,
+                    partitions = planned.len(),
+                    ok = result.is_ok(),
+                    "fetch done"
+                )
+            }
+            Job::Committed { planned, result } => {
+                debug!(
+                    partitions = planned.len(),
+                    ok = result.is_ok(),
+                    "committed offsets fetched"
+                )
+            }
+            Job::Lookup {
+                broker,
+                planned,
+                result,
+            } => {
+                debug!(
+                    broker,
+                    partitions = planned.len(),
+                    ok = result.is_ok(),
+                    "offsets looked up"
+                )
+            }
+            Job::Metadata => debug!("consumer metadata refreshed"),
+        }
+        match job {
+            Job::Metadata => *refreshing = false,
+            Job::Committed { planned, result } => match result {
+                Ok(map) => {
+                    for p in planned {
+                        let key = (p.part.tp.topic.to_string(), p.part.tp.partition);
+                        match map.get(&key).cloned().flatten() {
+                            Some(c) if c.offset >= 0 => {
+                                p.part.committed.store(c.offset, Ordering::Release);
+                                let pos = Position::At { offset: c.offset };
+                                self.settle(&p, Some(pos), None);
+                            }
+                            _ => {
+                                self.settle(&p, None, None);
+                                self.reset(&p.part, p.epoch);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "fetching committed offsets failed");
+                    let retriable = classify(&e, Some(ApiKey::OffsetFetch)).contains(Action::RETRY);
+                    for p in planned {
+                        if !retriable {
+                            let _ = self.tx.send(Delivery::PartitionError {
+                                part: p.part.clone(),
+                                epoch: p.epoch,
+                                error: e.clone(),
+                            });
+                        }
+                        self.settle(&p, None, Some(self.client.cfg.retry_backoff_max));
+                    }
+                }
+            },
+            Job::Lookup {
+                broker,
+                planned,
+                result,
+            } => {
+                let resp = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        debug!(broker, error = %e, "ListOffsets failed");
+                        self.after_error(&e, ApiKey::ListOffsets, want_refresh);
+                        for (p, _) in planned {
+                            self.settle(&p, None, Some(backoff));
+                        }
+                        return;
+                    }
+                };
+                for (p, _) in planned {
+                    let tp = &p.part.tp;
+                    let found = resp
+                        .topics
+                        .iter()
+                        .filter(|t| t.name.0.as_str() == &*tp.topic)
+                        .flat_map(|t| t.partitions.iter())
+                        .find(|r| r.partition_index == tp.partition);
+                    match found {
+                        Some(r) if r.error_code == 0 && r.offset >= 0 => {
+                            let pos = Position::At { offset: r.offset };
+                            self.settle(&p, Some(pos), None);
+                        }
+                        Some(r) if r.error_code == 0 => {
+                            // No record at or after the timestamp: Kafka answers -1, which
+                            // means "the end of the log".
+                            self.settle(&p, Some(Position::Lookup(Lookup::Latest)), None);
+                        }
+                        Some(r) => {
+                            let e = code_error(
+                                r.error_code,
+                                format!("ListOffsets for {tp} on broker {broker}"),
+                            );
+                            self.after_error(&e, ApiKey::ListOffsets, want_refresh);
+                            self.settle(&p, None, Some(backoff));
+                        }
+                        None => self.settle(&p, None, Some(backoff)),
+                    }
+                }
+            }
+            Job::Fetch {
+                broker,
+                planned,
+                budget,
+                result,
+            } => {
+                busy_brokers.remove(&broker);
+                match result {
+                    Ok(resp) => self.deliver(broker, planned, budget, resp, want_refresh),
+                    Err(e) => {
+                        debug!(broker, error = %e, "Fetch failed");
+                        self.after_error(&e, ApiKey::Fetch, want_refresh);
+                        for p in planned {
+                            self.settle(&p, None, Some(backoff));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Notes what the classifier asks for after an error: a metadata refresh, started by the
+    /// next plan (inside the job set, so it is owned by this task like every request).
+    fn after_error(&self, e: &Error, api: ApiKey, want_refresh: &mut bool) {
+        if classify(e, Some(api)).contains(Action::REFRESH_METADATA) {
+            *want_refresh = true;
+        }
+    }
+
+    fn deliver(
+        &self,
+        broker: i32,
+        planned: Vec<Planned>,
+        mut budget: BudgetGuard,
+        resp: FetchResponse,
+        want_refresh: &mut bool,
+    ) {
+        let backoff = self.client.cfg.retry_backoff;
+        if resp.error_code != 0 {
+            let e = code_error(resp.error_code, format!("Fetch from broker {broker}"));
+            self.after_error(&e, ApiKey::Fetch, want_refresh);
+            for p in planned {
+                self.settle(&p, None, Some(backoff));
+            }
+            return;
+        }
+        let mut by_tp: HashMap<
+            (&str, i32),
+            &kafka_protocol::messages::fetch_response::PartitionData,
+        > = HashMap::new();
+        for t in &resp.responses {
+            for p in &t.partitions {
+                by_tp.insert((t.topic.0.as_str(), p.partition_index), p);
+            }
+        }
+        for p in &planned {
+            let tp = &p.part.tp;
+            let Some(data) = by_tp.get(&(&*tp.topic, tp.partition)) else {
+                self.settle(p, None, None);
+                continue;
+            };
+            if data.error_code != 0 {
+                if data.error_code == KafkaCode::OffsetOutOfRange.code() {
+                    debug!(%tp, offset = p.offset, "offset out of range: applying auto.offset.reset");
+                    self.settle(p, None, None);
+                    self.reset(&p.part, p.epoch);
+                    continue;
+                }
+                let e = code_error(data.error_code, format!("Fetch {tp} from broker {broker}"));
+                let action = classify(&e, Some(ApiKey::Fetch));
+                self.after_error(&e, ApiKey::Fetch, want_refresh);
+                if !action.contains(Action::RETRY) {
+                    let _ = self.tx.send(Delivery::PartitionError {
+                        part: p.part.clone(),
+                        epoch: p.epoch,
+                        error: e,
+                    });
+                    self.settle(p, None, Some(self.client.cfg.retry_backoff_max));
+                } else {
+                    self.settle(p, None, Some(backoff));
+                }
+                continue;
+            }
+            let records = match &data.records {
+                Some(r) if !r.is_empty() => r.clone(),
+                _ => {
+                    self.settle(p, None, None);
+                    continue;
+                }
+            };
+            let guard = budget.split(records.len());
+            match self.decode(p, records) {
+                Ok((out, next)) => {
+                    let mut f = p.part.fetch.lock().unwrap();
+                    f.busy = false;
+                    if p.part.epoch.load(Ordering::Acquire) != p.epoch {
+                        continue;
+                    }
+                    if let Some(offset) = next {
+                        f.position = Position::At { offset };
+                    }
+                    drop(f);
+                    if !out.is_empty() {
+                        let _ = self.tx.send(Delivery::Records {
+                            part: p.part.clone(),
+                            epoch: p.epoch,
+                            records: out.into_iter(),
+                            _budget: guard,
+                        });
+                    }
+                }
+                Err(e) => {
+                    warn!(%tp, offset = p.offset, error = %e, "undecodable record batch");
+                    let _ = self.tx.send(Delivery::PartitionError {
+                        part: p.part.clone(),
+                        epoch: p.epoch,
+                        error: e,
+                    });
+                    // The same bytes would fail again: wait for the application to seek.
+                    let mut f = p.part.fetch.lock().unwrap();
+                    f.busy = false;
+                    if p.part.epoch.load(Ordering::Acquire) == p.epoch {
+                        f.position = Position::Failed;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes one partition's records: the records at or after the fetch offset, and the
+    /// next offset to fetch (past the last complete batch, control batches included).
+    #[allow(clippy::type_complexity)]
+    fn decode(&self, p: &Planned, data: Bytes) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
+        let batches = decode_batches(data, self.cfg.check_crcs, self.cfg.fetch_buffer_bytes)?;
+        let mut out = Vec::new();
+        let mut next = None;
+        let topic = &p.part.tp.topic;
+        for b in batches {
+            let end = b.base_offset + b.last_offset_delta as i64 + 1;
+            if end <= p.offset {
+                continue;
+            }
+            next = Some(end);
+            if b.control {
+                continue;
+            }
+            let timestamp_type = if b.log_append_time {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            };
+            out.reserve(b.records.len());
+            for r in b.records {
+                if r.offset < p.offset {
+                    continue;
+                }
+                out.push(ConsumerRecord {
+                    topic: topic.clone(),
+                    partition: p.part.tp.partition,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    timestamp_type,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                    leader_epoch: b.partition_leader_epoch,
+                });
+            }
+        }
+        Ok((out, next))
+    }
+}
+
+#[derive(Default)]
+struct PlanOutcome {
+    wake_at: Option<Instant>,
+    waiting_for_budget: bool,
+}
+
+/// The error for a non-zero error code.
+fn code_error(code: i16, context: String) -> Error {
+    Error::check_code(code, None, || context)
+        .err()
+        .unwrap_or_else(|| Error::protocol("error code 0 reported as an error"))
+}
+
+fn budget_bytes(guard: &BudgetGuard, want: usize) -> usize {
+    guard.bytes().min(want)
+}
+
+/// ListOffsets for the planned partitions on their leader.
+async fn list_offsets(
+    client: &ClientInner,
+    broker: i32,
+    planned: &[(Planned, Lookup)],
+    isolation: i8,
+) -> Result<ListOffsetsResponse> {
+    let mut topics: Vec<ListOffsetsTopic> = Vec::new();
+    for (p, l) in planned {
+        let lp = ListOffsetsPartition::default()
+            .with_partition_index(p.part.tp.partition)
+            .with_current_leader_epoch(-1)
+            .with_timestamp(l.wire());
+        match topics
+            .iter_mut()
+            .find(|t| t.name.0.as_str() == &*p.part.tp.topic)
+        {
+            Some(t) => t.partitions.push(lp),
+            None => topics.push(
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(
+                        p.part.tp.topic.to_string(),
+                    )))
+                    .with_partitions(vec![lp]),
+            ),
+        }
+    }
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation)
+        .with_topics(topics);
+    let conn = client.broker(broker).await?;
+    conn.send(&req).await
+}

@@ -1,0 +1,753 @@
+//! The consumer: group membership, a bounded fetcher, offsets, a `Stream` of records.
+//!
+//! ```text
+//! fetcher task ── Fetch per leader (budget) ── decode ──► channel ──► recv / stream (app)
+//!      ▲ positions (state.rs)                                          │ consumed offsets
+//!      │                                                               ▼
+//! group task ── Join/Sync/Heartbeat, assignors, hooks ── assignment ◄── commits (auto / manual)
+//! ```
+//!
+//! Ownership: the `Consumer` owns both tasks. `close()` commits (auto-commit), runs the
+//! `revoked` hook, leaves the group and stops them; dropping the consumer aborts them. See
+//! `state.rs` for who moves which position.
+
+pub(crate) mod assignor;
+mod config;
+pub(crate) mod coordinator;
+mod fetcher;
+mod group;
+mod listener;
+mod record;
+mod state;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use futures::Stream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::debug;
+
+use crate::client::{Client, ClientBuilder};
+use crate::config::{unknown_key, CLIENT_KEYS};
+use crate::error::{Error, Result};
+use config::{ConsumerConfig, CONSUMER_KEYS};
+pub use config::{IsolationLevel, OffsetReset};
+use coordinator::{CommitOffset as WireCommit, GroupCoordinator};
+use group::{GroupCommand, GroupTask};
+pub use listener::{RebalanceContext, RebalanceListener};
+pub use record::{CommitOffset, ConsumerRecord, SeekTo, TimestampType, TopicPartition};
+use state::{position_for, Assignment, Budget, Delivery, PartitionState, Position};
+
+/// Builds a [`Consumer`]. Setters never fail; the first invalid value is reported by
+/// [`ConsumerBuilder::build`].
+pub struct ConsumerBuilder {
+    client: Option<Client>,
+    client_builder: ClientBuilder,
+    cfg: ConsumerConfig,
+    listener: Option<Arc<dyn RebalanceListener>>,
+    error: Option<Error>,
+}
+
+impl std::fmt::Debug for ConsumerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerBuilder")
+            .field("config", &self.cfg)
+            .finish()
+    }
+}
+
+impl ConsumerBuilder {
+    fn with(client: Option<Client>) -> ConsumerBuilder {
+        ConsumerBuilder {
+            client,
+            client_builder: ClientBuilder::new(),
+            cfg: ConsumerConfig::default(),
+            listener: None,
+            error: None,
+        }
+    }
+
+    /// A builder from Java/librdkafka property names. Client keys (`bootstrap.servers`, …)
+    /// configure the consumer's own [`Client`]; consumer keys (`group.id`,
+    /// `auto.offset.reset`, `enable.auto.commit`, …) the consumer. An unknown key fails
+    /// `build()`, naming it.
+    pub fn from_properties<K: AsRef<str>, V: AsRef<str>>(
+        props: impl IntoIterator<Item = (K, V)>,
+    ) -> ConsumerBuilder {
+        props
+            .into_iter()
+            .fold(ConsumerBuilder::with(None), |b, (k, v)| {
+                b.set(k.as_ref(), v.as_ref())
+            })
+    }
+
+    /// Sets one property by name.
+    pub fn set(mut self, key: &str, value: &str) -> ConsumerBuilder {
+        match self.cfg.apply(key, value) {
+            Ok(true) => {}
+            Ok(false)
+                if self.client.is_none()
+                    && (CLIENT_KEYS.contains(&key)
+                        || key == "default.api.timeout.ms"
+                        || key == "metadata.broker.list") =>
+            {
+                self.client_builder = self.client_builder.set(key, value);
+            }
+            Ok(false) => {
+                let e = unknown_key(key, &[CONSUMER_KEYS, CLIENT_KEYS]);
+                self.error.get_or_insert(e);
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// `group.id`: the consumer group to join on `subscribe` and to commit offsets to.
+    pub fn group_id(mut self, group: impl Into<String>) -> ConsumerBuilder {
+        self.cfg.group_id = Some(group.into());
+        self
+    }
+
+    /// `group.instance.id`: static membership; a restart within the session timeout keeps
+    /// the assignment without a rebalance.
+    pub fn group_instance_id(mut self, id: impl Into<String>) -> ConsumerBuilder {
+        self.cfg.group_instance_id = Some(id.into());
+        self
+    }
+
+    /// `auto.offset.reset` (default `Latest`).
+    pub fn offset_reset(mut self, policy: OffsetReset) -> ConsumerBuilder {
+        self.cfg.offset_reset = policy;
+        self
+    }
+
+    /// `enable.auto.commit` (default true).
+    pub fn auto_commit(mut self, on: bool) -> ConsumerBuilder {
+        self.cfg.auto_commit = on;
+        self
+    }
+
+    /// `isolation.level` (default `ReadUncommitted`).
+    pub fn isolation_level(mut self, level: IsolationLevel) -> ConsumerBuilder {
+        self.cfg.isolation = level;
+        self
+    }
+
+    /// `fetch.buffer.bytes` (default 64 MiB): every prefetched byte, all partitions together.
+    pub fn fetch_buffer_bytes(mut self, bytes: usize) -> ConsumerBuilder {
+        self.cfg.fetch_buffer_bytes = bytes;
+        self
+    }
+
+    /// Hooks called on rebalances, awaited before the rebalance goes on.
+    pub fn rebalance_listener(mut self, l: impl RebalanceListener + 'static) -> ConsumerBuilder {
+        self.listener = Some(Arc::new(l));
+        self
+    }
+
+    /// Validates the configuration and starts the consumer (and its client, when built from
+    /// properties). Nothing is fetched before `subscribe` or `assign`.
+    pub async fn build(self) -> Result<Consumer> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        self.cfg.validate()?;
+        for name in &self.cfg.assignors {
+            if assignor::assignor_by_name(name).is_none() {
+                return Err(Error::config(format!(
+                    "partition.assignment.strategy: `{name}` is not one of range, roundrobin, \
+                     cooperative-sticky"
+                )));
+            }
+        }
+        let client = match self.client {
+            Some(c) => c,
+            None => self.client_builder.build().await?,
+        };
+        let cfg = Arc::new(self.cfg);
+        let coordinator = cfg
+            .group_id
+            .as_ref()
+            .map(|g| Arc::new(GroupCoordinator::new(client.inner.clone(), g.clone())));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            client,
+            cfg: cfg.clone(),
+            assignment: Arc::new(Assignment::default()),
+            budget: Budget::new(cfg.fetch_buffer_bytes),
+            coordinator,
+            membership: Mutex::new((-1, String::new())),
+            fatal: OnceLock::new(),
+            polls: AtomicU64::new(0),
+            metrics: Metrics::default(),
+            tx,
+            listener: self.listener,
+        });
+        let fetcher = fetcher::Fetcher {
+            client: shared.client.inner.clone(),
+            cfg,
+            assignment: shared.assignment.clone(),
+            budget: shared.budget.clone(),
+            group: shared.coordinator.clone(),
+            tx: shared.tx.clone(),
+        };
+        let fetch_task = tokio::spawn(fetcher.run());
+        Ok(Consumer {
+            shared,
+            local: Mutex::new(Local::default()),
+            rx: tokio::sync::Mutex::new(rx),
+            group: Mutex::new(None),
+            fetch_task: Mutex::new(Some(fetch_task)),
+            mode: Mutex::new(Mode::None),
+            background: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+/// Counters about the consumer, for metrics and health checks.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) records: AtomicU64,
+    pub(crate) rebalances: AtomicU64,
+    pub(crate) poll_interval_exceeded: AtomicU64,
+    pub(crate) commits: AtomicU64,
+    pub(crate) commit_failures: AtomicU64,
+}
+
+/// A snapshot of a consumer's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ConsumerMetrics {
+    /// Records handed to the application.
+    pub records: u64,
+    /// Group joins completed (each rebalance this member took part in).
+    pub rebalances: u64,
+    /// Times the application went longer than `max.poll.interval.ms` between calls and the
+    /// consumer left its group.
+    pub poll_interval_exceeded: u64,
+    /// Successful commits.
+    pub commits: u64,
+    /// Failed commits.
+    pub commit_failures: u64,
+}
+
+/// State shared by the application handle, the fetcher task and the group task.
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) cfg: Arc<ConsumerConfig>,
+    pub(crate) assignment: Arc<Assignment>,
+    pub(crate) budget: Arc<Budget>,
+    pub(crate) coordinator: Option<Arc<GroupCoordinator>>,
+    /// (generation, member id): written by the group task only.
+    membership: Mutex<(i32, String)>,
+    /// Set once when the consumer can no longer be used (fenced static member).
+    fatal: OnceLock<Error>,
+    /// `recv` calls so far, for the poll-interval check (plain stores, no RMW per record).
+    pub(crate) polls: AtomicU64,
+    pub(crate) metrics: Metrics,
+    pub(crate) tx: mpsc::UnboundedSender<Delivery>,
+    pub(crate) listener: Option<Arc<dyn RebalanceListener>>,
+}
+
+impl Shared {
+    pub(crate) fn membership(&self) -> (i32, String) {
+        self.membership.lock().unwrap().clone()
+    }
+
+    pub(crate) fn set_membership(&self, generation: i32, member: String) {
+        *self.membership.lock().unwrap() = (generation, member);
+    }
+
+    pub(crate) fn set_fatal(&self, e: Error) {
+        let _ = self.fatal.set(e.clone());
+        let _ = self.tx.send(Delivery::Error(e));
+    }
+
+    pub(crate) fn is_fatal(&self) -> bool {
+        self.fatal.get().is_some()
+    }
+
+    fn coordinator(&self) -> Result<&Arc<GroupCoordinator>> {
+        self.coordinator
+            .as_ref()
+            .ok_or_else(|| Error::InvalidState("committing offsets needs group.id".into()))
+    }
+
+    /// Commits the consumed positions of every assigned partition that moved.
+    pub(crate) async fn commit_consumed(&self) -> Result<()> {
+        let parts = self.assignment.all();
+        self.commit_parts(&parts).await
+    }
+
+    /// Commits the consumed positions of `parts` that moved since their last commit.
+    pub(crate) async fn commit_parts(&self, parts: &[Arc<PartitionState>]) -> Result<()> {
+        let mut offsets = Vec::new();
+        let mut which = Vec::new();
+        for p in parts {
+            let consumed = p.consumed.load(Ordering::Acquire);
+            if consumed >= 0 && consumed != p.committed.load(Ordering::Acquire) {
+                offsets.push(WireCommit {
+                    topic: p.tp.topic.to_string(),
+                    partition: p.tp.partition,
+                    offset: consumed,
+                    leader_epoch: None,
+                    metadata: None,
+                });
+                which.push((p.clone(), consumed));
+            }
+        }
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        self.send_commit(&offsets).await?;
+        for (p, offset) in which {
+            p.committed.store(offset, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Commits explicit offsets (any partition, assigned or not).
+    pub(crate) async fn commit_explicit(
+        &self,
+        offsets: &HashMap<TopicPartition, CommitOffset>,
+    ) -> Result<()> {
+        let wire: Vec<WireCommit> = offsets
+            .iter()
+            .map(|(tp, c)| WireCommit {
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
+                offset: c.offset,
+                leader_epoch: None,
+                metadata: c.metadata.clone(),
+            })
+            .collect();
+        self.send_commit(&wire).await?;
+        for (tp, c) in offsets {
+            if let Some(p) = self.assignment.get(tp) {
+                p.committed.store(c.offset, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_commit(&self, offsets: &[WireCommit]) -> Result<()> {
+        let coordinator = self.coordinator()?;
+        let (generation, member) = self.membership();
+        let result = coordinator
+            .commit_offsets(
+                generation,
+                member,
+                self.cfg.group_instance_id.clone(),
+                offsets,
+            )
+            .await
+            .and_then(
+                |outcome| match outcome.into_iter().find_map(|(_, _, e)| e) {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                },
+            );
+        match &result {
+            Ok(()) => self.metrics.commits.fetch_add(1, Ordering::Relaxed),
+            Err(e) => {
+                debug!(error = %e, "commit failed");
+                self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        result
+    }
+
+    pub(crate) fn seek(&self, tp: &TopicPartition, to: SeekTo) -> Result<()> {
+        let part = self
+            .assignment
+            .get(tp)
+            .ok_or_else(|| Error::InvalidState(format!("{tp} is not assigned").into()))?;
+        part.move_to(position_for(to));
+        self.assignment.wake.notify_one();
+        Ok(())
+    }
+}
+
+/// How the consumer was told what to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    None,
+    Subscribed,
+    Assigned,
+}
+
+/// The records of one delivery being handed out, owned by whoever holds `Consumer::local`.
+#[derive(Default)]
+struct Local {
+    current: Option<Delivery>,
+    polls: u64,
+}
+
+/// An asynchronous Kafka consumer.
+///
+/// ```no_run
+/// # async fn f(client: ferrokafka::Client) -> ferrokafka::Result<()> {
+/// use ferrokafka::Consumer;
+/// let consumer = Consumer::builder(&client).group_id("billing").build().await?;
+/// consumer.subscribe(&["orders"]).await?;
+/// loop {
+///     let record = consumer.recv().await?;
+///     println!("{}-{}@{}", record.topic, record.partition, record.offset);
+/// }
+/// # }
+/// ```
+pub struct Consumer {
+    shared: Arc<Shared>,
+    local: Mutex<Local>,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>,
+    group: Mutex<Option<(mpsc::UnboundedSender<GroupCommand>, JoinHandle<()>)>>,
+    fetch_task: Mutex<Option<JoinHandle<()>>>,
+    mode: Mutex<Mode>,
+    /// `commit_async` tasks not yet finished.
+    background: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group_id", &self.shared.cfg.group_id)
+            .field("assignment", &self.shared.assignment.partitions())
+            .finish()
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if let Some((_, t)) = self.group.get_mut().unwrap().take() {
+            t.abort();
+        }
+        if let Some(t) = self.fetch_task.get_mut().unwrap().take() {
+            t.abort();
+        }
+        for t in self.background.get_mut().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Consumer {
+    /// A builder for a consumer that uses `client`'s connections and metadata.
+    pub fn builder(client: &Client) -> ConsumerBuilder {
+        ConsumerBuilder::with(Some(client.clone()))
+    }
+
+    /// Joins the group (`group.id`) and reads the partitions it assigns. Replaces an earlier
+    /// subscription.
+    pub async fn subscribe(&self, topics: &[&str]) -> Result<()> {
+        if self.shared.cfg.group_id.is_none() {
+            return Err(Error::InvalidState("subscribe needs group.id".into()));
+        }
+        for t in topics {
+            crate::admin::validate_topic_name(t)?;
+        }
+        {
+            let mut mode = self.mode.lock().unwrap();
+            if *mode == Mode::Assigned {
+                return Err(Error::InvalidState(
+                    "subscribe after assign: a consumer either subscribes or assigns".into(),
+                ));
+            }
+            *mode = Mode::Subscribed;
+        }
+        let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        let mut group = self.group.lock().unwrap();
+        let (cmds, _) = group.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let task = tokio::spawn(GroupTask::new(self.shared.clone(), rx).run());
+            (tx, task)
+        });
+        cmds.send(GroupCommand::Subscribe(topics))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Reads exactly these partitions, without a group (offsets may still be committed to
+    /// `group.id`, and the committed offset is where reading starts). Replaces an earlier
+    /// assignment.
+    pub async fn assign(&self, partitions: &[TopicPartition]) -> Result<()> {
+        {
+            let mut mode = self.mode.lock().unwrap();
+            if *mode == Mode::Subscribed {
+                return Err(Error::InvalidState(
+                    "assign after subscribe: a consumer either subscribes or assigns".into(),
+                ));
+            }
+            *mode = Mode::Assigned;
+        }
+        let client = &self.shared.client.inner;
+        client
+            .metadata
+            .add_interest(partitions.iter().map(|tp| &*tp.topic));
+        let keep: std::collections::HashSet<&TopicPartition> = partitions.iter().collect();
+        let gone: Vec<TopicPartition> = self
+            .shared
+            .assignment
+            .partitions()
+            .into_iter()
+            .filter(|tp| !keep.contains(tp))
+            .collect();
+        self.shared.assignment.remove(gone.iter());
+        self.shared.assignment.add(partitions.iter().cloned());
+        Ok(())
+    }
+
+    /// The next record. Waits for one; fails with a partition's error (e.g.
+    /// [`Error::NoOffset`]) or the consumer's ([`Error::PollIntervalExceeded`], fenced).
+    pub async fn recv(&self) -> Result<ConsumerRecord> {
+        loop {
+            if let Some(r) = self.pop()? {
+                return Ok(r);
+            }
+            let mut rx = self.rx.lock().await;
+            // Another caller may have installed a delivery while this one waited.
+            if self.local.lock().unwrap().current.is_some() {
+                continue;
+            }
+            let d = rx.recv().await.ok_or(Error::Closed)?;
+            match d {
+                Delivery::Records { .. } => self.local.lock().unwrap().current = Some(d),
+                Delivery::PartitionError { part, epoch, error } => {
+                    if part.current(epoch) {
+                        return Err(error);
+                    }
+                }
+                Delivery::Error(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Up to `max` records: waits for at least one, then takes what is already fetched.
+    pub async fn recv_batch(&self, max: usize) -> Result<Vec<ConsumerRecord>> {
+        let mut out = Vec::with_capacity(max.min(1024));
+        out.push(self.recv().await?);
+        while out.len() < max {
+            match self.pop()? {
+                Some(r) => out.push(r),
+                None => {
+                    let Ok(mut rx) = self.rx.try_lock() else {
+                        break;
+                    };
+                    match rx.try_recv() {
+                        Ok(d @ Delivery::Records { .. }) => {
+                            self.local.lock().unwrap().current = Some(d)
+                        }
+                        Ok(Delivery::PartitionError { part, epoch, error }) => {
+                            if part.current(epoch) {
+                                // Deliver what we have; the error comes with the next call.
+                                drop(rx);
+                                let _ = self.shared.tx.send(Delivery::PartitionError {
+                                    part,
+                                    epoch,
+                                    error,
+                                });
+                                break;
+                            }
+                        }
+                        Ok(Delivery::Error(e)) => {
+                            drop(rx);
+                            let _ = self.shared.tx.send(Delivery::Error(e));
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes the next record of the current delivery, if it is still valid.
+    fn pop(&self) -> Result<Option<ConsumerRecord>> {
+        let mut local = self.local.lock().unwrap();
+        local.polls += 1;
+        self.shared.polls.store(local.polls, Ordering::Relaxed);
+        if let Some(e) = self.shared.fatal.get() {
+            return Err(e.clone());
+        }
+        if let Some(Delivery::Records {
+            part,
+            epoch,
+            records,
+            ..
+        }) = &mut local.current
+        {
+            if part.current(*epoch) {
+                if let Some(r) = records.next() {
+                    part.consumed.store(r.offset + 1, Ordering::Release);
+                    self.shared.metrics.records.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(r));
+                }
+            }
+        }
+        local.current = None;
+        Ok(None)
+    }
+
+    /// The records as a `futures::Stream` (never ends by itself; errors are items).
+    pub fn stream(&self) -> impl Stream<Item = Result<ConsumerRecord>> + '_ {
+        futures::stream::unfold(self, |c| async move { Some((c.recv().await, c)) })
+    }
+
+    /// Moves an assigned partition's position; records fetched before are dropped.
+    pub fn seek(&self, tp: &TopicPartition, to: SeekTo) -> Result<()> {
+        self.shared.seek(tp, to)
+    }
+
+    /// Stops fetching these partitions until [`Consumer::resume`]; records already fetched
+    /// for them are dropped and fetched again after resume.
+    pub fn pause(&self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            let part = self.assigned(tp)?;
+            part.paused.store(true, Ordering::Release);
+            if let Some(offset) = part.position() {
+                part.move_to(Position::At { offset });
+            }
+        }
+        Ok(())
+    }
+
+    /// Resumes fetching paused partitions.
+    pub fn resume(&self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            self.assigned(tp)?.paused.store(false, Ordering::Release);
+        }
+        self.shared.assignment.wake.notify_one();
+        Ok(())
+    }
+
+    fn assigned(&self, tp: &TopicPartition) -> Result<Arc<PartitionState>> {
+        self.shared
+            .assignment
+            .get(tp)
+            .ok_or_else(|| Error::InvalidState(format!("{tp} is not assigned").into()))
+    }
+
+    /// The offset of the next record `recv` returns for `tp`; `None` while it is being
+    /// looked up.
+    pub fn position(&self, tp: &TopicPartition) -> Result<Option<i64>> {
+        Ok(self.assigned(tp)?.position())
+    }
+
+    /// The partitions assigned now, sorted.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.shared.assignment.partitions()
+    }
+
+    /// The group's committed offsets for `partitions` (`None`: nothing committed).
+    pub async fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, Option<i64>>> {
+        let coordinator = self.shared.coordinator()?;
+        let keys: Vec<(String, i32)> = partitions
+            .iter()
+            .map(|tp| (tp.topic.to_string(), tp.partition))
+            .collect();
+        let found = coordinator.fetch_offsets(&keys).await?;
+        Ok(partitions
+            .iter()
+            .map(|tp| {
+                let c = found
+                    .get(&(tp.topic.to_string(), tp.partition))
+                    .cloned()
+                    .flatten();
+                (tp.clone(), c.map(|c| c.offset))
+            })
+            .collect())
+    }
+
+    /// Commits the position of every assigned partition (the offset after the last record
+    /// `recv` returned) and waits for the coordinator.
+    pub async fn commit(&self) -> Result<()> {
+        self.shared.commit_consumed().await
+    }
+
+    /// Starts a commit of the current positions and returns at once; the returned receiver
+    /// yields its outcome (drop it if you do not care). The commit stops with the consumer.
+    pub fn commit_async(&self) -> oneshot::Receiver<Result<()>> {
+        let (tx, rx) = oneshot::channel();
+        let shared = self.shared.clone();
+        // Positions are read now, so later records do not sneak into this commit.
+        let parts = shared.assignment.all();
+        let snapshot: Vec<(Arc<PartitionState>, i64)> = parts
+            .iter()
+            .map(|p| (p.clone(), p.consumed.load(Ordering::Acquire)))
+            .filter(|(p, c)| *c >= 0 && *c != p.committed.load(Ordering::Acquire))
+            .collect();
+        let offsets: HashMap<TopicPartition, CommitOffset> = snapshot
+            .iter()
+            .map(|(p, c)| (p.tp.clone(), CommitOffset::new(*c)))
+            .collect();
+        let task = tokio::spawn(async move {
+            let r = if offsets.is_empty() {
+                Ok(())
+            } else {
+                shared.commit_explicit(&offsets).await
+            };
+            let _ = tx.send(r);
+        });
+        // Owned by the consumer: aborted if the consumer is dropped first.
+        let mut background = self.background.lock().unwrap();
+        background.retain(|t| !t.is_finished());
+        background.push(task);
+        rx
+    }
+
+    /// Commits explicit offsets (the next offset to read, per partition) and waits.
+    pub async fn commit_offsets(
+        &self,
+        offsets: &HashMap<TopicPartition, CommitOffset>,
+    ) -> Result<()> {
+        self.shared.commit_explicit(offsets).await
+    }
+
+    /// Counters: records consumed, rebalances, poll-interval violations, commits.
+    pub fn metrics(&self) -> ConsumerMetrics {
+        let m = &self.shared.metrics;
+        ConsumerMetrics {
+            records: m.records.load(Ordering::Relaxed),
+            rebalances: m.rebalances.load(Ordering::Relaxed),
+            poll_interval_exceeded: m.poll_interval_exceeded.load(Ordering::Relaxed),
+            commits: m.commits.load(Ordering::Relaxed),
+            commit_failures: m.commit_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Commits (with auto-commit), runs the `revoked` hook, leaves the group and stops the
+    /// background tasks. Later calls fail with [`Error::Closed`].
+    pub async fn close(&self) -> Result<()> {
+        let group = self.group.lock().unwrap().take();
+        if let Some((cmds, task)) = group {
+            let (tx, rx) = oneshot::channel();
+            if cmds.send(GroupCommand::Close(tx)).is_ok() {
+                let _ = rx.await;
+            }
+            let _ = task.await;
+        } else if self.shared.cfg.auto_commit && self.shared.coordinator.is_some() {
+            if let Err(e) = self.shared.commit_consumed().await {
+                debug!(error = %e, "commit on close failed");
+            }
+        }
+        let fetch = self.fetch_task.lock().unwrap().take();
+        if let Some(t) = fetch {
+            t.abort();
+            let _ = t.await;
+        }
+        self.shared.assignment.clear();
+        self.rx.lock().await.close();
+        Ok(())
+    }
+
+    /// The client this consumer uses.
+    pub fn client(&self) -> &Client {
+        &self.shared.client
+    }
+}
