@@ -250,3 +250,38 @@ async fn mixed_group_with_librdkafka_splits_the_partitions() {
         c.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_fenced_static_member_gets_a_fatal_typed_error() {
+    let cluster = mock_cluster(1);
+    let topic = unique_topic("fence");
+    cluster.create_topic(&topic, 1, 1).unwrap();
+    let client = client(&cluster.bootstrap_servers()).await;
+    produce(&client, &topic, 1, 50).await;
+    let c = builder(&client, &unique_topic("g"))
+        .group_instance_id("instance-1")
+        .build()
+        .await
+        .unwrap();
+    c.subscribe(&[&topic]).await.unwrap();
+    let mut seen = HashSet::new();
+    distinct(&c, &mut seen, 50).await;
+    // Another instance with the same group.instance.id took over: the coordinator fences us.
+    cluster.request_errors(
+        RDKafkaApiKey::Heartbeat,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID],
+    );
+    let e = within("fenced", c.recv()).await.unwrap_err();
+    assert_eq!(
+        e.kafka_code(),
+        Some(ferrokafka::KafkaCode::FencedInstanceId),
+        "{e}"
+    );
+    // Fatal: every later call says so too.
+    let again = within("again", c.recv()).await.unwrap_err();
+    assert_eq!(
+        again.kafka_code(),
+        Some(ferrokafka::KafkaCode::FencedInstanceId)
+    );
+    c.close().await.unwrap();
+}

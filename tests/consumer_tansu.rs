@@ -300,6 +300,8 @@ async fn explicit_offsets_with_metadata_are_committed() {
 struct Tracker {
     owned: Arc<Mutex<BTreeSet<TopicPartition>>>,
     revoked_commits: Arc<Mutex<Vec<Result<(), String>>>>,
+    /// Sizes of every `revoked` call.
+    revoked_sizes: Arc<Mutex<Vec<usize>>>,
 }
 
 #[ferrokafka::async_trait]
@@ -313,6 +315,7 @@ impl RebalanceListener for Tracker {
     async fn revoked(&self, ctx: &RebalanceContext, partitions: &[TopicPartition]) {
         let r = ctx.commit().await.map_err(|e| e.to_string());
         self.revoked_commits.lock().unwrap().push(r);
+        self.revoked_sizes.lock().unwrap().push(partitions.len());
         let mut owned = self.owned.lock().unwrap();
         for p in partitions {
             owned.remove(p);
@@ -484,4 +487,63 @@ async fn bad_consumer_config_fails_at_build() {
         c.subscribe(&["t"]).await,
         Err(Error::InvalidState(_))
     ));
+}
+
+#[tokio::test]
+async fn a_member_dropped_without_leaving_is_replaced_from_its_last_commit() {
+    let (_broker, client, topic) = setup(2).await;
+    produce(&client, &topic, 400).await;
+    let group = unique_topic("g");
+    let tb = Tracker::default();
+    let a = builder(&client, Some(&group))
+        .auto_commit(false)
+        .build()
+        .await
+        .unwrap();
+    a.subscribe(&[&topic]).await.unwrap();
+    recv_n(&a, 10).await;
+    let b = builder(&client, Some(&group))
+        .auto_commit(false)
+        .rebalance_listener(tb.clone())
+        .build()
+        .await
+        .unwrap();
+    b.subscribe(&[&topic]).await.unwrap();
+    // Both poll until the group is split one partition each.
+    let poll_both = async {
+        loop {
+            tokio::select! {
+                _ = a.recv() => {}
+                _ = b.recv() => {}
+            }
+        }
+    };
+    tokio::select! {
+        _ = poll_both => unreachable!(),
+        _ = wait_until("split", || tb.owned.lock().unwrap().len() == 1 && a.assignment().len() == 1) => {}
+    }
+    let a_part = a.assignment()[0].clone();
+    // a has processed what it received; it commits, then dies without leaving.
+    within("commit", a.commit()).await.unwrap();
+    let committed = a.position(&a_part).unwrap().expect("a has a position");
+    assert_eq!(
+        a.committed(std::slice::from_ref(&a_part)).await.unwrap()[&a_part],
+        Some(committed)
+    );
+    drop(a);
+    // New records, so a's partition has something after the commit whatever a had read.
+    produce(&client, &topic, 100).await;
+    // After the session timeout the coordinator gives a's partition to b, which starts at
+    // a's commit: nothing committed is lost, nothing before it comes again.
+    let first_from_a_part = within("take over", async {
+        loop {
+            let r = b.recv().await.unwrap();
+            if r.topic_partition() == a_part {
+                break r.offset;
+            }
+        }
+    })
+    .await;
+    assert_eq!(first_from_a_part, committed);
+    b.close().await.unwrap();
 }

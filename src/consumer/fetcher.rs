@@ -700,3 +700,7 @@ async fn list_offsets(
     let conn = client.broker(broker).await?;
     conn.send(&req).await
 }
+
+#[cfg(test)]
+#[path = "fetcher_tests.rs"]
+mod tests;

@@ -1,0 +1,306 @@
+//! The fetcher against a scripted broker that answers Fetch and ListOffsets as Apache Kafka
+//! does (neither test broker answers timestamp lookups, and Tansu answers LATEST wrongly):
+//! seek by timestamp, the latest reset, out-of-range resets, control batches, the budget.
+
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{
+    ApiKey, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+};
+
+use crate::client::Client;
+use crate::codes::KafkaCode;
+use crate::compression::Compression;
+use crate::consumer::{Consumer, OffsetReset, SeekTo, TopicPartition};
+use crate::protocol::records::BatchBuilder;
+use crate::testing::{Behaviour, FakeCluster, FakeConnector, Received};
+
+/// One partition's log as the scripted broker keeps it: (timestamp, value) per offset, and
+/// offsets that hold a control record instead of data.
+#[derive(Default)]
+struct Log {
+    records: Vec<(i64, String)>,
+    control_at: Vec<i64>,
+}
+
+impl Log {
+    fn with(n: i64) -> Log {
+        Log {
+            records: (0..n).map(|i| (1_000 + i, format!("v{i}"))).collect(),
+            control_at: Vec::new(),
+        }
+    }
+
+    fn end(&self) -> i64 {
+        self.records.len() as i64
+    }
+
+    /// Batches from the one containing `from` to the end, at most `max_bytes` (but always at
+    /// least one batch, as Kafka does). Batches hold 4 records each, so a fetch from the middle
+    /// of a batch starts at its base offset, as a real broker's does.
+    fn batches(&self, from: i64, max_bytes: usize) -> Bytes {
+        let mut out = Vec::new();
+        let mut base = from - from % 4;
+        while base < self.end() {
+            let mut b = BatchBuilder::new(0);
+            let last = (base + 4).min(self.end());
+            for o in base..last {
+                let (ts, v) = &self.records[o as usize];
+                b.append(*ts, None, Some(v.as_bytes()), &[]);
+            }
+            let mut batch = b.finish(Compression::None, None).unwrap();
+            batch[..8].copy_from_slice(&base.to_be_bytes());
+            if self.control_at.contains(&base) {
+                // Attributes bit 5 marks a control batch; the CRC covers the attributes, so
+                // recompute it as a broker writing a marker would have.
+                batch[22] |= 0x20;
+                let crc = crc32c::crc32c(&batch[21..]);
+                batch[17..21].copy_from_slice(&crc.to_be_bytes());
+            }
+            if !out.is_empty() && out.len() + batch.len() > max_bytes {
+                break;
+            }
+            out.extend_from_slice(&batch);
+            base = last;
+        }
+        Bytes::from(out)
+    }
+}
+
+struct Broker {
+    log: Mutex<Log>,
+    fetched_bytes: AtomicUsize,
+    fetches: AtomicUsize,
+}
+
+fn answer(broker: &Broker, r: &Received) -> Option<Bytes> {
+    match r.api().0 {
+        ApiKey::ListOffsets => {
+            let req: ListOffsetsRequest = r.decode();
+            let log = broker.log.lock().unwrap();
+            let topics = req
+                .topics
+                .iter()
+                .map(|t| {
+                    let partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let offset = match p.timestamp {
+                                -2 => 0,
+                                -1 => log.end(),
+                                ts => log
+                                    .records
+                                    .iter()
+                                    .position(|(rts, _)| *rts >= ts)
+                                    .map_or(-1, |o| o as i64),
+                            };
+                            ListOffsetsPartitionResponse::default()
+                                .with_partition_index(p.partition_index)
+                                .with_offset(offset)
+                                .with_timestamp(-1)
+                        })
+                        .collect();
+                    ListOffsetsTopicResponse::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(partitions)
+                })
+                .collect();
+            Some(r.answer(&ListOffsetsResponse::default().with_topics(topics)))
+        }
+        ApiKey::Fetch => {
+            let req: FetchRequest = r.decode();
+            broker.fetches.fetch_add(1, AtomicOrdering::SeqCst);
+            let log = broker.log.lock().unwrap();
+            let responses = req
+                .topics
+                .iter()
+                .map(|t| {
+                    let partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let d = PartitionData::default()
+                                .with_partition_index(p.partition)
+                                .with_high_watermark(log.end())
+                                .with_last_stable_offset(log.end());
+                            if p.fetch_offset > log.end() || p.fetch_offset < 0 {
+                                return d.with_error_code(KafkaCode::OffsetOutOfRange.code());
+                            }
+                            let max = (p.partition_max_bytes as usize).min(req.max_bytes as usize);
+                            let bytes = log.batches(p.fetch_offset, max);
+                            broker
+                                .fetched_bytes
+                                .fetch_add(bytes.len(), AtomicOrdering::SeqCst);
+                            d.with_records(Some(bytes))
+                        })
+                        .collect();
+                    FetchableTopicResponse::default()
+                        .with_topic(t.topic.clone())
+                        .with_partitions(partitions)
+                })
+                .collect();
+            Some(r.answer(&FetchResponse::default().with_responses(responses)))
+        }
+        other => panic!("the scripted broker does not answer {other:?}"),
+    }
+}
+
+async fn setup(log: Log) -> (Client, Arc<Broker>) {
+    let broker = Arc::new(Broker {
+        log: Mutex::new(log),
+        fetched_bytes: AtomicUsize::new(0),
+        fetches: AtomicUsize::new(0),
+    });
+    let cluster = FakeCluster::with_brokers(&[1]);
+    let b = broker.clone();
+    *cluster.handler.lock().unwrap() = Some(Box::new(move |r: &Received| answer(&b, r)));
+    let connector = Arc::new(FakeConnector::default());
+    connector.set("fake:1", Behaviour::Serve(cluster.clone()));
+    connector.set("b:1", Behaviour::Serve(cluster));
+    let client = Client::builder()
+        .bootstrap_servers("b:1")
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .connector(connector)
+        .build()
+        .await
+        .unwrap();
+    (client, broker)
+}
+
+async fn recv_offset(c: &Consumer) -> i64 {
+    tokio::time::timeout(Duration::from_secs(5), c.recv())
+        .await
+        .expect("a record within 5 s")
+        .unwrap()
+        .offset
+}
+
+fn tp() -> TopicPartition {
+    TopicPartition::new("t", 0)
+}
+
+async fn consumer(client: &Client, reset: OffsetReset) -> Consumer {
+    Consumer::builder(client)
+        .offset_reset(reset)
+        .set("fetch.max.wait.ms", "10")
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn seek_by_timestamp_starts_at_the_first_record_at_or_after_it() {
+    let (client, _broker) = setup(Log::with(10)).await;
+    let c = consumer(&client, OffsetReset::Earliest).await;
+    c.assign(&[tp()]).await.unwrap();
+    assert_eq!(recv_offset(&c).await, 0);
+    c.seek(&tp(), SeekTo::Timestamp(1_006)).unwrap();
+    assert_eq!(
+        recv_offset(&c).await,
+        6,
+        "first record with timestamp >= 1006"
+    );
+    assert_eq!(recv_offset(&c).await, 7);
+    // No record that late: Kafka answers -1, which means the end of the log.
+    c.seek(&tp(), SeekTo::Timestamp(9_999)).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while c.position(&tp()).unwrap() != Some(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("positioned at the end");
+}
+
+#[tokio::test]
+async fn latest_reset_starts_at_the_end_and_sees_only_new_records() {
+    let (client, broker) = setup(Log::with(10)).await;
+    let c = consumer(&client, OffsetReset::Latest).await;
+    c.assign(&[tp()]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while c.position(&tp()).unwrap() != Some(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("positioned at the high watermark");
+    broker
+        .log
+        .lock()
+        .unwrap()
+        .records
+        .extend((10..13).map(|i| (1_000 + i, format!("v{i}"))));
+    assert_eq!(recv_offset(&c).await, 10);
+    assert_eq!(recv_offset(&c).await, 11);
+}
+
+#[tokio::test]
+async fn out_of_range_applies_the_reset_policy_and_mid_batch_fetches_skip_older_records() {
+    let (client, _broker) = setup(Log::with(10)).await;
+    let c = consumer(&client, OffsetReset::Earliest).await;
+    c.assign(&[tp()]).await.unwrap();
+    // Offset 6 is in the middle of the batch starting at 4: 4 and 5 must not come out.
+    c.seek(&tp(), SeekTo::Offset(6)).unwrap();
+    assert_eq!(recv_offset(&c).await, 6);
+    c.seek(&tp(), SeekTo::Offset(500)).unwrap();
+    assert_eq!(recv_offset(&c).await, 0, "out of range → earliest");
+}
+
+#[tokio::test]
+async fn control_batches_are_never_handed_out() {
+    let mut log = Log::with(12);
+    log.control_at = vec![4];
+    let (client, _broker) = setup(log).await;
+    let c = consumer(&client, OffsetReset::Earliest).await;
+    c.assign(&[tp()]).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..8 {
+        got.push(recv_offset(&c).await);
+    }
+    assert_eq!(got, vec![0, 1, 2, 3, 8, 9, 10, 11]);
+}
+
+#[tokio::test]
+async fn prefetch_stops_at_the_budget_until_the_application_drains() {
+    let (client, broker) = setup(Log::with(20_000)).await;
+    let budget = 32 * 1024;
+    let c = Consumer::builder(&client)
+        .offset_reset(OffsetReset::Earliest)
+        .set("fetch.max.wait.ms", "10")
+        .set("max.partition.fetch.bytes", "4096")
+        .set("fetch.max.bytes", "8192")
+        .fetch_buffer_bytes(budget)
+        .build()
+        .await
+        .unwrap();
+    c.assign(&[tp()]).await.unwrap();
+    assert_eq!(recv_offset(&c).await, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fetched = broker.fetched_bytes.load(AtomicOrdering::SeqCst);
+    // Without the application reading, prefetching stops within the budget (plus the batch
+    // being handed out).
+    assert!(
+        fetched <= budget + 4096,
+        "prefetched {fetched} bytes, budget {budget}"
+    );
+    let fetches = broker.fetches.load(AtomicOrdering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        broker.fetches.load(AtomicOrdering::SeqCst),
+        fetches,
+        "no fetch while the budget is spent"
+    );
+    // Draining lets fetching go on, and every record still comes in order.
+    for expected in 1..5_000 {
+        assert_eq!(recv_offset(&c).await, expected);
+    }
+    assert!(broker.fetched_bytes.load(AtomicOrdering::SeqCst) > fetched);
+}
