@@ -426,6 +426,50 @@ async fn stalled_application_gets_a_typed_error_and_the_group_moves_on() {
 }
 
 #[tokio::test]
+async fn waiting_in_recv_on_an_idle_topic_is_not_a_stall() {
+    let (_broker, client, topic) = setup(1).await;
+    let c = builder(&client, Some(&unique_topic("g")))
+        .set("max.poll.interval.ms", "1500")
+        .build()
+        .await
+        .unwrap();
+    c.subscribe(&[&topic]).await.unwrap();
+    // Nothing to read for twice the poll interval, while the application waits in recv.
+    let waited = tokio::time::timeout(Duration::from_secs(3), c.recv()).await;
+    assert!(waited.is_err(), "nothing was produced: {waited:?}");
+    assert_eq!(c.metrics().poll_interval_exceeded, 0);
+    produce(&client, &topic, 1).await;
+    let r = within("record", c.recv()).await.unwrap();
+    assert_eq!(r.offset, 0);
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn assigned_consumer_with_a_group_auto_commits() {
+    let (_broker, client, topic) = setup(1).await;
+    produce(&client, &topic, 50).await;
+    let group = unique_topic("g");
+    let c = builder(&client, Some(&group))
+        .set("auto.commit.interval.ms", "100")
+        .build()
+        .await
+        .unwrap();
+    let tps = all_partitions(&topic, 1);
+    c.assign(&tps).await.unwrap();
+    recv_n(&c, 20).await;
+    // No explicit commit: the background auto-commit stores the position of the 20 records
+    // handed out (it may take a tick or two).
+    within("auto-commit", async {
+        while c.committed(&tps).await.unwrap()[&tps[0]] != Some(20) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(c.metrics().commits >= 1);
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn decodes_what_librdkafka_writes_with_every_codec() {
     use rdkafka::config::ClientConfig;
     use rdkafka::producer::{FutureProducer, FutureRecord};

@@ -438,7 +438,7 @@ impl GroupTask {
     /// Whether the application has not polled within `max.poll.interval.ms`.
     fn poll_expired(&mut self) -> bool {
         let polls = self.shared.polls.load(Ordering::Relaxed);
-        if polls != self.polls_seen {
+        if polls != self.polls_seen || self.shared.waiting.load(Ordering::Acquire) > 0 {
             self.polls_seen = polls;
             self.last_poll = Instant::now();
             return false;

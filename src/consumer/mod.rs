@@ -21,7 +21,7 @@ mod record;
 mod state;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::Stream;
@@ -183,6 +183,7 @@ impl ConsumerBuilder {
             membership: Mutex::new((-1, String::new())),
             fatal: OnceLock::new(),
             polls: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
             metrics: Metrics::default(),
             tx,
             listener: self.listener,
@@ -204,6 +205,7 @@ impl ConsumerBuilder {
             fetch_task: Mutex::new(Some(fetch_task)),
             mode: Mutex::new(Mode::None),
             background: Mutex::new(Vec::new()),
+            assign_committer: Mutex::new(None),
         })
     }
 }
@@ -248,6 +250,9 @@ pub(crate) struct Shared {
     fatal: OnceLock<Error>,
     /// `recv` calls so far, for the poll-interval check (plain stores, no RMW per record).
     pub(crate) polls: AtomicU64,
+    /// `recv` calls waiting for records right now: an application blocked in `recv` on an
+    /// idle topic is polling, not stalled.
+    pub(crate) waiting: AtomicUsize,
     pub(crate) metrics: Metrics,
     pub(crate) tx: mpsc::UnboundedSender<Delivery>,
     pub(crate) listener: Option<Arc<dyn RebalanceListener>>,
@@ -372,6 +377,22 @@ impl Shared {
     }
 }
 
+/// Counts a `recv` waiting for records, also when its future is dropped mid-wait.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(counter: &'a AtomicUsize) -> Waiting<'a> {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// How the consumer was told what to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -409,6 +430,8 @@ pub struct Consumer {
     mode: Mutex<Mode>,
     /// `commit_async` tasks not yet finished.
     background: Mutex<Vec<JoinHandle<()>>>,
+    /// The auto-commit task of an assigned (not subscribed) consumer with a group.id.
+    assign_committer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -429,6 +452,9 @@ impl Drop for Consumer {
             t.abort();
         }
         for t in self.background.get_mut().unwrap().drain(..) {
+            t.abort();
+        }
+        if let Some(t) = self.assign_committer.get_mut().unwrap().take() {
             t.abort();
         }
     }
@@ -496,6 +522,24 @@ impl Consumer {
             .collect();
         self.shared.assignment.remove(gone.iter());
         self.shared.assignment.add(partitions.iter().cloned());
+        if self.shared.cfg.auto_commit && self.shared.coordinator.is_some() {
+            // Java auto-commits assigned partitions too when a group.id is set. Owned like
+            // commit_async tasks: aborted with the consumer, stopped by close.
+            let mut committer = self.assign_committer.lock().unwrap();
+            if committer.is_none() {
+                let shared = self.shared.clone();
+                *committer = Some(tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(shared.cfg.auto_commit_interval);
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        if let Err(e) = shared.commit_consumed().await {
+                            tracing::warn!(error = %e, "auto-commit failed");
+                        }
+                    }
+                }));
+            }
+        }
         Ok(())
     }
 
@@ -511,7 +555,10 @@ impl Consumer {
             if self.local.lock().unwrap().current.is_some() {
                 continue;
             }
-            let d = rx.recv().await.ok_or(Error::Closed)?;
+            let d = {
+                let _waiting = Waiting::new(&self.shared.waiting);
+                rx.recv().await.ok_or(Error::Closed)?
+            };
             match d {
                 Delivery::Records { .. } => self.local.lock().unwrap().current = Some(d),
                 Delivery::PartitionError { part, epoch, error } => {
@@ -735,6 +782,12 @@ impl Consumer {
             if let Err(e) = self.shared.commit_consumed().await {
                 debug!(error = %e, "commit on close failed");
             }
+        }
+        let mut background: Vec<JoinHandle<()>> =
+            self.background.lock().unwrap().drain(..).collect();
+        background.extend(self.assign_committer.lock().unwrap().take());
+        for t in background {
+            t.abort();
         }
         let fetch = self.fetch_task.lock().unwrap().take();
         if let Some(t) = fetch {
