@@ -35,7 +35,7 @@ use crate::classify::{classify, Action};
 use crate::client::metadata::TopicsQuery;
 use crate::client::ClientInner;
 use crate::codes::KafkaCode;
-use crate::consumer::config::ConsumerConfig;
+use crate::consumer::config::{ConsumerConfig, IsolationLevel};
 use crate::consumer::coordinator::GroupCoordinator;
 use crate::consumer::record::{ConsumerRecord, TimestampType};
 use crate::consumer::state::{
@@ -567,7 +567,16 @@ impl Fetcher {
                 }
             };
             let guard = budget.split(records.len());
-            match self.decode(p, records) {
+            let aborted = match self.cfg.isolation {
+                IsolationLevel::ReadCommitted => data
+                    .aborted_transactions
+                    .iter()
+                    .flatten()
+                    .map(|a| (a.producer_id.0, a.first_offset))
+                    .collect(),
+                IsolationLevel::ReadUncommitted => Vec::new(),
+            };
+            match self.decode(p, records, aborted) {
                 Ok((out, next)) => {
                     let mut f = p.part.fetch.lock().unwrap();
                     f.busy = false;
@@ -578,11 +587,14 @@ impl Fetcher {
                         f.position = Position::At { offset };
                     }
                     drop(f);
-                    if !out.is_empty() {
+                    // Also when every batch was skipped (control, aborted): the position
+                    // must still move past them once the application gets there.
+                    if let Some(next) = next {
                         let _ = self.tx.send(Delivery::Records {
                             part: p.part.clone(),
                             epoch: p.epoch,
                             records: out.into_iter(),
+                            next,
                             _budget: guard,
                         });
                     }
@@ -607,19 +619,45 @@ impl Fetcher {
 
     /// Decodes one partition's records: the records at or after the fetch offset, and the
     /// next offset to fetch (past the last complete batch, control batches included).
-    #[allow(clippy::type_complexity)]
-    fn decode(&self, p: &Planned, data: Bytes) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
+    ///
+    /// `aborted` (read_committed only) is the Fetch response's aborted-transaction list,
+    /// `(producer id, first offset)`. Kafka's rule: a transactional batch is dropped when its
+    /// producer has an aborted transaction that started at or before the batch's last offset
+    /// and whose abort marker has not been passed yet; the marker (a control batch) ends it.
+    fn decode(
+        &self,
+        p: &Planned,
+        data: Bytes,
+        mut aborted: Vec<(i64, i64)>,
+    ) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
         let batches = decode_batches(data, self.cfg.check_crcs, self.cfg.fetch_buffer_bytes)?;
+        // Pending aborted transactions, earliest first; popped into `aborting` as the batches
+        // reach their first offsets.
+        aborted.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
+        let mut aborting: HashSet<i64> = HashSet::new();
         let mut out = Vec::new();
         let mut next = None;
         let topic = &p.part.tp.topic;
         for b in batches {
             let end = b.base_offset + b.last_offset_delta as i64 + 1;
+            while aborted.last().is_some_and(|&(_, first)| first < end) {
+                let (pid, _) = aborted.pop().expect("checked");
+                aborting.insert(pid);
+            }
+            if b.control {
+                if is_abort_marker(&b) {
+                    aborting.remove(&b.producer_id);
+                }
+                if end > p.offset {
+                    next = Some(end);
+                }
+                continue;
+            }
             if end <= p.offset {
                 continue;
             }
             next = Some(end);
-            if b.control {
+            if b.transactional && aborting.contains(&b.producer_id) {
                 continue;
             }
             let timestamp_type = if b.log_append_time {
@@ -647,6 +685,15 @@ impl Fetcher {
         }
         Ok((out, next))
     }
+}
+
+/// Whether a control batch holds an ABORT marker: its record's key is `version: i16,
+/// type: i16` with type 0 for abort and 1 for commit.
+fn is_abort_marker(b: &crate::protocol::records::DecodedBatch) -> bool {
+    b.records
+        .first()
+        .and_then(|r| r.key.as_ref())
+        .is_some_and(|k| k.len() >= 4 && i16::from_be_bytes([k[2], k[3]]) == 0)
 }
 
 #[derive(Default)]
@@ -704,3 +751,7 @@ async fn list_offsets(
 #[cfg(test)]
 #[path = "fetcher_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "read_committed_tests.rs"]
+mod read_committed_tests;

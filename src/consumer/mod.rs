@@ -406,6 +406,8 @@ enum Mode {
 struct Local {
     current: Option<Delivery>,
     polls: u64,
+    /// Records handed out; published with plain stores (only `recv` writes the counter).
+    records: u64,
 }
 
 /// An asynchronous Kafka consumer.
@@ -623,13 +625,24 @@ impl Consumer {
             part,
             epoch,
             records,
+            next,
             ..
         }) = &mut local.current
         {
             if part.current(*epoch) {
-                if let Some(r) = records.next() {
+                let Some(r) = records.next() else {
+                    // Past the last record: the position covers what the fetch skipped.
+                    part.consumed.store(*next, Ordering::Release);
+                    local.current = None;
+                    return Ok(None);
+                };
+                {
                     part.consumed.store(r.offset + 1, Ordering::Release);
-                    self.shared.metrics.records.fetch_add(1, Ordering::Relaxed);
+                    local.records += 1;
+                    self.shared
+                        .metrics
+                        .records
+                        .store(local.records, Ordering::Relaxed);
                     return Ok(Some(r));
                 }
             }

@@ -298,6 +298,9 @@ pub(crate) enum Delivery {
         part: Arc<PartitionState>,
         epoch: u64,
         records: std::vec::IntoIter<crate::consumer::record::ConsumerRecord>,
+        /// The offset after everything this delivery covered (skipped control and aborted
+        /// batches included): the position once its last record is handed out.
+        next: i64,
         _budget: BudgetGuard,
     },
     /// An error about one partition (dropped if the partition moved since).
