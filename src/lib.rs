@@ -4,8 +4,13 @@
 //!
 //! # Layout
 //! - [`Client`]: the shared core — a connection pool (pipelined requests per broker, API
-//!   versions negotiated per broker) and a metadata cache. Producers and consumers (coming)
-//!   are built from it and share it.
+//!   versions negotiated per broker) and a metadata cache. Producers and consumers are built
+//!   from it and share it.
+//! - [`Producer`]: batching, Java-compatible partitioning, acks and retries, idempotence,
+//!   compression; `send` waits for buffer space instead of failing.
+//! - [`Consumer`]: consumer groups (range, roundrobin, cooperative-sticky, static membership)
+//!   or manual assignment, a fetcher bounded by one byte budget, automatic or manual commits,
+//!   async rebalance hooks ([`RebalanceListener`]), and a `futures::Stream` of records.
 //! - [`Admin`]: topic and cluster administration through a `Client`.
 //! - [`Error`]: the one error type; [`Error::is_retriable`] says whether trying again may help.
 //!
@@ -65,4 +70,7 @@ pub use producer::partitioner::{
 };
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder};
 pub use record::{Header, Record, RecordMetadata};
-pub use serde::{BigEndianSerializer, Serializer, StringSerializer};
+pub use serde::{
+    BigEndianDeserializer, BigEndianSerializer, Deserializer, Serializer, StringDeserializer,
+    StringSerializer,
+};

@@ -285,3 +285,34 @@ async fn a_fenced_static_member_gets_a_fatal_typed_error() {
     );
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_leader_moved_mid_stream_is_followed() {
+    let cluster = mock_cluster(3);
+    let topic = unique_topic("lead");
+    cluster.create_topic(&topic, 1, 3).unwrap();
+    cluster.partition_leader(&topic, 0, Some(1)).unwrap();
+    let client = client(&cluster.bootstrap_servers()).await;
+    produce(&client, &topic, 1, 200).await;
+    let c = Consumer::builder(&client)
+        .offset_reset(OffsetReset::Earliest)
+        .set("fetch.max.wait.ms", "50")
+        .set("check.crcs", "false")
+        .build()
+        .await
+        .unwrap();
+    c.assign(&[TopicPartition::new(&topic, 0)]).await.unwrap();
+    let mut offsets = Vec::new();
+    while offsets.len() < 100 {
+        offsets.push(within("before", c.recv()).await.unwrap().offset);
+    }
+    // The old leader answers NOT_LEADER_OR_FOLLOWER from now on; the fetcher refreshes
+    // metadata and goes on from the same offset on the new leader.
+    cluster.partition_leader(&topic, 0, Some(2)).unwrap();
+    produce(&client, &topic, 1, 100).await;
+    while offsets.len() < 300 {
+        offsets.push(within("after", c.recv()).await.unwrap().offset);
+    }
+    assert_eq!(offsets, (0..300).collect::<Vec<i64>>(), "in order, no gap, no repeat");
+    c.close().await.unwrap();
+}
