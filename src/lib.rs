@@ -61,8 +61,9 @@ pub use client::{Client, ClientBuilder};
 pub use codes::KafkaCode;
 pub use compression::Compression;
 pub use consumer::{
-    CommitOffset, Consumer, ConsumerBuilder, ConsumerMetrics, ConsumerRecord, IsolationLevel,
-    OffsetReset, RebalanceContext, RebalanceListener, SeekTo, TimestampType, TopicPartition,
+    CommitOffset, Consumer, ConsumerBuilder, ConsumerGroupMetadata, ConsumerMetrics,
+    ConsumerRecord, IsolationLevel, OffsetReset, RebalanceContext, RebalanceListener, SeekTo,
+    TimestampType, TopicPartition,
 };
 pub use error::{Error, Result};
 pub use producer::partitioner::{

@@ -223,6 +223,9 @@ async fn manual_commit_is_at_least_once_across_a_crash() {
         .unwrap();
     a.subscribe(&[&topic]).await.unwrap();
     let first = recv_n(&a, 100).await;
+    let meta = a.group_metadata().expect("a group member");
+    assert_eq!(meta.group_id, group);
+    assert!(meta.generation_id >= 0 && !meta.member_id.is_empty(), "{meta:?}");
     within("commit", a.commit()).await.unwrap();
     let committed_positions: HashMap<i32, i64> = first.iter().fold(HashMap::new(), |mut m, r| {
         m.insert(r.partition, r.offset + 1);

@@ -37,7 +37,9 @@ pub use config::{IsolationLevel, OffsetReset};
 use coordinator::{CommitOffset as WireCommit, GroupCoordinator};
 use group::{GroupCommand, GroupTask};
 pub use listener::{RebalanceContext, RebalanceListener};
-pub use record::{CommitOffset, ConsumerRecord, SeekTo, TimestampType, TopicPartition};
+pub use record::{
+    CommitOffset, ConsumerGroupMetadata, ConsumerRecord, SeekTo, TimestampType, TopicPartition,
+};
 use state::{position_for, Assignment, Budget, Delivery, PartitionState, Position};
 
 /// Builds a [`Consumer`]. Setters never fail; the first invalid value is reported by
@@ -767,6 +769,19 @@ impl Consumer {
         offsets: &HashMap<TopicPartition, CommitOffset>,
     ) -> Result<()> {
         self.shared.commit_explicit(offsets).await
+    }
+
+    /// The group membership (group id, generation, member id, instance id), for
+    /// `send_offsets_to_transaction`; `None` without a `group.id`.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let group_id = self.shared.cfg.group_id.clone()?;
+        let (generation_id, member_id) = self.shared.membership();
+        Some(ConsumerGroupMetadata {
+            group_id,
+            generation_id,
+            member_id,
+            group_instance_id: self.shared.cfg.group_instance_id.clone(),
+        })
     }
 
     /// Counters: records consumed, rebalances, poll-interval violations, commits.

@@ -138,3 +138,18 @@ impl CommitOffset {
         self
     }
 }
+
+/// A consumer's group membership, for `send_offsets_to_transaction` (KIP-447: the
+/// coordinator fences offsets committed by a zombie member of an older generation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerGroupMetadata {
+    /// `group.id`.
+    pub group_id: String,
+    /// The generation of the last completed join (-1 outside a group).
+    pub generation_id: i32,
+    /// The member id the coordinator gave (empty outside a group).
+    pub member_id: String,
+    /// `group.instance.id`, for static members.
+    pub group_instance_id: Option<String>,
+}
