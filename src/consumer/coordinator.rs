@@ -113,6 +113,9 @@ pub(crate) type CommitOutcome = Vec<(String, i32, Option<Error>)>;
 pub(crate) struct GroupCoordinator {
     client: Arc<ClientInner>,
     group_id: String,
+    /// FindCoordinator key type: 0 for a group, 1 for a transactional id (whose coordinator
+    /// this same layer finds for the transactional producer).
+    key_type: i8,
     /// The coordinator's broker id, once found; `None` after [`GroupCoordinator::mark_dead`].
     node: Mutex<Option<i32>>,
     /// Held while looking the coordinator up, so callers that all lost it at once (heartbeat,
@@ -126,8 +129,18 @@ impl GroupCoordinator {
         GroupCoordinator {
             client,
             group_id,
+            key_type: 0,
             node: Mutex::new(None),
             lookup: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The coordinator layer for a transactional id (FindCoordinator key type 1); only the
+    /// generic [`exchange`](Self::exchange) is meant for it.
+    pub(crate) fn for_transactional_id(client: Arc<ClientInner>, id: String) -> GroupCoordinator {
+        GroupCoordinator {
+            key_type: 1,
+            ..GroupCoordinator::new(client, id)
         }
     }
 
@@ -711,7 +724,7 @@ impl GroupCoordinator {
 
     /// Turns a response error code into a broker error naming the group, forgetting the
     /// coordinator if the code says so.
-    fn check(
+    pub(crate) fn check(
         &self,
         node: i32,
         api: ApiKey,
@@ -737,7 +750,7 @@ impl GroupCoordinator {
     /// Sends one request to the coordinator at the highest version both sides can encode,
     /// with `extra` added to `request.timeout.ms`. Returns the coordinator's id and the version
     /// used with the response; a failed exchange forgets the coordinator when it should.
-    async fn exchange<R: Request>(
+    pub(crate) async fn exchange<R: Request>(
         &self,
         api: ApiKey,
         extra: Duration,
@@ -790,7 +803,7 @@ impl GroupCoordinator {
             }
         };
         let version = conn.version(ApiKey::FindCoordinator)?;
-        let mut req = FindCoordinatorRequest::default().with_key_type(0);
+        let mut req = FindCoordinatorRequest::default().with_key_type(self.key_type);
         // v4 (KIP-699) batches keys; older versions take one.
         if version >= 4 {
             req.coordinator_keys = vec![sb(&self.group_id)];

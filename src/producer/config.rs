@@ -66,6 +66,10 @@ pub(crate) struct ProducerConfig {
     pub(crate) compression_level: Option<i32>,
     /// `partitioner`: the built-in partitioner's name when given as a property.
     pub(crate) partitioner: Option<String>,
+    /// `transactional.id`: makes the producer transactional.
+    pub(crate) transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: the coordinator aborts a transaction open longer than this.
+    pub(crate) transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -85,6 +89,8 @@ impl Default for ProducerConfig {
             compression: Compression::None,
             compression_level: None,
             partitioner: None,
+            transactional_id: None,
+            transaction_timeout: Duration::from_millis(60_000),
         }
     }
 }
@@ -104,6 +110,8 @@ pub(crate) const PRODUCER_KEYS: &[&str] = &[
     "compression.codec",
     "compression.level",
     "partitioner",
+    "transactional.id",
+    "transaction.timeout.ms",
 ];
 
 impl ProducerConfig {
@@ -140,6 +148,13 @@ impl ProducerConfig {
             "compression.level" => {
                 self.compression_level = Some(parse_int(key, value, -1, 22)? as i32)
             }
+            "transactional.id" => {
+                let v = value.trim();
+                self.transactional_id = (!v.is_empty()).then(|| v.to_owned());
+            }
+            "transaction.timeout.ms" => {
+                self.transaction_timeout = parse_ms(key, value, 1, i32::MAX as u64)?
+            }
             "partitioner" => {
                 let v = value.trim().to_ascii_lowercase();
                 match v.as_str() {
@@ -161,6 +176,9 @@ impl ProducerConfig {
     /// Whether idempotence is in effect: on by default, off when acks was set to 0 or 1
     /// (as in the Java client).
     pub(crate) fn idempotent(&self) -> bool {
+        if self.transactional_id.is_some() {
+            return true;
+        }
         match self.idempotence {
             Some(v) => v,
             None => matches!(self.acks, None | Some(Acks::All)),
@@ -173,6 +191,16 @@ impl ProducerConfig {
 
     /// Cross-field checks, run by `build()`.
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.transactional_id.is_some() {
+            if self.idempotence == Some(false) {
+                return Err(Error::config(
+                    "transactional.id requires idempotence (remove enable.idempotence=false)",
+                ));
+            }
+            if self.acks.is_some_and(|a| a != Acks::All) {
+                return Err(Error::config("transactional.id requires acks=all"));
+            }
+        }
         if self.idempotence == Some(true) && self.acks.is_some_and(|a| a != Acks::All) {
             return Err(Error::config(
                 "enable.idempotence=true requires acks=all (set acks=all, or enable.idempotence=false)",

@@ -24,6 +24,7 @@ mod config;
 mod idempotence;
 pub(crate) mod partitioner;
 mod sender;
+mod transaction;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,7 @@ use crate::client::metadata::TopicsQuery;
 use crate::client::{Client, ClientBuilder};
 use crate::compression::Compression;
 use crate::config::{unknown_key, CLIENT_KEYS};
+use crate::consumer::{CommitOffset, ConsumerGroupMetadata, TopicPartition};
 use crate::error::{Error, Result};
 use crate::protocol::records::{BatchBuilder, RECORD_BATCH_OVERHEAD};
 use crate::record::{now_millis, Record};
@@ -46,6 +48,7 @@ pub use batch::DeliveryFuture;
 pub use config::Acks;
 use config::{ProducerConfig, PRODUCER_KEYS};
 use partitioner::{DefaultPartitioner, Murmur2Partitioner, Partitioner, RoundRobinPartitioner};
+use transaction::Transactions;
 
 /// Builds a [`Producer`].
 ///
@@ -210,7 +213,14 @@ impl ProducerBuilder {
         let cfg = Arc::new(self.cfg);
         let acc = Arc::new(Accumulator::new(cfg.clone(), partitioner.clone()));
         let (closing_tx, closing_rx) = watch::channel(false);
-        let sender = sender::Sender::new(client.inner.clone(), acc.clone());
+        let txn = cfg.transactional_id.as_ref().map(|id| {
+            Arc::new(Transactions::new(
+                client.inner.clone(),
+                id.clone(),
+                cfg.transaction_timeout,
+            ))
+        });
+        let sender = sender::Sender::new(client.inner.clone(), acc.clone(), txn.clone());
         let task = tokio::spawn(sender.run(closing_rx));
         Ok(Producer {
             inner: Arc::new(ProducerInner {
@@ -220,6 +230,7 @@ impl ProducerBuilder {
                 partitioner,
                 closing: closing_tx,
                 task: Mutex::new(Some(task)),
+                txn,
             }),
         })
     }
@@ -249,6 +260,7 @@ struct ProducerInner {
     partitioner: Arc<dyn Partitioner>,
     closing: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
+    txn: Option<Arc<Transactions>>,
 }
 
 impl std::fmt::Debug for ProducerInner {
@@ -307,6 +319,9 @@ impl Producer {
             headers,
             timestamp,
         } = record;
+        if let Some(txn) = &inner.txn {
+            txn.check_send()?;
+        }
         let queue = self.topic_queue(&topic).await?;
         let count = queue.partitions.len() as i32;
         let placed = partition.is_none();
@@ -320,6 +335,10 @@ impl Producer {
             Some(p) => p,
             None => inner.partitioner.partition(&topic, key.as_deref(), count),
         };
+        if let Some(txn) = &inner.txn {
+            txn.ensure_partition(&TopicPartition::new(&topic, partition))
+                .await?;
+        }
         let len = BatchBuilder::max_record_len(
             key.as_ref().map(Bytes::len),
             value.as_ref().map(Bytes::len),
@@ -451,6 +470,64 @@ impl Producer {
             });
         }
         Ok(())
+    }
+
+    fn transactions(&self) -> Result<&Transactions> {
+        self.inner.txn.as_deref().ok_or_else(|| {
+            Error::InvalidState("transactions need a transactional.id on the producer".into())
+        })
+    }
+
+    /// Registers the `transactional.id` with its coordinator (InitProducerId): fences every
+    /// older producer with the same id and has the coordinator abort a transaction one of
+    /// them left open. Call once, before the first transaction.
+    ///
+    /// Errors: retriable ones (coordinator loading or moving, CONCURRENT_TRANSACTIONS) are
+    /// retried within `default.api.timeout.ms`; TRANSACTIONAL_ID_AUTHORIZATION_FAILED and
+    /// fencing errors are fatal; a second call is [`Error::InvalidState`].
+    pub async fn init_transactions(&self) -> Result<()> {
+        self.transactions()?.init().await
+    }
+
+    /// Starts a transaction: records sent from now on are committed or aborted together.
+    /// [`Error::InvalidState`] outside the ready state (before `init_transactions`, or with a
+    /// transaction already open).
+    pub fn begin_transaction(&self) -> Result<()> {
+        self.transactions()?.begin()
+    }
+
+    /// Adds a consumer group's offsets to the open transaction (consume-transform-produce):
+    /// they are committed with the transaction's records, or not at all. `group` is the
+    /// consuming member's [`Consumer::group_metadata`](crate::Consumer::group_metadata), so a
+    /// zombie member of an older generation is fenced (KIP-447).
+    ///
+    /// A failure makes the transaction abortable (abort, then retry the transaction); fencing
+    /// errors are fatal.
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &std::collections::HashMap<TopicPartition, CommitOffset>,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<()> {
+        self.transactions()?.send_offsets(offsets, group).await
+    }
+
+    /// Delivers every record of the transaction, then commits it (EndTxn). If any record or
+    /// offset of the transaction failed, nothing is committed: the error is returned and the
+    /// transaction must be aborted. PRODUCER_FENCED / INVALID_PRODUCER_EPOCH are fatal.
+    pub async fn commit_transaction(&self) -> Result<()> {
+        let txn = self.transactions()?;
+        txn.check_send()?;
+        self.flush().await?;
+        txn.end(true).await
+    }
+
+    /// Aborts the open transaction: records already sent are delivered first and then
+    /// marked aborted (read_committed consumers never see them). Fencing errors are fatal.
+    pub async fn abort_transaction(&self) -> Result<()> {
+        let txn = self.transactions()?;
+        txn.check_send()?;
+        self.flush().await?;
+        txn.end(false).await
     }
 
     /// The client this producer uses.

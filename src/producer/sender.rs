@@ -40,6 +40,7 @@ use super::accumulator::{Accumulator, Queued};
 use super::batch::{BatchOutcome, ProducerBatch};
 use super::config::Acks;
 use super::idempotence::{self, Identity};
+use super::transaction::Transactions;
 use crate::backoff::Backoff;
 use crate::classify::{classify, Action};
 use crate::client::metadata::TopicsQuery;
@@ -76,10 +77,18 @@ pub(crate) struct Sender {
     in_flight_by_broker: HashMap<i32, usize>,
     refreshing: bool,
     retry_backoff: Backoff,
+    /// The transactional side, for a producer with `transactional.id`: the identity comes
+    /// from `init_transactions`, batches carry the transactional bit, and a batch that fails
+    /// makes the open transaction abortable.
+    txn: Option<Arc<Transactions>>,
 }
 
 impl Sender {
-    pub(crate) fn new(client: Arc<ClientInner>, acc: Arc<Accumulator>) -> Sender {
+    pub(crate) fn new(
+        client: Arc<ClientInner>,
+        acc: Arc<Accumulator>,
+        txn: Option<Arc<Transactions>>,
+    ) -> Sender {
         let cfg = acc.cfg.clone();
         let retry_backoff = Backoff::new(client.cfg.retry_backoff, client.cfg.retry_backoff_max);
         Sender {
@@ -94,6 +103,7 @@ impl Sender {
             refreshing: false,
             retry_backoff,
             acc,
+            txn,
         }
     }
 
@@ -119,6 +129,20 @@ impl Sender {
 
     fn start_identity(&mut self, current: Option<Identity>) {
         self.identity_pending = true;
+        if let Some(txn) = &self.txn {
+            // A transactional producer gets its identity from init_transactions only; it never
+            // bumps the epoch by itself (sequence trouble aborts the transaction instead).
+            let mut rx = txn.identity();
+            self.in_flight.push(Box::pin(async move {
+                let id = rx
+                    .wait_for(|i| i.is_some() && *i != current)
+                    .await
+                    .map(|i| i.expect("checked"))
+                    .map_err(|_| Error::Closed);
+                Event::Identity(id)
+            }));
+            return;
+        }
         let client = self.client.clone();
         self.in_flight.push(Box::pin(async move {
             Event::Identity(idempotence::init_producer_id(&client, current).await)
@@ -245,7 +269,13 @@ impl Sender {
                             Some(id) => {
                                 let seq = st.next_sequence;
                                 st.next_sequence = idempotence::next_sequence(seq, record_count);
-                                stamp_producer(&mut bytes, id.producer_id, id.epoch, seq, false);
+                                stamp_producer(
+                                    &mut bytes,
+                                    id.producer_id,
+                                    id.epoch,
+                                    seq,
+                                    self.txn.is_some(),
+                                );
                                 Some(seq)
                             }
                             None => None,
@@ -296,7 +326,13 @@ impl Sender {
         let seq = st.next_sequence;
         st.next_sequence = idempotence::next_sequence(seq, batch.record_count);
         let mut bytes = bytes::BytesMut::from(&batch.bytes[..]);
-        stamp_producer(&mut bytes, id.producer_id, id.epoch, seq, false);
+        stamp_producer(
+            &mut bytes,
+            id.producer_id,
+            id.epoch,
+            seq,
+            self.txn.is_some(),
+        );
         batch.bytes = bytes.freeze();
         batch.base_sequence = Some(seq);
         Some(batch)
@@ -476,8 +512,8 @@ impl Sender {
                 // The gap is an earlier batch of ours being retried: resend in order.
                 return self.requeue(batch, err, now);
             }
-            if batch.possibly_persisted {
-                return batch.finish(Err(err));
+            if batch.possibly_persisted || self.txn.is_some() {
+                return self.fail(batch, err);
             }
             // KIP-360: new epoch, sequences restart at 0; this batch was not appended.
             self.bump_requested = true;
@@ -496,10 +532,21 @@ impl Sender {
                 batch.topic(),
                 batch.partition()
             );
-            return batch.finish(Err(Error::Timeout {
-                operation: operation.into(),
-                after: self.acc.cfg.delivery_timeout,
-            }));
+            return self.fail(
+                batch,
+                Error::Timeout {
+                    operation: operation.into(),
+                    after: self.acc.cfg.delivery_timeout,
+                },
+            );
+        }
+        self.fail(batch, err)
+    }
+
+    /// A batch's final failure; inside a transaction it also makes the transaction abortable.
+    fn fail(&self, batch: ProducerBatch, err: Error) {
+        if let Some(txn) = &self.txn {
+            txn.record_failure(&err);
         }
         batch.finish(Err(err))
     }
@@ -569,7 +616,13 @@ impl Sender {
                             let seq = st.next_sequence;
                             st.next_sequence = idempotence::next_sequence(seq, b.record_count);
                             let mut bytes = bytes::BytesMut::from(&b.bytes[..]);
-                            stamp_producer(&mut bytes, id.producer_id, id.epoch, seq, false);
+                            stamp_producer(
+                                &mut bytes,
+                                id.producer_id,
+                                id.epoch,
+                                seq,
+                                self.txn.is_some(),
+                            );
                             b.bytes = bytes.freeze();
                             b.base_sequence = Some(seq);
                             st.queue.push_back(Queued::Sealed(b));

@@ -30,6 +30,14 @@ pub(crate) fn client_range(api: ApiKey) -> (i16, i16) {
         ApiKey::Produce => r.max.min(12),
         // v13+ also switch to topic ids; the fetcher will opt in when it handles them.
         ApiKey::Fetch => r.max.min(12),
+        // kafka-protocol 0.18 lists these up to v10 (their responses) but encodes the
+        // requests only up to v9.
+        ApiKey::OffsetCommit | ApiKey::OffsetFetch => r.max.min(9),
+        // v4+ is broker-to-broker (KIP-890); clients add partitions with v3 at most.
+        ApiKey::AddPartitionsToTxn => r.max.min(3),
+        // v5 (KIP-890 transactions v2) bumps the epoch per transaction, which the
+        // transactional producer does not do yet.
+        ApiKey::EndTxn => r.max.min(4),
         _ => r.max,
     };
     (r.min, max)
