@@ -251,3 +251,33 @@ async fn offsets_sent_to_a_transaction_are_committed_only_with_it() {
     );
     consumer.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn coordinator_errors_on_add_partitions_and_end_txn_are_retried() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr::*};
+    let cluster = mock_cluster_for_groups(3);
+    let topic = unique_topic("txerr");
+    cluster.create_topic(&topic, 2, 1).unwrap();
+    let c = client(&cluster.bootstrap_servers()).await;
+    let p = txn_producer(&c, &unique_topic("tid")).await;
+    within("init", p.init_transactions()).await.unwrap();
+    let errors = [
+        RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+        RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+        RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+    ];
+    cluster.request_errors(RDKafkaApiKey::AddPartitionsToTxn, &errors);
+    cluster.request_errors(RDKafkaApiKey::EndTxn, &errors);
+    p.begin_transaction().unwrap();
+    for r in send_all(&p, &topic, "retried", 6).await {
+        r.unwrap();
+    }
+    within("commit", p.commit_transaction()).await.unwrap();
+    // And an abort after the same faults.
+    cluster.request_errors(RDKafkaApiKey::EndTxn, &errors);
+    p.begin_transaction().unwrap();
+    for r in send_all(&p, &topic, "aborted", 2).await {
+        r.unwrap();
+    }
+    within("abort", p.abort_transaction()).await.unwrap();
+}
