@@ -3,23 +3,24 @@
 //! ```text
 //! cargo run --example fk -- --help
 //! printf 'k1:v1\nk2:v2\n' | cargo run --example fk -- produce -b 127.0.0.1:9092 -t events -K :
+//! cargo run --example fk -- consume -b 127.0.0.1:9092 -t events -o beginning -K :
 //! ```
 //!
-//! The file is laid out so the consumer side can slot in next to the producer side:
+//! The file has four parts:
 //! - `cli`: the usage text and a hand-written argument parser (no clap: the grammar is small,
 //!   and every error names the argument at fault);
 //! - `produce`: `fk produce`, stdin lines to records;
-//! - `consume`: reserved, until the consumer exists;
+//! - `consume`: `fk consume`, records to stdout lines, alone or in a consumer group;
 //! - `main`: dispatch and exit codes.
 //!
-//! Exit codes: 0 success, 1 a record or the connection failed, 2 a usage error (bad argument,
-//! bad `-X` property, or a subcommand that is not available yet).
+//! Exit codes: 0 success, 1 a record, the connection or the consumer failed, 2 a usage error
+//! (bad argument or bad `-X` property).
 
 use std::process::ExitCode;
 
 /// Exit code for a run that failed (records not delivered, broker unreachable).
 const EXIT_FAILED: u8 = 1;
-/// Exit code for a usage error: bad arguments, bad properties, unavailable subcommand.
+/// Exit code for a usage error: bad arguments, bad properties.
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
@@ -37,11 +38,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         cli::Command::Produce(args) => runtime().block_on(produce::run(args)),
-        cli::Command::Consume => consume::run(),
+        cli::Command::Consume(args) => runtime().block_on(consume::run(args)),
     }
 }
 
-/// A multi-threaded runtime: stdin is read on its own thread, the producer runs on tokio's.
+/// A multi-threaded runtime: stdin is read on its own thread, the client runs on tokio's.
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -54,11 +55,11 @@ mod cli {
     use ferrokafka::Compression;
 
     pub const USAGE: &str = "\
-fk: produce to Kafka from the command line (a small kcat-like tool on ferrokafka)
+fk: produce to and consume from Kafka (a small kcat-like tool on ferrokafka)
 
 Usage:
   fk produce -b BROKERS -t TOPIC [options] < input
-  fk consume                     (coming with the consumer)
+  fk consume -b BROKERS -t TOPIC [options] > output
   fk --help
 
 fk produce reads records from stdin, one per line (the newline is not part of the record;
@@ -80,8 +81,31 @@ Options for produce:
                        applied left to right, so a later one wins.
   -h, --help           this message
 
-Exit status: 0 if every record was delivered, 1 if any failed or the brokers could not be
-reached, 2 for a usage error.
+fk consume prints records to stdout, one per line, in order within each partition, until
+it has printed COUNT records (-c) or gets Ctrl-C.
+
+Options for consume:
+  -b BROKERS           bootstrap servers, host:port[,host:port...] (required)
+  -t TOPIC             topic to read (required)
+  -g GROUP             read as a member of consumer group GROUP: the group shares the
+                       partitions among its members, and the offsets of the printed records
+                       are committed, so the next run with the same GROUP goes on after
+                       them. Without -g, fk reads every partition and commits nothing.
+  -o beginning|end|OFFSET
+                       where to start: the oldest record, after the newest (the default:
+                       only new records), or offset OFFSET of every partition. With -g, only
+                       for partitions the group has no committed offset for, and OFFSET is
+                       not allowed.
+  -c COUNT             exit after COUNT records (default: run until Ctrl-C)
+  -K DELIM             print `KEY DELIM VALUE` (without spaces), not just the value. A null
+                       key or value prints as nothing.
+  -X KEY=VALUE         any consumer or client property, e.g. -X fetch.max.wait.ms=100
+                       -X isolation.level=read_committed. Repeatable; a later one wins.
+  -h, --help           this message
+
+Exit status: 0 if every record was delivered (produce) or COUNT records or Ctrl-C ended
+the run (consume), 1 if a record failed, the brokers could not be reached or consuming
+failed, 2 for a usage error.
 ";
 
     /// What the command line asks for.
@@ -89,8 +113,7 @@ reached, 2 for a usage error.
     pub enum Command {
         Help,
         Produce(ProduceArgs),
-        /// Reserved: exits with a "not yet" message.
-        Consume,
+        Consume(ConsumeArgs),
     }
 
     /// `fk produce`'s arguments.
@@ -105,15 +128,41 @@ reached, 2 for a usage error.
         pub properties: Vec<(String, String)>,
     }
 
+    /// `fk consume`'s arguments.
+    #[derive(Debug)]
+    pub struct ConsumeArgs {
+        pub topic: String,
+        /// `-g`: subscribe in this group (also in `properties`, as `group.id`).
+        pub group: Option<String>,
+        /// `-o`. With a group it has become `auto.offset.reset` in `properties`.
+        pub start: Start,
+        /// `-c`: at least 1.
+        pub count: Option<u64>,
+        pub key_delimiter: Option<Vec<u8>>,
+        /// Consumer and client properties in command-line order, `-b`, `-g` and `-o` (with
+        /// `-g`) included, so the last setting of a key wins.
+        pub properties: Vec<(String, String)>,
+    }
+
+    /// Where `fk consume` starts reading.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Start {
+        Beginning,
+        End,
+        Offset(i64),
+    }
+
     /// Parses everything after the program name. `Err` is a message that names the
     /// argument at fault.
     pub fn parse(args: &[String]) -> Result<Command, String> {
         let mut args = args.iter();
         match args.next().map(String::as_str) {
-            None => Err("no command given: expected `produce` (or `--help`)".to_owned()),
+            None => {
+                Err("no command given: expected `produce` or `consume` (or `--help`)".to_owned())
+            }
             Some("-h" | "--help" | "help") => Ok(Command::Help),
             Some("produce") => parse_produce(args),
-            Some("consume") => Ok(Command::Consume),
+            Some("consume") => parse_consume(args),
             Some(other) => Err(format!(
                 "unknown command `{other}`: expected `produce` or `consume`"
             )),
@@ -135,13 +184,7 @@ reached, 2 for a usage error.
                     brokers = true;
                 }
                 "-t" => topic = Some(value(&mut args, flag)?),
-                "-K" => {
-                    let delim = value(&mut args, flag)?;
-                    if delim.is_empty() {
-                        return Err("-K: the key delimiter must not be empty".to_owned());
-                    }
-                    key_delimiter = Some(delim.into_bytes());
-                }
+                "-K" => key_delimiter = Some(delimiter(value(&mut args, flag)?)?),
                 "-p" => {
                     let p = value(&mut args, flag)?;
                     match p.parse::<i32>() {
@@ -167,29 +210,103 @@ reached, 2 for a usage error.
                     }
                     properties.push(("compression.type".to_owned(), codec));
                 }
-                "-X" => {
-                    let kv = value(&mut args, flag)?;
-                    match kv.split_once('=') {
-                        Some((k, v)) if !k.trim().is_empty() => {
-                            properties.push((k.trim().to_owned(), v.to_owned()))
-                        }
-                        _ => return Err(format!("-X: `{kv}` is not KEY=VALUE")),
-                    }
-                }
+                "-X" => properties.push(property(value(&mut args, flag)?)?),
                 _ => return Err(format!("produce: unknown option `{flag}`")),
             }
         }
         if !brokers {
             return Err("produce: missing -b BROKERS (the bootstrap servers)".to_owned());
         }
-        let topic = topic.ok_or("produce: missing -t TOPIC")?;
-        if topic.is_empty() {
-            return Err("-t: the topic name must not be empty".to_owned());
-        }
         Ok(Command::Produce(ProduceArgs {
-            topic,
+            topic: topic_name("produce", topic)?,
             key_delimiter,
             partition,
+            properties,
+        }))
+    }
+
+    fn parse_consume(mut args: std::slice::Iter<'_, String>) -> Result<Command, String> {
+        let mut brokers = false;
+        let mut topic = None;
+        let mut group = None;
+        let mut start = Start::End;
+        let mut count = None;
+        let mut key_delimiter = None;
+        // `-o` becomes `auto.offset.reset` where it stands among the -X options, so whichever
+        // of the two comes last wins; its slot is filled in once we know whether -g is given.
+        let mut reset_slot = None;
+        let mut properties = Vec::new();
+        while let Some(flag) = args.next() {
+            let flag = flag.as_str();
+            match flag {
+                "-h" | "--help" => return Ok(Command::Help),
+                "-b" => {
+                    properties.push(("bootstrap.servers".to_owned(), value(&mut args, flag)?));
+                    brokers = true;
+                }
+                "-t" => topic = Some(value(&mut args, flag)?),
+                "-g" => {
+                    let g = value(&mut args, flag)?;
+                    if g.trim().is_empty() {
+                        return Err("-g: the group name must not be empty".to_owned());
+                    }
+                    properties.push(("group.id".to_owned(), g.clone()));
+                    group = Some(g);
+                }
+                "-o" => {
+                    let o = value(&mut args, flag)?;
+                    start = match o.as_str() {
+                        "beginning" => Start::Beginning,
+                        "end" => Start::End,
+                        _ => match o.parse::<i64>() {
+                            Ok(n) if n >= 0 => Start::Offset(n),
+                            _ => {
+                                return Err(format!(
+                                    "-o: `{o}` is not beginning, end or an offset (0 or more)"
+                                ))
+                            }
+                        },
+                    };
+                    reset_slot = Some(properties.len());
+                }
+                "-c" => {
+                    let c = value(&mut args, flag)?;
+                    match c.parse::<u64>() {
+                        Ok(n) if n > 0 => count = Some(n),
+                        _ => return Err(format!("-c: `{c}` is not a record count (1 or more)")),
+                    }
+                }
+                "-K" => key_delimiter = Some(delimiter(value(&mut args, flag)?)?),
+                "-X" => properties.push(property(value(&mut args, flag)?)?),
+                _ => return Err(format!("consume: unknown option `{flag}`")),
+            }
+        }
+        if !brokers {
+            return Err("consume: missing -b BROKERS (the bootstrap servers)".to_owned());
+        }
+        let topic = topic_name("consume", topic)?;
+        if group.is_some() {
+            // In a group the committed offset decides where reading starts; -o only covers
+            // partitions without one, which is what auto.offset.reset means.
+            let reset = match start {
+                Start::Beginning => "earliest",
+                Start::End => "latest",
+                Start::Offset(n) => {
+                    return Err(format!(
+                        "-o: offset {n} cannot be combined with -g (the group's committed \
+                         offsets decide where it starts); use -o beginning or -o end"
+                    ))
+                }
+            };
+            let at = reset_slot.unwrap_or(0);
+            properties.insert(at, ("auto.offset.reset".to_owned(), reset.to_owned()));
+        }
+        Ok(Command::Consume(ConsumeArgs {
+            topic,
+            group,
+            start,
+            count,
+            key_delimiter,
             properties,
         }))
     }
@@ -199,6 +316,31 @@ reached, 2 for a usage error.
         args.next()
             .cloned()
             .ok_or_else(|| format!("{flag} needs a value"))
+    }
+
+    /// `-t`'s value, which both commands require.
+    fn topic_name(command: &str, topic: Option<String>) -> Result<String, String> {
+        match topic {
+            None => Err(format!("{command}: missing -t TOPIC")),
+            Some(t) if t.is_empty() => Err("-t: the topic name must not be empty".to_owned()),
+            Some(t) => Ok(t),
+        }
+    }
+
+    /// `-K`'s value.
+    fn delimiter(delim: String) -> Result<Vec<u8>, String> {
+        if delim.is_empty() {
+            return Err("-K: the key delimiter must not be empty".to_owned());
+        }
+        Ok(delim.into_bytes())
+    }
+
+    /// `-X`'s value. The key itself is checked by the builder, which names it.
+    fn property(kv: String) -> Result<(String, String), String> {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+            _ => Err(format!("-X: `{kv}` is not KEY=VALUE")),
+        }
     }
 }
 
@@ -396,14 +538,165 @@ mod produce {
     }
 }
 
-/// `fk consume`: reserved until the consumer exists.
+/// `fk consume`: records to stdout lines.
 mod consume {
+    use std::io::{self, Write};
     use std::process::ExitCode;
 
-    use super::EXIT_USAGE;
+    use ferrokafka::{Consumer, ConsumerBuilder, ConsumerRecord, Error, SeekTo, TopicPartition};
 
-    pub fn run() -> ExitCode {
-        eprintln!("fk: consume is not available yet (coming with the consumer)");
-        ExitCode::from(EXIT_USAGE)
+    use super::cli::{ConsumeArgs, Start};
+    use super::{EXIT_FAILED, EXIT_USAGE};
+
+    /// The most records taken from the consumer at once: one stdout flush per batch instead
+    /// of per record.
+    const BATCH: usize = 500;
+    /// Exit code after a second Ctrl-C during `close` (128 + SIGINT, as shells report it).
+    const EXIT_INTERRUPTED: u8 = 130;
+
+    pub async fn run(args: ConsumeArgs) -> ExitCode {
+        let consumer = ConsumerBuilder::from_properties(
+            std::iter::once(("client.id", "fk")).chain(
+                args.properties
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+        )
+        .build()
+        .await;
+        let consumer = match consumer {
+            Ok(c) => c,
+            // A bad -X key or value: the message names the property.
+            Err(e @ Error::Config(_)) => {
+                eprintln!("fk: {e}\nRun `fk --help` for usage.");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            Err(e) => {
+                eprintln!("fk: cannot start the consumer: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+
+        // Ctrl-C is the normal way to stop without -c, so it ends the run successfully. Only
+        // an await inside `print` can be cut short by it, and records are written out in the
+        // same poll that takes them from the consumer, so nothing handed out goes unprinted.
+        let printed = tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => Ok(()),
+            printed = print(&consumer, &args) => printed,
+        };
+        // With -g, close() commits the offsets after the last printed record (auto-commit is
+        // on unless -X turned it off) and leaves the group, so the next run with the same
+        // group starts right after them, and another member takes over the partitions now
+        // rather than after the session timeout.
+        tokio::select! {
+            closed = consumer.close() => {
+                if let Err(e) = closed {
+                    eprintln!("fk: closing the consumer: {e}");
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("fk: second Ctrl-C: exiting without closing the consumer");
+                return ExitCode::from(EXIT_INTERRUPTED);
+            }
+        }
+        consumer.client().close().await;
+        match printed {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("fk: {message}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        }
+    }
+
+    /// Starts reading and prints records. Returns after -c records, when stdout's reader has
+    /// gone away, or on an error; otherwise runs until Ctrl-C drops it.
+    async fn print(consumer: &Consumer, args: &ConsumeArgs) -> Result<(), String> {
+        if args.group.is_some() {
+            consumer
+                .subscribe(&[&args.topic])
+                .await
+                .map_err(|e| format!("cannot subscribe to {}: {e}", args.topic))?;
+        } else {
+            let partitions = partitions(consumer, &args.topic).await?;
+            consumer
+                .assign(&partitions)
+                .await
+                .map_err(|e| format!("cannot assign {}: {e}", args.topic))?;
+            // An explicit seek rather than auto.offset.reset: it also overrides a committed
+            // offset should someone pass -X group.id without -g.
+            let to = match args.start {
+                Start::Beginning => SeekTo::Beginning,
+                Start::End => SeekTo::End,
+                Start::Offset(n) => SeekTo::Offset(n),
+            };
+            for tp in &partitions {
+                consumer.seek(tp, to).map_err(|e| format!("{tp}: {e}"))?;
+            }
+        }
+
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        let mut left = args.count;
+        while left != Some(0) {
+            // Never take more than -c still wants: with -g, whatever the consumer hands out
+            // counts as consumed and is committed at close.
+            let max = left.map_or(BATCH, |n| n.min(BATCH as u64) as usize);
+            let batch = consumer
+                .recv_batch(max)
+                .await
+                .map_err(|e| format!("consuming {}: {e}", args.topic))?;
+            let written = batch
+                .iter()
+                .try_for_each(|r| write_line(&mut out, r, args.key_delimiter.as_deref()))
+                .and_then(|()| out.flush());
+            match written {
+                Ok(()) => {}
+                // The reader went away (`fk consume ... | head`): stop quietly, as `cat` does.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(format!("writing to stdout: {e}")),
+            }
+            if let Some(n) = &mut left {
+                *n -= batch.len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every partition of `topic`, from fresh metadata.
+    async fn partitions(consumer: &Consumer, topic: &str) -> Result<Vec<TopicPartition>, String> {
+        let metadata = consumer
+            .client()
+            .metadata(&[topic])
+            .await
+            .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;
+        let t = metadata
+            .topic(topic)
+            .ok_or_else(|| format!("topic {topic} does not exist"))?;
+        if let Some(code) = t.error {
+            return Err(format!("topic {topic}: {code}"));
+        }
+        if t.partitions.is_empty() {
+            return Err(format!("topic {topic} has no partitions"));
+        }
+        Ok(t.partitions
+            .iter()
+            .map(|p| TopicPartition::new(topic, p.id))
+            .collect())
+    }
+
+    /// `value\n`, or `key DELIM value\n` with -K; a null key or value is written as nothing.
+    /// Bytes go out as they are: records need not be UTF-8.
+    fn write_line(
+        out: &mut impl Write,
+        r: &ConsumerRecord,
+        delim: Option<&[u8]>,
+    ) -> io::Result<()> {
+        if let Some(delim) = delim {
+            out.write_all(r.key.as_deref().unwrap_or_default())?;
+            out.write_all(delim)?;
+        }
+        out.write_all(r.value.as_deref().unwrap_or_default())?;
+        out.write_all(b"\n")
     }
 }

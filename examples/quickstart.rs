@@ -1,18 +1,27 @@
-//! Connect to a cluster, create a topic, print what the cluster looks like, then produce
-//! 1000 keyed records to the topic and show where they landed.
+//! Connect to a cluster, create a topic, print what the cluster looks like, produce 1000
+//! keyed records to the topic and show where they landed, then read them back in a consumer
+//! group that commits, and check that every record came back.
 //!
 //! ```text
 //! cargo run --example quickstart -- 127.0.0.1:9092
 //! ```
-//! `cargo xtask demo` starts a local broker and runs this against it.
+//! `cargo xtask demo` starts a local broker and runs this against it. The exit status is
+//! non-zero if a produced record was not read back.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
 
-use ferrokafka::{Client, KafkaCode, NewTopic, Producer, Record};
+use ferrokafka::{
+    Client, Consumer, KafkaCode, NewTopic, OffsetReset, Producer, Record, TopicPartition,
+};
 
 /// How many records the example produces.
 const RECORDS: usize = 1000;
+/// The consumer group that reads them back. Its commits survive the example: run it again
+/// against the same cluster and the group goes on after the records it has already read.
+const GROUP: &str = "quickstart";
+/// How long reading back may take before the records still missing are reported.
+const CONSUME_DEADLINE: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -89,12 +98,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         deliveries.push(producer.send(record).await?);
     }
     let mut partitions: BTreeMap<i32, OffsetRange> = BTreeMap::new();
+    // Where each record landed: what reading back must find.
+    let mut produced: HashSet<(i32, i64)> = HashSet::with_capacity(RECORDS);
     for delivery in deliveries {
         let written = delivery.await?;
         partitions
             .entry(written.partition)
             .or_insert_with(|| OffsetRange::new(written.offset))
             .add(written.offset);
+        produced.insert((written.partition, written.offset));
     }
     // Everything is delivered already; close() just stops the producer's background task.
     producer.close(Duration::from_secs(10)).await?;
@@ -107,7 +119,97 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
+    // Read the records back as a member of GROUP. Auto-commit is on (the default): the
+    // consumer commits the offsets after the records it has handed out, so the group's next
+    // member (or the next run) goes on after them.
+    let started = Instant::now();
+    let consumer = Consumer::builder(&client)
+        .group_id(GROUP)
+        // A group with no committed offset yet starts at the oldest records, not (the
+        // default) at those written after it joins.
+        .offset_reset(OffsetReset::Earliest)
+        // The coordinator holds a join round open so that other members can come along;
+        // Tansu, the demo's broker, holds it for half the session timeout. A short session
+        // keeps the demo quick; services usually keep the default (45 s), which tolerates
+        // longer pauses before the group gives a member's partitions away.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .build()
+        .await?;
+    consumer.subscribe(&[topic]).await?;
+    let mut seen: HashSet<(i32, i64)> = HashSet::with_capacity(RECORDS);
+    let (mut consumed, mut older) = (0usize, 0usize);
+    let mut first_after = None;
+    let deadline = tokio::time::sleep(CONSUME_DEADLINE);
+    tokio::pin!(deadline);
+    while seen.len() < produced.len() {
+        let batch = tokio::select! {
+            _ = &mut deadline => break,
+            batch = consumer.recv_batch(500) => batch?,
+        };
+        first_after.get_or_insert(started.elapsed());
+        for r in batch {
+            if produced.contains(&(r.partition, r.offset)) {
+                consumed += 1;
+                seen.insert((r.partition, r.offset));
+            } else {
+                // Written before this run and not yet read by the group.
+                older += 1;
+            }
+        }
+    }
+    let took = started.elapsed();
+    // close() commits the offsets after the last record handed out and leaves the group.
+    consumer.close().await?;
+
+    // What a new member of the group would start from: the committed offsets.
+    let reader = Consumer::builder(&client).group_id(GROUP).build().await?;
+    let tps: Vec<TopicPartition> = partitions
+        .keys()
+        .map(|p| TopicPartition::new(topic, *p))
+        .collect();
+    let committed = reader.committed(&tps).await?;
+    reader.close().await?;
+
+    let missing = produced.len() - seen.len();
+    println!(
+        "consumed {consumed} records in group {GROUP} in {:.2} s{}",
+        took.as_secs_f64(),
+        // Most of the wait before the first record is the group join.
+        first_after.map_or(String::new(), |t| format!(
+            " (the first after {:.2} s: joining the group)",
+            t.as_secs_f64()
+        )),
+    );
+    println!(
+        "  {} distinct, {} duplicates, {missing} missing",
+        seen.len(),
+        consumed - seen.len()
+    );
+    if older > 0 {
+        println!("  and {older} records written before this run");
+    }
+    let mut behind = 0;
+    for tp in &tps {
+        let end = partitions[&tp.partition].last + 1;
+        let offset = committed[tp];
+        if offset.is_none_or(|o| o < end) {
+            behind += 1;
+        }
+        let offset = offset.map_or("none".to_owned(), |o| o.to_string());
+        println!(
+            "  partition {}: committed offset {offset} (end {end})",
+            tp.partition
+        );
+    }
+
     client.close().await;
+    if missing > 0 {
+        return Err(format!("{missing} of {RECORDS} produced records were not consumed").into());
+    }
+    if behind > 0 {
+        return Err(format!("{behind} partitions were committed short of their end").into());
+    }
     Ok(())
 }
 

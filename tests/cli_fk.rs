@@ -1,6 +1,7 @@
 //! The `fk` example (a kcat-like CLI) run as a real process: stdin lines in, records on a
-//! broker (Tansu, or `KAFKA_BOOTSTRAP`) out, read back by librdkafka; bad arguments and an
-//! unreachable broker end with a non-zero exit and a message that names the problem.
+//! broker (Tansu, or `KAFKA_BOOTSTRAP`) out, read back by librdkafka and by `fk consume`
+//! (alone and in a group that commits); bad arguments and an unreachable broker end with a
+//! non-zero exit and a message that names the problem.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::peer::read_all;
 use common::{unique_topic, within, Broker};
-use ferrokafka::{Client, NewTopic};
+use ferrokafka::{Client, NewTopic, Producer, Record};
 use tokio::io::AsyncWriteExt;
 
 /// Upper bound for one `fk` run; it is killed (and the test fails) past it.
@@ -142,6 +143,41 @@ async fn topic_on_broker(partitions: i32) -> (Broker, String) {
     .unwrap();
     client.close().await;
     (broker, topic)
+}
+
+/// Makes group joins on Tansu take about a second instead of the default session timeout's
+/// half (Tansu waits that long in each join round), and keeps fetches of an idle partition
+/// short.
+const QUICK_GROUP: [&str; 6] = [
+    "-X",
+    "session.timeout.ms=6000",
+    "-X",
+    "heartbeat.interval.ms=500",
+    "-X",
+    "fetch.max.wait.ms=100",
+];
+
+/// `fk produce -b BOOTSTRAP -t TOPIC EXTRA...` with `lines` as input; it must deliver all.
+async fn fk_produce(bootstrap: &str, topic: &str, extra: &[&str], lines: &str) {
+    let mut args = vec!["produce", "-b", bootstrap, "-t", topic];
+    args.extend_from_slice(extra);
+    let run = fk(&args, lines).await;
+    let n = lines.lines().count();
+    assert_eq!(run.code, Some(0), "fk {args:?}: {}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("delivered {n}, failed 0")),
+        "fk {args:?}: {}",
+        run.stderr
+    );
+}
+
+/// `fk consume -b BOOTSTRAP -t TOPIC EXTRA...`, which must exit 0; its stdout.
+async fn fk_consume(bootstrap: &str, topic: &str, extra: &[&str]) -> String {
+    let mut args = vec!["consume", "-b", bootstrap, "-t", topic];
+    args.extend_from_slice(extra);
+    let run = fk(&args, "").await;
+    assert_eq!(run.code, Some(0), "fk {args:?}: {}", run.stderr);
+    run.stdout
 }
 
 fn text(bytes: &Option<Vec<u8>>) -> Option<&str> {
@@ -284,6 +320,69 @@ async fn bad_arguments_fail_with_a_message_naming_the_argument() {
             "--frobnicate",
         ),
         (&["produce", "-b"], "-b"),
+        (
+            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-o", "sideways"],
+            "-o",
+        ),
+        (
+            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-o", "-3"],
+            "-o",
+        ),
+        (
+            // An absolute offset means nothing to a group, whose commits decide.
+            &[
+                "consume",
+                "-b",
+                "127.0.0.1:1",
+                "-t",
+                "t",
+                "-g",
+                "g",
+                "-o",
+                "5",
+            ],
+            "-o",
+        ),
+        (
+            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-c", "0"],
+            "-c",
+        ),
+        (
+            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-c", "x"],
+            "-c",
+        ),
+        (&["consume", "-b", "127.0.0.1:1", "-t", "t", "-K", ""], "-K"),
+        (&["consume", "-b", "127.0.0.1:1", "-t", "t", "-g"], "-g"),
+        (&["consume", "-b", "127.0.0.1:1"], "-t"),
+        (&["consume", "-t", "t"], "-b"),
+        (
+            &[
+                "consume",
+                "-b",
+                "127.0.0.1:1",
+                "-t",
+                "t",
+                "-X",
+                "no.such.property=1",
+            ],
+            "no.such.property",
+        ),
+        (
+            &[
+                "consume",
+                "-b",
+                "127.0.0.1:1",
+                "-t",
+                "t",
+                "-X",
+                "auto.offset.reset=sideways",
+            ],
+            "auto.offset.reset",
+        ),
+        (
+            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-p", "0"],
+            "-p",
+        ),
         (&["frobnicate"], "frobnicate"),
         (&[], "produce"),
     ];
@@ -305,53 +404,153 @@ async fn bad_arguments_fail_with_a_message_naming_the_argument() {
 }
 
 #[tokio::test]
-async fn help_documents_the_key_delimiter_and_consume_is_reserved() {
+async fn help_documents_both_commands_and_the_key_delimiter() {
     let help = fk(&["--help"], "").await;
     assert_eq!(help.code, Some(0), "stderr: {}", help.stderr);
     assert!(help.stdout.contains("fk produce -b BROKERS -t TOPIC"));
+    assert!(help.stdout.contains("fk consume -b BROKERS -t TOPIC"));
     assert!(
         help.stdout.contains("A line without DELIM has a null key"),
         "{}",
         help.stdout
     );
-    assert!(help.stdout.contains("(coming with the consumer)"));
+    assert!(help.stdout.contains("-o beginning|end|OFFSET"));
+    assert!(!help.stdout.contains("coming with the consumer"));
     assert_eq!(fk(&["produce", "--help"], "").await.stdout, help.stdout);
-
-    let consume = fk(&["consume", "-b", "127.0.0.1:1", "-t", "t"], "").await;
-    assert_eq!(consume.code, Some(2));
-    assert!(
-        consume.stderr.contains("coming with the consumer"),
-        "{}",
-        consume.stderr
-    );
+    assert_eq!(fk(&["consume", "--help"], "").await.stdout, help.stdout);
 }
 
 #[tokio::test]
 async fn an_unreachable_broker_fails_quickly_with_a_clear_message() {
-    let run = fk(
-        &[
-            "produce",
-            "-b",
-            "127.0.0.1:1",
-            "-t",
-            "t",
-            "-X",
-            "default.api.timeout.ms=2000",
-            "-X",
-            "socket.connection.setup.timeout.ms=1000",
-        ],
-        "a line\n",
+    for (command, what) in [
+        ("produce", "cannot start the producer"),
+        ("consume", "cannot start the consumer"),
+    ] {
+        let run = fk(
+            &[
+                command,
+                "-b",
+                "127.0.0.1:1",
+                "-t",
+                "t",
+                "-X",
+                "default.api.timeout.ms=2000",
+                "-X",
+                "socket.connection.setup.timeout.ms=1000",
+            ],
+            "a line\n",
+        )
+        .await;
+        assert_eq!(run.code, Some(1), "{command}: stderr: {}", run.stderr);
+        assert!(
+            run.stderr.contains(what) && run.stderr.contains("127.0.0.1:1"),
+            "{command}: stderr: {}",
+            run.stderr
+        );
+        assert!(
+            run.took < Duration::from_secs(15),
+            "{command} took {:?}: the connection timeouts should bound it",
+            run.took
+        );
+    }
+}
+
+#[tokio::test]
+async fn consume_from_the_beginning_prints_exactly_the_produced_lines() {
+    let (broker, topic) = topic_on_broker(1).await;
+    let bootstrap = broker.bootstrap();
+    // An empty line and inner spaces must survive the round trip as they are.
+    let lines: String = (0..50)
+        .map(|i| match i {
+            20 => "\n".to_owned(),
+            _ => format!("line {i} of 50\n"),
+        })
+        .collect();
+    fk_produce(&bootstrap, &topic, &[], &lines).await;
+
+    // One partition: the output is the input, in order, and -c stops it after 50 lines.
+    let out = fk_consume(&bootstrap, &topic, &["-o", "beginning", "-c", "50"]).await;
+    assert_eq!(out, lines);
+
+    // An absolute -o starts there, and -c below what is available stops early.
+    let out = fk_consume(&bootstrap, &topic, &["-o", "45", "-c", "3"]).await;
+    assert_eq!(out, "line 45 of 50\nline 46 of 50\nline 47 of 50\n");
+}
+
+#[tokio::test]
+async fn consume_with_a_key_delimiter_prints_keys_and_keeps_partition_order() {
+    let (broker, topic) = topic_on_broker(3).await;
+    let bootstrap = broker.bootstrap();
+    // Four keys spread over the three partitions; the key decides the partition, so the
+    // events of one key keep their order.
+    let mut lines: String = (0..60)
+        .map(|i| format!("user{}:event {i}\n", i % 4))
+        .collect();
+    lines.push_str("no-key-line\n");
+    fk_produce(&bootstrap, &topic, &["-K", ":"], &lines).await;
+    // Null values, which fk produce cannot write: a key with no value, and neither.
+    let client = within(
+        "client",
+        Client::builder().bootstrap_servers(&bootstrap).build(),
+    )
+    .await
+    .unwrap();
+    let producer = Producer::builder(&client).build().await.unwrap();
+    for record in [
+        Record::new(&topic).key("null-value"),
+        Record::new(&topic).partition(0),
+    ] {
+        let delivery = producer.send(record).await.unwrap();
+        within("delivery", delivery).await.unwrap();
+    }
+    producer.close(Duration::from_secs(10)).await.unwrap();
+    client.close().await;
+
+    let out = fk_consume(
+        &bootstrap,
+        &topic,
+        &["-K", ":", "-o", "beginning", "-c", "63"],
     )
     .await;
-    assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
-    assert!(
-        run.stderr.contains("cannot start the producer") && run.stderr.contains("127.0.0.1:1"),
-        "stderr: {}",
-        run.stderr
-    );
-    assert!(
-        run.took < Duration::from_secs(15),
-        "took {:?}: the connection timeouts should bound it",
-        run.took
-    );
+    let mut got: Vec<&str> = out.lines().collect();
+    for user in 0..4 {
+        let events: Vec<usize> = got
+            .iter()
+            .filter_map(|l| l.strip_prefix(&format!("user{user}:event ")))
+            .map(|i| i.parse().unwrap())
+            .collect();
+        let expected: Vec<usize> = (0..60).filter(|i| i % 4 == user).collect();
+        assert_eq!(events, expected, "user{user}'s events in order:\n{out}");
+    }
+    // A null key prints as nothing before the delimiter, a null value as nothing after it.
+    let mut expected: Vec<&str> = lines
+        .lines()
+        .map(|l| match l {
+            "no-key-line" => ":no-key-line",
+            l => l,
+        })
+        .collect();
+    expected.extend(["null-value:", ":"]);
+    got.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn consume_in_a_group_continues_where_the_last_run_committed() {
+    let (broker, topic) = topic_on_broker(1).await;
+    let bootstrap = broker.bootstrap();
+    let lines: Vec<String> = (0..30).map(|i| format!("record {i}")).collect();
+    fk_produce(&bootstrap, &topic, &[], &(lines.join("\n") + "\n")).await;
+
+    let group = unique_topic("fk-group");
+    // `-o beginning` in both runs: it only applies without a committed offset, so the second
+    // run starting at record 10 (not 0) shows that the first run's commit was used.
+    let mut args = vec!["-g", group.as_str(), "-o", "beginning", "-c", "10"];
+    args.extend_from_slice(&QUICK_GROUP);
+    for run in 0..2 {
+        let out = fk_consume(&bootstrap, &topic, &args).await;
+        let expected = lines[run * 10..(run + 1) * 10].join("\n") + "\n";
+        assert_eq!(out, expected, "run {run}");
+    }
 }

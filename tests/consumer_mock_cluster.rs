@@ -313,6 +313,10 @@ async fn a_leader_moved_mid_stream_is_followed() {
     while offsets.len() < 300 {
         offsets.push(within("after", c.recv()).await.unwrap().offset);
     }
-    assert_eq!(offsets, (0..300).collect::<Vec<i64>>(), "in order, no gap, no repeat");
+    assert_eq!(
+        offsets,
+        (0..300).collect::<Vec<i64>>(),
+        "in order, no gap, no repeat"
+    );
     c.close().await.unwrap();
 }

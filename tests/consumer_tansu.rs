@@ -225,7 +225,10 @@ async fn manual_commit_is_at_least_once_across_a_crash() {
     let first = recv_n(&a, 100).await;
     let meta = a.group_metadata().expect("a group member");
     assert_eq!(meta.group_id, group);
-    assert!(meta.generation_id >= 0 && !meta.member_id.is_empty(), "{meta:?}");
+    assert!(
+        meta.generation_id >= 0 && !meta.member_id.is_empty(),
+        "{meta:?}"
+    );
     within("commit", a.commit()).await.unwrap();
     let committed_positions: HashMap<i32, i64> = first.iter().fold(HashMap::new(), |mut m, r| {
         m.insert(r.partition, r.offset + 1);
@@ -593,4 +596,46 @@ async fn a_member_dropped_without_leaving_is_replaced_from_its_last_commit() {
     .await;
     assert_eq!(first_from_a_part, committed);
     b.close().await.unwrap();
+}
+
+/// Commits in `revoked` by itself (auto-commit off).
+struct CommitInRevoked;
+
+#[ferrokafka::async_trait]
+impl RebalanceListener for CommitInRevoked {
+    async fn revoked(&self, ctx: &RebalanceContext, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            assert!(ctx.position(tp).is_some(), "{tp} still visible to the hook");
+        }
+        ctx.commit().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_commit_inside_revoked_lands_and_close_never_hangs_on_a_parked_recv() {
+    let (_broker, client, topic) = setup(1).await;
+    produce(&client, &topic, 10).await;
+    let group = unique_topic("g");
+    let c = builder(&client, Some(&group))
+        .auto_commit(false)
+        .rebalance_listener(CommitInRevoked)
+        .build()
+        .await
+        .unwrap();
+    c.subscribe(&[&topic]).await.unwrap();
+    recv_n(&c, 10).await;
+    // A recv future that is alive but no longer polled (as after a select! loop breaks):
+    // it waits for records that never come.
+    let mut parked = Box::pin(c.recv());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), &mut parked)
+            .await
+            .is_err()
+    );
+    within("close", c.close()).await.unwrap();
+    assert!(matches!(within("parked", parked).await, Err(Error::Closed)));
+    let tps = all_partitions(&topic, 1);
+    let committed = c.committed(&tps).await.unwrap()[&tps[0]];
+    assert_eq!(committed, Some(10), "the hook's commit landed");
+    assert!(matches!(c.recv().await, Err(Error::Closed)));
 }

@@ -129,6 +129,9 @@ impl Fetcher {
         let mut fetches: HashMap<i32, Vec<Planned>> = HashMap::new();
         let mut need_metadata = false;
         for part in self.assignment.all() {
+            if part.revoked.load(Ordering::Acquire) {
+                continue;
+            }
             let mut f = part.fetch.lock().unwrap();
             if f.busy {
                 continue;

@@ -340,10 +340,12 @@ impl GroupTask {
     /// Orderly revocation: commit what was consumed (auto-commit), run the hook, stop
     /// handing out the partitions' records.
     async fn revoke(&mut self, partitions: &[TopicPartition]) {
-        // Stop handing out records first, so what gets committed is what was processed.
-        let removed = self.shared.assignment.remove(partitions.iter());
+        // Stop handing out their records first, so what gets committed is what the
+        // application has; the partitions stay in the assignment until the hook has run, so
+        // its `ctx.commit()` and `ctx.position()` still see them.
+        let revoking = self.shared.assignment.stop_delivery(partitions.iter());
         if self.shared.cfg.auto_commit {
-            if let Err(e) = self.shared.commit_parts(&removed).await {
+            if let Err(e) = self.shared.commit_parts(&revoking).await {
                 warn!(error = %e, "auto-commit on revoke failed");
             }
         }
@@ -353,6 +355,7 @@ impl GroupTask {
             };
             self.with_heartbeats(l.revoked(&ctx, partitions)).await;
         }
+        self.shared.assignment.remove(partitions.iter());
         for tp in partitions {
             self.owned.remove(tp);
         }

@@ -42,7 +42,8 @@ pub trait RebalanceListener: Send + Sync {
     }
 
     /// Partitions are leaving this consumer in an orderly rebalance. Their records are no
-    /// longer handed out; commit here what was processed.
+    /// longer handed out, and they are still assigned while this runs: commit here (their
+    /// positions cover every record `recv` returned — finish processing those first).
     async fn revoked(&self, ctx: &RebalanceContext, partitions: &[TopicPartition]) {
         let _ = (ctx, partitions);
     }

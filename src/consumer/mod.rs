@@ -189,6 +189,8 @@ impl ConsumerBuilder {
             metrics: Metrics::default(),
             tx,
             listener: self.listener,
+            closed: tokio::sync::watch::channel(false).0,
+            is_closed: std::sync::atomic::AtomicBool::new(false),
         });
         let fetcher = fetcher::Fetcher {
             client: shared.client.inner.clone(),
@@ -258,6 +260,10 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) tx: mpsc::UnboundedSender<Delivery>,
     pub(crate) listener: Option<Arc<dyn RebalanceListener>>,
+    /// Set by `close`: wakes every waiting `recv` with `Error::Closed`.
+    closed: tokio::sync::watch::Sender<bool>,
+    /// The same, as a plain flag for the per-record check.
+    is_closed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -561,7 +567,11 @@ impl Consumer {
             }
             let d = {
                 let _waiting = Waiting::new(&self.shared.waiting);
-                rx.recv().await.ok_or(Error::Closed)?
+                let mut closed = self.shared.closed.subscribe();
+                tokio::select! {
+                    d = rx.recv() => d.ok_or(Error::Closed)?,
+                    _ = closed.wait_for(|c| *c) => return Err(Error::Closed),
+                }
             };
             match d {
                 Delivery::Records { .. } => self.local.lock().unwrap().current = Some(d),
@@ -617,6 +627,9 @@ impl Consumer {
 
     /// Takes the next record of the current delivery, if it is still valid.
     fn pop(&self) -> Result<Option<ConsumerRecord>> {
+        if self.shared.is_closed.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
         let mut local = self.local.lock().unwrap();
         local.polls += 1;
         self.shared.polls.store(local.polls, Ordering::Relaxed);
@@ -823,7 +836,9 @@ impl Consumer {
             let _ = t.await;
         }
         self.shared.assignment.clear();
-        self.rx.lock().await.close();
+        // Not through `rx`: a `recv` future that is alive but no longer polled may hold it.
+        self.shared.is_closed.store(true, Ordering::Relaxed);
+        self.shared.closed.send_replace(true);
         Ok(())
     }
 

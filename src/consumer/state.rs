@@ -192,6 +192,23 @@ impl Assignment {
         removed
     }
 
+    /// Stops handing out the records of these partitions (fetched data is dropped, fetching
+    /// stops) while keeping them assigned, so a revocation hook can still commit them.
+    pub(crate) fn stop_delivery<'a>(
+        &self,
+        tps: impl IntoIterator<Item = &'a TopicPartition>,
+    ) -> Vec<Arc<PartitionState>> {
+        let parts = self.parts.lock().unwrap();
+        let stopped: Vec<_> = tps
+            .into_iter()
+            .filter_map(|tp| parts.get(tp).cloned())
+            .collect();
+        for p in &stopped {
+            p.revoked.store(true, Ordering::Release);
+        }
+        stopped
+    }
+
     /// Removes every partition.
     pub(crate) fn clear(&self) -> Vec<Arc<PartitionState>> {
         let mut parts = self.parts.lock().unwrap();
