@@ -392,6 +392,9 @@ impl Producer {
         if let Some(q) = inner.acc.topic(topic) {
             return Ok(q);
         }
+        // Checked once per topic, before any metadata request: a malformed name would
+        // otherwise be auto-created by brokers that allow it, and stay in the refresh set.
+        crate::admin::validate_topic_name(topic)?;
         let deadline = Instant::now() + inner.cfg.max_block;
         let client = &inner.client.inner;
         let mut last = None;

@@ -30,7 +30,9 @@ use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::Future;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, ProduceRequest, ProduceResponse, TopicName, TransactionalId,
+};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -364,7 +366,13 @@ impl Sender {
             }
         }
         let req = ProduceRequest::default()
-            .with_transactional_id(None)
+            // Kafka authorizes transactional batches by this id; without it a real broker
+            // answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+            .with_transactional_id(
+                self.txn
+                    .as_ref()
+                    .map(|t| TransactionalId(StrBytes::from_string(t.id().to_owned()))),
+            )
             .with_acks(acks.wire())
             .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
             .with_topic_data(topics);

@@ -90,6 +90,11 @@ impl Transactions {
         }
     }
 
+    /// The transactional id, for Produce requests.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
     /// What the sender stamps on batches, once `init_transactions` has run.
     pub(crate) fn identity(&self) -> watch::Receiver<Option<Identity>> {
         self.identity.subscribe()
@@ -464,3 +469,7 @@ fn name(s: &State) -> &'static str {
         State::Fatal(_) => "fatal",
     }
 }
+
+#[cfg(test)]
+#[path = "transaction_tests.rs"]
+mod tests;
