@@ -24,7 +24,7 @@ use crate::{Producer, Record};
 
 fn script(seen: &Mutex<Vec<String>>, r: &Received) -> Option<bytes::Bytes> {
     let (api, _) = r.api();
-    let mut log = |s: String| seen.lock().unwrap().push(s);
+    let log = |s: String| seen.lock().unwrap().push(s);
     Some(match api {
         ApiKey::FindCoordinator => {
             let req: FindCoordinatorRequest = r.decode();
