@@ -25,6 +25,7 @@
 //! then replaces the connection.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -32,7 +33,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::{Decodable, Request, StrBytes};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -40,7 +41,7 @@ use tracing::{debug, warn, Instrument};
 
 use crate::codes::KafkaCode;
 use crate::error::{Error, Result};
-use crate::protocol::{self, ApiVersionTable, API_VERSIONS_MAX};
+use crate::protocol::{self, ApiVersionTable, Frame, API_VERSIONS_MAX};
 
 /// A byte stream to a broker (TCP today; TLS wraps the same trait).
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -65,7 +66,7 @@ struct Pending {
 
 /// A frame on its way to the writer task.
 struct Outgoing {
-    frame: Bytes,
+    frame: Frame,
     /// `None` for requests the broker does not answer (Produce with acks=0).
     pending: Option<Pending>,
 }
@@ -212,20 +213,38 @@ impl Connection {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response> {
+        self.call_encoded::<R>(version, timeout, |correlation_id, client_id| {
+            protocol::encode_request(req, version, correlation_id, client_id).map(Frame::Whole)
+        })
+        .await
+    }
+
+    /// Like [`call`](Self::call) for a request of type `R` that `encode` writes itself
+    /// (given the correlation id and client id): the producer's Produce frames, whose record
+    /// batches are spliced in rather than copied.
+    pub(crate) async fn call_encoded<R: Request>(
+        &self,
+        version: i16,
+        timeout: Duration,
+        encode: impl FnOnce(i32, &StrBytes) -> Result<Frame>,
+    ) -> Result<R::Response> {
         let api = api_key::<R>()?;
-        let frame = self.roundtrip(req, api, version, timeout).await?;
+        let frame = self.roundtrip(api, version, timeout, encode).await?;
         protocol::decode_response::<R>(frame, version).map_err(|e| self.shared.poison(e))
     }
 
-    /// Sends `req` without waiting for an answer: for requests the broker never answers
-    /// (Produce with acks=0). Resolves once the frame is queued for the writer.
-    #[allow(dead_code)] // used by the producer's acks=0 path
-    pub(crate) fn send_unanswered<R: Request>(&self, req: &R, version: i16) -> Result<()> {
+    /// Sends a frame that `encode` writes (given the correlation id and client id) without
+    /// waiting for an answer: for requests the broker never answers (Produce with acks=0).
+    /// Resolves once the frame is queued for the writer.
+    pub(crate) fn send_unanswered(
+        &self,
+        encode: impl FnOnce(i32, &StrBytes) -> Result<Frame>,
+    ) -> Result<()> {
         if let Some(e) = self.shared.poisoned() {
             return Err(e);
         }
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
-        let frame = protocol::encode_request(req, version, correlation_id, &self.cfg.client_id)?;
+        let frame = encode(correlation_id, &self.cfg.client_id)?;
         self.tx
             .send(Outgoing {
                 frame,
@@ -236,12 +255,12 @@ impl Connection {
 
     /// Encodes, queues and awaits one request; returns the raw response frame (from the
     /// correlation id on).
-    async fn roundtrip<R: Request>(
+    async fn roundtrip(
         &self,
-        req: &R,
         api: ApiKey,
         version: i16,
         timeout: Duration,
+        encode: impl FnOnce(i32, &StrBytes) -> Result<Frame>,
     ) -> Result<Bytes> {
         if let Some(e) = self.shared.poisoned() {
             return Err(e);
@@ -255,8 +274,7 @@ impl Connection {
             correlation_id
         );
         async move {
-            let frame =
-                protocol::encode_request(req, version, correlation_id, &self.cfg.client_id)?;
+            let frame = encode(correlation_id, &self.cfg.client_id)?;
             let (reply, rx) = oneshot::channel();
             let deadline = Instant::now() + timeout;
             let pending = Pending {
@@ -336,7 +354,15 @@ impl Connection {
                     protocol::SOFTWARE_VERSION,
                 ));
             let mut frame = self
-                .roundtrip(&req, ApiKey::ApiVersions, version, self.cfg.request_timeout)
+                .roundtrip(
+                    ApiKey::ApiVersions,
+                    version,
+                    self.cfg.request_timeout,
+                    |correlation_id, client_id| {
+                        protocol::encode_request(&req, version, correlation_id, client_id)
+                            .map(Frame::Whole)
+                    },
+                )
                 .await?;
             // ApiVersions responses always use header v0: just the correlation id.
             frame.advance(4);
@@ -399,14 +425,15 @@ fn api_key<R: Request>() -> Result<ApiKey> {
     ApiKey::try_from(R::KEY).map_err(|_| Error::protocol(format!("unknown API key {}", R::KEY)))
 }
 
-/// Writer task: batches queued frames into the socket. Registers each frame's pending entry
-/// right before writing it, so the in-flight queue is in wire order.
+/// Writer task: writes queued frames to the socket, all frames waiting at a wakeup at once.
+/// Registers each frame's pending entry right before writing it, so the in-flight queue is in
+/// wire order.
 async fn write_loop<W: AsyncWrite + Unpin>(
-    write: W,
+    mut write: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     shared: Arc<Shared>,
 ) {
-    let mut out = BufWriter::with_capacity(64 * 1024, write);
+    let mut gather = Vec::new();
     let mut batch = Vec::with_capacity(64);
     loop {
         tokio::select! {
@@ -428,21 +455,66 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if shared.poison.get().is_some() {
             return;
         }
-        let mut result = Ok(());
-        for o in batch.drain(..) {
-            result = out.write_all(&o.frame).await;
-            if result.is_err() {
-                break;
-            }
-        }
-        if result.is_ok() {
-            result = out.flush().await;
-        }
+        let result = write_frames(&mut write, &batch, &mut gather).await;
+        batch.clear();
         if let Err(e) = result {
             shared.poison(Error::from(e));
             return;
         }
     }
+}
+
+/// Chunks shorter than this are gathered into one buffer on streams without vectored writes.
+const GATHER_LIMIT: usize = 64 * 1024;
+
+/// Writes every chunk of `frames` in order and flushes.
+///
+/// On a stream with vectored writes (TCP) the chunks go to the kernel as they are, in as few
+/// `writev` calls as it takes: a Produce request's record batches are never copied in user
+/// space after encoding. Other streams (the tests' in-memory pipes; TLS, which copies to
+/// encrypt anyway) get small chunks gathered into `gather` and large ones written directly, as
+/// a 64 KiB `BufWriter` would.
+async fn write_frames<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    frames: &[Outgoing],
+    gather: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let chunks = frames
+        .iter()
+        .flat_map(|o| o.frame.chunks())
+        .filter(|c| !c.is_empty());
+    if write.is_write_vectored() {
+        let mut slices: Vec<IoSlice<'_>> = chunks.map(|c| IoSlice::new(c)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = write.write_vectored(rest).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
+        }
+    } else {
+        for chunk in chunks {
+            if chunk.len() >= GATHER_LIMIT {
+                if !gather.is_empty() {
+                    write.write_all(gather).await?;
+                    gather.clear();
+                }
+                write.write_all(chunk).await?;
+                continue;
+            }
+            gather.extend_from_slice(chunk);
+            if gather.len() >= GATHER_LIMIT {
+                write.write_all(gather).await?;
+                gather.clear();
+            }
+        }
+        if !gather.is_empty() {
+            write.write_all(gather).await?;
+            gather.clear();
+        }
+    }
+    write.flush().await
 }
 
 /// Reader task: reads length-prefixed frames and hands each to the head of the queue.

@@ -385,3 +385,122 @@ async fn writes_after_peer_closed_fail_with_a_retriable_error() {
     assert!(matches!(e, Error::Disconnected { .. }), "{e}");
     assert!(e.is_retriable());
 }
+
+/// A socket stand-in that accepts at most `max` bytes per write call, with or without
+/// vectored writes, and records what arrived and how.
+struct Trickle {
+    out: Vec<u8>,
+    max: usize,
+    vectored: bool,
+    /// Write calls that received more than one non-empty slice.
+    gathered_calls: usize,
+}
+
+impl AsyncWrite for Trickle {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        let n = buf.len().min(me.max);
+        me.out.extend_from_slice(&buf[..n]);
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if !self.vectored {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &**b);
+            return self.poll_write(cx, first);
+        }
+        let me = self.get_mut();
+        if bufs.iter().filter(|b| !b.is_empty()).count() > 1 {
+            me.gathered_calls += 1;
+        }
+        let mut n = 0;
+        for b in bufs {
+            let take = b.len().min(me.max - n);
+            me.out.extend_from_slice(&b[..take]);
+            n += take;
+            if n == me.max {
+                break;
+            }
+        }
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.vectored
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn frames_are_written_whole_and_in_order_through_partial_writes() {
+    let pattern = |n: usize, seed: u8| -> Bytes {
+        Bytes::from(
+            (0..n)
+                .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+                .collect::<Vec<u8>>(),
+        )
+    };
+    // A spliced Produce-like frame (small parts around batches, one of them empty, one larger
+    // than the gather limit) followed by an ordinary one.
+    let frames = vec![
+        Outgoing {
+            frame: Frame::Chunks(vec![
+                pattern(17, 1),
+                pattern(GATHER_LIMIT + 333, 2),
+                pattern(9, 3),
+                Bytes::new(),
+                pattern(1000, 4),
+                pattern(3, 5),
+            ]),
+            pending: None,
+        },
+        Outgoing {
+            frame: Frame::Whole(pattern(250, 6)),
+            pending: None,
+        },
+    ];
+    let want: Vec<u8> = frames
+        .iter()
+        .flat_map(|o| o.frame.chunks().iter().flat_map(|c| c.iter().copied()))
+        .collect();
+    for (vectored, max) in [(true, 7), (true, 1 << 20), (false, 7), (false, 1 << 20)] {
+        let mut w = Trickle {
+            out: Vec::new(),
+            max,
+            vectored,
+            gathered_calls: 0,
+        };
+        let mut gather = Vec::new();
+        write_frames(&mut w, &frames, &mut gather).await.unwrap();
+        assert!(w.out == want, "vectored={vectored} max={max}");
+        assert!(gather.is_empty());
+        // With room for everything, one vectored call carries all the chunks.
+        if vectored && max == 1 << 20 {
+            assert_eq!(w.gathered_calls, 1);
+        }
+    }
+}

@@ -26,11 +26,11 @@ pub(crate) mod partitioner;
 mod sender;
 mod transaction;
 
-use std::sync::atomic::Ordering;
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -41,9 +41,9 @@ use crate::compression::Compression;
 use crate::config::{unknown_key, CLIENT_KEYS};
 use crate::consumer::{CommitOffset, ConsumerGroupMetadata, TopicPartition};
 use crate::error::{Error, Result};
-use crate::protocol::records::{BatchBuilder, RECORD_BATCH_OVERHEAD};
+use crate::protocol::records::{fields_len, max_record_len_of, RECORD_BATCH_OVERHEAD};
 use crate::record::{now_millis, Record};
-use accumulator::{Accumulator, TopicQueue};
+use accumulator::{Accumulator, NewRecord, TopicQueue};
 pub use batch::DeliveryFuture;
 pub use config::Acks;
 use config::{ProducerConfig, PRODUCER_KEYS};
@@ -57,8 +57,15 @@ pub struct ProducerBuilder {
     client: Option<Client>,
     client_builder: ClientBuilder,
     cfg: ProducerConfig,
-    partitioner: Option<Arc<dyn Partitioner>>,
+    partitioner: Option<ChosenPartitioner>,
     error: Option<Error>,
+}
+
+/// A partitioner given to the builder. The built-in default is kept apart: `send` uses its
+/// per-topic state directly instead of calling it through the trait (see `TopicQueue`).
+enum ChosenPartitioner {
+    Default(Arc<DefaultPartitioner>),
+    Custom(Arc<dyn Partitioner>),
 }
 
 impl std::fmt::Debug for ProducerBuilder {
@@ -183,7 +190,15 @@ impl ProducerBuilder {
 
     /// A custom partitioner for records without an explicit partition.
     pub fn partitioner(mut self, p: impl Partitioner + 'static) -> ProducerBuilder {
-        self.partitioner = Some(Arc::new(p));
+        let mut slot = Some(p);
+        let chosen = match (&mut slot as &mut dyn Any).downcast_mut::<Option<DefaultPartitioner>>()
+        {
+            Some(default) => {
+                ChosenPartitioner::Default(Arc::new(default.take().expect("set just above")))
+            }
+            None => ChosenPartitioner::Custom(Arc::new(slot.take().expect("set just above"))),
+        };
+        self.partitioner = Some(chosen);
         self
     }
 
@@ -198,20 +213,29 @@ impl ProducerBuilder {
             Some(c) => c,
             None => self.client_builder.build().await?,
         };
-        let partitioner: Arc<dyn Partitioner> =
+        let custom = |p: Arc<dyn Partitioner>| (p, None);
+        let (partitioner, default_partitioner) =
             match (self.partitioner, self.cfg.partitioner.as_deref()) {
-                (Some(p), _) => p,
+                (Some(ChosenPartitioner::Custom(p)), _) => custom(p),
+                (Some(ChosenPartitioner::Default(p)), _) => (p.clone() as _, Some(p)),
                 // librdkafka's names: `murmur2` hashes keyless records as an empty key, `murmur2_random`
                 // spreads them randomly.
-                (None, Some("murmur2")) => Arc::new(Murmur2Partitioner::consistent()),
-                (None, Some("murmur2_random")) => Arc::new(Murmur2Partitioner::default()),
+                (None, Some("murmur2")) => custom(Arc::new(Murmur2Partitioner::consistent())),
+                (None, Some("murmur2_random")) => custom(Arc::new(Murmur2Partitioner::default())),
                 (None, Some("round_robin") | Some("roundrobin")) => {
-                    Arc::new(RoundRobinPartitioner::default())
+                    custom(Arc::new(RoundRobinPartitioner::default()))
                 }
-                (None, _) => Arc::new(DefaultPartitioner::new(self.cfg.batch_size)),
+                (None, _) => {
+                    let p = Arc::new(DefaultPartitioner::new(self.cfg.batch_size));
+                    (p.clone() as _, Some(p))
+                }
             };
         let cfg = Arc::new(self.cfg);
-        let acc = Arc::new(Accumulator::new(cfg.clone(), partitioner.clone()));
+        let acc = Arc::new(Accumulator::new(
+            cfg.clone(),
+            Arc::clone(&partitioner),
+            default_partitioner,
+        ));
         let (closing_tx, closing_rx) = watch::channel(false);
         let txn = cfg.transactional_id.as_ref().map(|id| {
             Arc::new(Transactions::new(
@@ -228,6 +252,7 @@ impl ProducerBuilder {
                 cfg,
                 acc,
                 partitioner,
+                closed: AtomicBool::new(false),
                 closing: closing_tx,
                 task: Mutex::new(Some(task)),
                 txn,
@@ -258,6 +283,8 @@ struct ProducerInner {
     cfg: Arc<ProducerConfig>,
     acc: Arc<Accumulator>,
     partitioner: Arc<dyn Partitioner>,
+    /// `close` was called. The same as `closing`, read by `send` without the watch's lock.
+    closed: AtomicBool,
     closing: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
     txn: Option<Arc<Transactions>>,
@@ -296,19 +323,21 @@ impl Producer {
     /// `max.request.size` ([`Error::InvalidInput`]), a partition that does not exist, an
     /// unknown topic after `max.block.ms`, or a closed producer.
     pub async fn send(&self, record: Record) -> Result<DeliveryFuture> {
-        self.send_inner(record, true).await
+        self.send_inner(&record, true).await
     }
 
     /// Like [`Producer::send`], but never waits for buffer space: fails with
     /// [`Error::BufferFull`] when `buffer.memory` is spent. Still waits for the metadata of
     /// a topic never seen before.
     pub async fn try_send(&self, record: Record) -> Result<DeliveryFuture> {
-        self.send_inner(record, false).await
+        self.send_inner(&record, false).await
     }
 
-    async fn send_inner(&self, record: Record, wait: bool) -> Result<DeliveryFuture> {
+    /// The record is borrowed, not moved: `send`'s future already holds it, and every move
+    /// of a `Record` is a copy of its ~140 bytes.
+    async fn send_inner(&self, record: &Record, wait: bool) -> Result<DeliveryFuture> {
         let inner = &*self.inner;
-        if *inner.closing.borrow() {
+        if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         let Record {
@@ -322,9 +351,17 @@ impl Producer {
         if let Some(txn) = &inner.txn {
             txn.check_send()?;
         }
-        let queue = self.topic_queue(&topic).await?;
+        let (partition, timestamp) = (*partition, *timestamp);
+        let queue = match inner.acc.topic(topic) {
+            Some(q) => q,
+            // Boxed: the metadata wait is large and rare, and `send`'s own future, built for
+            // every record, should not carry its space.
+            None => Box::pin(self.topic_queue(topic)).await?,
+        };
         let count = queue.partitions.len() as i32;
         let placed = partition.is_none();
+        let key = key.as_deref();
+        let value = value.as_deref();
         let partition = match partition {
             Some(p) if p < 0 || p >= count => {
                 return Err(Error::InvalidInput(
@@ -333,17 +370,15 @@ impl Producer {
                 ))
             }
             Some(p) => p,
-            None => inner.partitioner.partition(&topic, key.as_deref(), count),
+            None => queue.partition(&*inner.partitioner, key, count),
         };
         if let Some(txn) = &inner.txn {
-            txn.ensure_partition(&TopicPartition::new(&topic, partition))
+            txn.ensure_partition(&TopicPartition::new(topic, partition))
                 .await?;
         }
-        let len = BatchBuilder::max_record_len(
-            key.as_ref().map(Bytes::len),
-            value.as_ref().map(Bytes::len),
-            &headers,
-        );
+        // Key, value and headers are measured once; the batch adds the per-batch fields.
+        let fields_len = fields_len(key.map(<[u8]>::len), value.map(<[u8]>::len), headers);
+        let len = max_record_len_of(fields_len);
         if len + RECORD_BATCH_OVERHEAD > inner.cfg.max_request_size {
             return Err(Error::InvalidInput(
                 format!(
@@ -364,24 +399,20 @@ impl Producer {
                 .map_err(|_| Error::Closed)?,
         };
         permit.forget();
-        let timestamp = timestamp.unwrap_or_else(now_millis);
-        let future = inner.acc.append(
-            &queue,
-            partition,
-            timestamp,
-            key.as_deref(),
-            value.as_deref(),
-            &headers,
-            len,
-        );
+        let record = NewRecord {
+            timestamp: timestamp.unwrap_or_else(now_millis),
+            key,
+            value,
+            headers,
+            fields_len,
+        };
+        let future = inner.acc.append(&queue, partition, &record, len);
         if future.is_err() {
             budget.add_permits(len);
         }
         let future = future?;
         if placed {
-            inner
-                .partitioner
-                .on_append(&topic, partition, key.as_deref(), len);
+            queue.on_append(&*inner.partitioner, partition, key, len);
         }
         Ok(future)
     }
@@ -458,6 +489,7 @@ impl Producer {
     /// [`Error::Closed`]. Later sends fail with [`Error::Closed`].
     pub async fn close(&self, timeout: Duration) -> Result<()> {
         let inner = &*self.inner;
+        inner.closed.store(true, Ordering::Release);
         inner.closing.send_replace(true);
         inner.acc.wake.notify_one();
         let task = inner.task.lock().unwrap().take();

@@ -21,7 +21,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::fasthash::FastMap;
 
@@ -175,14 +175,17 @@ fn partition_for_key(key: &[u8], partition_count: i32) -> i32 {
 /// `partitioner.availability.timeout.ms`) is not implemented: every partition is equally
 /// likely, as in Java with adaptive partitioning off.
 ///
-/// The per-record cost is a read lock on the topic map plus one or two atomic operations; the
-/// map takes the write lock once per topic.
+/// Called through the [`Partitioner`] trait, the per-record cost is a read lock on the topic
+/// map plus one or two atomic operations; the map takes the write lock once per topic. The
+/// producer itself skips the map: it keeps each topic's sticky state next to the topic's
+/// queue ([`StickyHandle`]), so a record costs only the atomics.
 #[derive(Debug)]
 pub struct DefaultPartitioner {
     /// `batch.size`, in 1..=i32::MAX (Java's range), so `2 × batch_size` fits a `u32` counter.
     batch_size: u64,
-    /// Sticky state per topic, created by the first keyless record of the topic.
-    topics: TopicMap<StickyState>,
+    /// Sticky state per topic, created by the first keyless record of the topic (or by the
+    /// producer registering the topic); shared with the producer's [`StickyHandle`]s.
+    topics: TopicMap<Arc<StickyState>>,
 }
 
 impl DefaultPartitioner {
@@ -196,54 +199,14 @@ impl DefaultPartitioner {
         }
     }
 
-    /// The keyless path: the topic's sticky partition, choosing one if there is none yet.
-    fn sticky_partition(&self, topic: &str, partition_count: i32) -> i32 {
-        self.topics.with(topic, |state| {
-            let mut current = state.word.load(Ordering::Relaxed);
-            loop {
-                let (sticky, _) = unpack(current);
-                // A sticky partition beyond the count only happens if the caller's count went
-                // down (stale metadata); choose again rather than return an invalid partition.
-                if sticky != NO_PARTITION && sticky < partition_count as u32 {
-                    return sticky as i32;
-                }
-                let chosen = random_below(partition_count);
-                // Only one caller installs a choice; the others take the winner's, so that
-                // concurrent first records of a topic all go to the same partition.
-                match state.word.compare_exchange_weak(
-                    current,
-                    pack(chosen as u32, 0),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => return chosen,
-                    Err(actual) => current = actual,
-                }
-            }
-        })
-    }
-
-    /// Applies `update` to the topic's sticky state word until it sticks; `update` returns
-    /// `None` to leave the state as it is. Does nothing for a topic without keyless records.
-    fn update_sticky(&self, topic: &str, update: impl Fn(u32, u32) -> Option<u64>) {
-        self.topics.get(topic, |state| {
-            let mut current = state.word.load(Ordering::Relaxed);
-            loop {
-                let (sticky, produced) = unpack(current);
-                let Some(next) = update(sticky, produced) else {
-                    return;
-                };
-                match state.word.compare_exchange_weak(
-                    current,
-                    next,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => return,
-                    Err(actual) => current = actual,
-                }
-            }
-        });
+    /// The topic's sticky state as a handle that works without looking the topic up: the
+    /// producer keeps one per topic queue. It shares the state the trait methods use, so both
+    /// ways of calling see (and make) the same choices.
+    pub(crate) fn handle(&self, topic: &str) -> StickyHandle {
+        StickyHandle {
+            state: self.topics.with(topic, Arc::clone),
+            batch_size: self.batch_size,
+        }
     }
 
     #[cfg(test)]
@@ -262,33 +225,20 @@ impl Default for DefaultPartitioner {
 
 impl Partitioner for DefaultPartitioner {
     fn partition(&self, topic: &str, key: Option<&[u8]>, partition_count: i32) -> i32 {
-        let partition_count = partition_count.max(1);
         match key {
-            Some(key) => partition_for_key(key, partition_count),
-            None => self.sticky_partition(topic, partition_count),
+            Some(key) => partition_for_key(key, partition_count.max(1)),
+            None => self.topics.with(topic, |state| {
+                state.sticky_partition(partition_count.max(1))
+            }),
         }
     }
 
     fn on_append(&self, topic: &str, partition: i32, key: Option<&[u8]>, appended_bytes: usize) {
-        // Like Java, only keyless records (the ones the sticky logic placed) count towards the
-        // switch; keyed records that happen to share the partition do not.
         if key.is_some() || partition < 0 {
             return;
         }
-        let cap = 2 * self.batch_size;
-        self.update_sticky(topic, |sticky, produced| {
-            if sticky != partition as u32 {
-                // Appended before another record switched the topic away: not this stint's.
-                return None;
-            }
-            let produced = (u64::from(produced) + appended_bytes as u64).min(u64::from(u32::MAX));
-            if produced >= cap {
-                // Java's safety cap: switch even though the partition's batch is still open
-                // (a long linger.ms, or batches shared with keyed records).
-                Some(UNSET)
-            } else {
-                Some(pack(sticky, produced as u32))
-            }
+        self.topics.get(topic, |state| {
+            state.on_append(self.batch_size, partition, appended_bytes)
         });
     }
 
@@ -296,13 +246,46 @@ impl Partitioner for DefaultPartitioner {
         if partition < 0 {
             return;
         }
-        let batch_size = self.batch_size;
-        self.update_sticky(topic, |sticky, produced| {
-            // Enough went to the sticky partition and it has no half-filled batch left: switch.
-            // The next keyless record picks the new partition (`sticky_partition`), which needs
-            // the partition count this hook does not have.
-            (sticky == partition as u32 && u64::from(produced) >= batch_size).then_some(UNSET)
+        self.topics.get(topic, |state| {
+            state.on_batch_closed(self.batch_size, partition)
         });
+    }
+}
+
+/// One topic's [`DefaultPartitioner`] state, held by the producer next to the topic's queue so
+/// the per-record hooks need no map lookup and no lock. Behaves exactly like the
+/// partitioner's trait methods for that topic (it is the same state).
+#[derive(Debug, Clone)]
+pub(crate) struct StickyHandle {
+    state: Arc<StickyState>,
+    batch_size: u64,
+}
+
+impl StickyHandle {
+    /// [`Partitioner::partition`] for this handle's topic.
+    pub(crate) fn partition(&self, key: Option<&[u8]>, partition_count: i32) -> i32 {
+        let partition_count = partition_count.max(1);
+        match key {
+            Some(key) => partition_for_key(key, partition_count),
+            None => self.state.sticky_partition(partition_count),
+        }
+    }
+
+    /// [`Partitioner::on_append`] for this handle's topic.
+    pub(crate) fn on_append(&self, partition: i32, key: Option<&[u8]>, appended_bytes: usize) {
+        if key.is_some() || partition < 0 {
+            return;
+        }
+        self.state
+            .on_append(self.batch_size, partition, appended_bytes);
+    }
+
+    /// [`Partitioner::on_batch_closed`] for this handle's topic.
+    pub(crate) fn on_batch_closed(&self, partition: i32) {
+        if partition < 0 {
+            return;
+        }
+        self.state.on_batch_closed(self.batch_size, partition);
     }
 }
 
@@ -418,6 +401,83 @@ impl Default for StickyState {
     fn default() -> Self {
         StickyState {
             word: AtomicU64::new(UNSET),
+        }
+    }
+}
+
+impl StickyState {
+    /// The keyless path: the sticky partition, choosing one if there is none yet.
+    fn sticky_partition(&self, partition_count: i32) -> i32 {
+        let mut current = self.word.load(Ordering::Relaxed);
+        loop {
+            let (sticky, _) = unpack(current);
+            // A sticky partition beyond the count only happens if the caller's count went
+            // down (stale metadata); choose again rather than return an invalid partition.
+            if sticky != NO_PARTITION && sticky < partition_count as u32 {
+                return sticky as i32;
+            }
+            let chosen = random_below(partition_count);
+            // Only one caller installs a choice; the others take the winner's, so that
+            // concurrent first records of a topic all go to the same partition.
+            match self.word.compare_exchange_weak(
+                current,
+                pack(chosen as u32, 0),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return chosen,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Counts a keyless record's bytes (the caller filters keyed records: like Java, only the
+    /// records the sticky logic placed count towards the switch).
+    fn on_append(&self, batch_size: u64, partition: i32, appended_bytes: usize) {
+        let cap = 2 * batch_size;
+        self.update(|sticky, produced| {
+            if sticky != partition as u32 {
+                // Appended before another record switched the topic away: not this stint's.
+                return None;
+            }
+            let produced = (u64::from(produced) + appended_bytes as u64).min(u64::from(u32::MAX));
+            if produced >= cap {
+                // Java's safety cap: switch even though the partition's batch is still open
+                // (a long linger.ms, or batches shared with keyed records).
+                Some(UNSET)
+            } else {
+                Some(pack(sticky, produced as u32))
+            }
+        });
+    }
+
+    fn on_batch_closed(&self, batch_size: u64, partition: i32) {
+        self.update(|sticky, produced| {
+            // Enough went to the sticky partition and it has no half-filled batch left: switch.
+            // The next keyless record picks the new partition (`sticky_partition`), which needs
+            // the partition count this hook does not have.
+            (sticky == partition as u32 && u64::from(produced) >= batch_size).then_some(UNSET)
+        });
+    }
+
+    /// Applies `update` to the state word until it sticks; `update` returns `None` to leave
+    /// the state as it is.
+    fn update(&self, update: impl Fn(u32, u32) -> Option<u64>) {
+        let mut current = self.word.load(Ordering::Relaxed);
+        loop {
+            let (sticky, produced) = unpack(current);
+            let Some(next) = update(sticky, produced) else {
+                return;
+            };
+            match self.word.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
         }
     }
 }

@@ -29,11 +29,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::Future;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, ProduceRequest, ProduceResponse, TopicName, TransactionalId,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -50,6 +46,7 @@ use crate::client::ClientInner;
 use crate::codes::KafkaCode;
 use crate::error::{Error, Result};
 use crate::protocol::records::stamp_producer;
+use crate::protocol::{encode_produce, ProduceBody, ProduceTopic};
 
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -241,8 +238,8 @@ impl Sender {
                     None => match &st.open {
                         Some(open) if flush || open.created + cfg.linger <= now => {
                             let taken = st.open.take().unwrap();
-                            self.acc.partitioner.on_batch_closed(
-                                &topic.name,
+                            topic.on_batch_closed(
+                                &*self.acc.partitioner,
                                 partition,
                                 taken.builder.size(),
                             );
@@ -348,34 +345,27 @@ impl Sender {
         let client = self.client.clone();
         let acks = self.acks;
         let timeout = client.cfg.request_timeout;
-        let mut topics: Vec<TopicProduceData> = Vec::new();
+        let mut topics: Vec<ProduceTopic> = Vec::new();
         for b in &batches {
-            let data = PartitionProduceData::default()
-                .with_index(b.partition())
-                .with_records(Some(Bytes::clone(&b.bytes)));
-            match topics
-                .iter_mut()
-                .find(|t| t.name.0.as_str() == &**b.topic())
-            {
-                Some(t) => t.partition_data.push(data),
-                None => topics.push(
-                    TopicProduceData::default()
-                        .with_name(TopicName(StrBytes::from_string(b.topic().to_string())))
-                        .with_partition_data(vec![data]),
-                ),
+            let data = (b.partition(), Bytes::clone(&b.bytes));
+            match topics.iter_mut().find(|t| t.name == *b.topic()) {
+                Some(t) => t.partitions.push(data),
+                None => topics.push(ProduceTopic {
+                    name: b.topic().clone(),
+                    partitions: vec![data],
+                }),
             }
         }
-        let req = ProduceRequest::default()
+        // The batches go into the frame by reference (`encode_produce`): a record's bytes are
+        // copied once, by `send`, and then only by the kernel.
+        let req = ProduceBody {
             // Kafka authorizes transactional batches by this id; without it a real broker
             // answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
-            .with_transactional_id(
-                self.txn
-                    .as_ref()
-                    .map(|t| TransactionalId(StrBytes::from_string(t.id().to_owned()))),
-            )
-            .with_acks(acks.wire())
-            .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
-            .with_topic_data(topics);
+            transactional_id: self.txn.as_ref().map(|t| Arc::from(t.id())),
+            acks: acks.wire(),
+            timeout_ms: timeout.as_millis().min(i32::MAX as u128) as i32,
+            topics,
+        };
         let mut batches = batches;
         for b in &mut batches {
             b.attempts += 1;
@@ -384,9 +374,11 @@ impl Sender {
             // The broker never answers acks=0: the batches are done once written.
             let fut = async move {
                 let result = match client.broker(broker).await {
-                    Ok(conn) => conn
-                        .version(ApiKey::Produce)
-                        .and_then(|v| conn.send_unanswered(&req, v)),
+                    Ok(conn) => conn.version(ApiKey::Produce).and_then(|v| {
+                        conn.send_unanswered(|correlation_id, client_id| {
+                            encode_produce(&req, v, correlation_id, client_id)
+                        })
+                    }),
                     Err(e) => Err(e),
                 };
                 Event::Request(Completed {
@@ -404,7 +396,14 @@ impl Sender {
             let result = async {
                 let conn = client.broker(broker).await?;
                 let version = conn.version(ApiKey::Produce)?;
-                conn.call(&req, version, timeout).await
+                conn.call_encoded::<ProduceRequest>(
+                    version,
+                    timeout,
+                    |correlation_id, client_id| {
+                        encode_produce(&req, version, correlation_id, client_id)
+                    },
+                )
+                .await
             }
             .await;
             Event::Request(Completed {

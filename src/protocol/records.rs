@@ -87,6 +87,8 @@ impl BatchBuilder {
     /// Exact number of bytes [`append`](Self::append) would add for this record now: the
     /// offset delta is the current count, and the timestamp delta is taken against the first
     /// record's timestamp (for the first record, against itself).
+    // Tests only: the producer measures a record once (`fields_len`, `record_len`).
+    #[cfg(test)]
     pub(crate) fn encoded_len(
         &self,
         timestamp: i64,
@@ -94,24 +96,46 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> usize {
-        let body = self.body_len(timestamp, key, value, headers);
-        varint_len(body as i32) + body
+        let fields = fields_len(key.map(<[u8]>::len), value.map(<[u8]>::len), headers);
+        self.record_len(timestamp, fields).total()
     }
 
     /// An upper bound of one record's encoded size in any batch: the largest possible
     /// timestamp and offset deltas and length prefix. For "can this record ever fit" checks
     /// before a batch exists.
+    // Tests only: the producer uses `fields_len` and `max_record_len_of`.
+    #[cfg(test)]
     pub(crate) fn max_record_len(
         key_len: Option<usize>,
         value_len: Option<usize>,
         headers: &[Header],
     ) -> usize {
-        // length varint (5) + attributes (1) + timestampDelta varlong (10) + offsetDelta (5)
-        5 + 1 + 10 + 5 + field_len(key_len) + field_len(value_len) + headers_len(headers)
+        max_record_len_of(fields_len(key_len, value_len, headers))
+    }
+
+    /// The size this record would take in this batch now, from its [`fields_len`]: computed
+    /// once per record by the producer, used both for the "does it still fit" check and by
+    /// [`append_sized`](Self::append_sized). Valid until the batch changes.
+    pub(crate) fn record_len(&self, timestamp: i64, fields_len: usize) -> RecordLen {
+        let base = if self.count == 0 {
+            timestamp
+        } else {
+            self.base_timestamp
+        };
+        let body = 1 // attributes
+            + varlong_len(timestamp.wrapping_sub(base))
+            + varint_len(self.count)
+            + fields_len;
+        RecordLen {
+            body,
+            count: self.count,
+        }
     }
 
     /// Appends one record. Callers check sizes first (`encoded_len`, `max_record_len`);
     /// lengths beyond `i32::MAX` cannot be represented in the format.
+    // Tests only: the producer measures first and calls `append_sized`.
+    #[cfg(test)]
     pub(crate) fn append(
         &mut self,
         timestamp: i64,
@@ -119,29 +143,71 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) {
+        let fields = fields_len(key.map(<[u8]>::len), value.map(<[u8]>::len), headers);
+        let len = self.record_len(timestamp, fields);
+        self.append_sized(len, timestamp, key, value, headers);
+    }
+
+    /// [`append`](Self::append) with the size [`record_len`](Self::record_len) computed for
+    /// this record and this batch state, so it is not computed twice.
+    ///
+    /// The fixed fields before the key and value are assembled on the stack and written in one
+    /// piece: a record takes two or three writes into the buffer (the fields before the value,
+    /// the value, and for keyed records the key separately) instead of one per field.
+    pub(crate) fn append_sized(
+        &mut self,
+        len: RecordLen,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) {
+        debug_assert_eq!(len.count, self.count, "RecordLen of another batch state");
         if self.count == 0 {
             self.base_timestamp = timestamp;
             self.max_timestamp = timestamp;
         }
-        let body = self.body_len(timestamp, key, value, headers);
-        let len = varint_len(body as i32) + body;
+        let total = len.total();
         let before = self.buf.len();
-        self.buf.reserve(len);
-        put_varint(&mut self.buf, body as i32);
-        self.buf.put_u8(0); // record attributes: unused by Kafka
-        put_varlong(&mut self.buf, timestamp.wrapping_sub(self.base_timestamp));
-        put_varint(&mut self.buf, self.count);
-        put_field(&mut self.buf, key);
-        put_field(&mut self.buf, value);
-        put_varint(&mut self.buf, headers.len() as i32);
-        for h in headers {
-            put_field(&mut self.buf, Some(h.key.as_bytes()));
-            put_field(&mut self.buf, h.value.as_deref());
+        self.buf.reserve(total);
+        let mut prefix = Scratch::new();
+        prefix.varint(len.body as i32);
+        prefix.byte(0); // record attributes: unused by Kafka
+        prefix.varlong(timestamp.wrapping_sub(self.base_timestamp));
+        prefix.varint(self.count);
+        match key {
+            None => prefix.varint(-1),
+            Some(k) => {
+                prefix.varint(k.len() as i32);
+                self.buf.extend_from_slice(prefix.bytes());
+                self.buf.extend_from_slice(k);
+                prefix = Scratch::new();
+            }
+        }
+        match value {
+            None => prefix.varint(-1),
+            Some(v) => {
+                prefix.varint(v.len() as i32);
+                self.buf.extend_from_slice(prefix.bytes());
+                self.buf.extend_from_slice(v);
+                prefix = Scratch::new();
+            }
+        }
+        if headers.is_empty() {
+            prefix.byte(0); // header count 0, a varint of one byte
+            self.buf.extend_from_slice(prefix.bytes());
+        } else {
+            self.buf.extend_from_slice(prefix.bytes());
+            put_varint(&mut self.buf, headers.len() as i32);
+            for h in headers {
+                put_field(&mut self.buf, Some(h.key.as_bytes()));
+                put_field(&mut self.buf, h.value.as_deref());
+            }
         }
         debug_assert_eq!(
             self.buf.len() - before,
-            len,
-            "body_len disagrees with append"
+            total,
+            "record_len disagrees with append"
         );
         self.count += 1;
         self.max_timestamp = self.max_timestamp.max(timestamp);
@@ -202,25 +268,6 @@ impl BatchBuilder {
         stamp_producer(&mut buf, -1, -1, -1, false);
         Ok(buf)
     }
-
-    fn body_len(
-        &self,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &[Header],
-    ) -> usize {
-        let base = if self.count == 0 {
-            timestamp
-        } else {
-            self.base_timestamp
-        };
-        1 + varlong_len(timestamp.wrapping_sub(base))
-            + varint_len(self.count)
-            + field_len(key.map(<[u8]>::len))
-            + field_len(value.map(<[u8]>::len))
-            + headers_len(headers)
-    }
 }
 
 /// Rewrites producerId, producerEpoch, baseSequence and the transactional bit of an encoded
@@ -251,6 +298,82 @@ pub(crate) fn stamp_producer(
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// One record's encoded size in a given batch state, from [`BatchBuilder::record_len`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecordLen {
+    /// Everything after the record's length prefix.
+    body: usize,
+    /// The batch's record count it was computed for (the offset delta), checked in debug
+    /// builds so a size is never used for another record slot.
+    count: i32,
+}
+
+impl RecordLen {
+    /// Bytes the record adds to the batch, its length prefix included.
+    pub(crate) fn total(self) -> usize {
+        varint_len(self.body as i32) + self.body
+    }
+}
+
+/// The part of a record's encoded size that does not depend on its batch: key, value and
+/// headers with their length prefixes.
+#[inline]
+pub(crate) fn fields_len(
+    key_len: Option<usize>,
+    value_len: Option<usize>,
+    headers: &[Header],
+) -> usize {
+    field_len(key_len) + field_len(value_len) + headers_len(headers)
+}
+
+/// [`BatchBuilder::max_record_len`] from a record's [`fields_len`].
+pub(crate) fn max_record_len_of(fields_len: usize) -> usize {
+    // length varint (5) + attributes (1) + timestampDelta varlong (10) + offsetDelta (5)
+    5 + 1 + 10 + 5 + fields_len
+}
+
+/// A record's fixed fields assembled on the stack before one copy into the batch. The most
+/// it holds at once: length (5), attributes (1), timestamp delta (10), offset delta (5), a
+/// null key (1) and the value's length (5), 27 bytes.
+struct Scratch {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            buf: [0; 32],
+            len: 0,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    fn varint(&mut self, v: i32) {
+        self.uvarint(u64::from(zigzag32(v)));
+    }
+
+    fn varlong(&mut self, v: i64) {
+        self.uvarint(zigzag64(v));
+    }
+
+    fn uvarint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+}
+
 /// Encoded size of a nullable length-prefixed field.
 fn field_len(len: Option<usize>) -> usize {
     match len {
@@ -260,6 +383,9 @@ fn field_len(len: Option<usize>) -> usize {
 }
 
 fn headers_len(headers: &[Header]) -> usize {
+    if headers.is_empty() {
+        return 1; // the count, 0
+    }
     varint_len(headers.len() as i32)
         + headers
             .iter()
@@ -300,10 +426,6 @@ fn uvarint_len(v: u64) -> usize {
 
 fn put_varint(buf: &mut BytesMut, v: i32) {
     put_uvarint(buf, u64::from(zigzag32(v)));
-}
-
-fn put_varlong(buf: &mut BytesMut, v: i64) {
-    put_uvarint(buf, zigzag64(v));
 }
 
 fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
