@@ -8,6 +8,7 @@ mod bench;
 mod broker;
 mod demo;
 mod install;
+mod soak;
 mod test;
 
 use std::ffi::OsString;
@@ -27,6 +28,8 @@ Commands:
   bench produce [--brokers HOST:PORT] [--only CASE] [--quick]
                     Produce benchmark: ferrokafka vs rdkafka vs rskafka on the mock cluster
                     and Tansu, or an external cluster (see docs/PERFORMANCE.md)
+  soak --minutes N [--seed S]
+                    Producer + consumer group on the mock cluster under broker chaos; fails on loss/duplicates
   help              Show this message
 
 Environment:
@@ -100,6 +103,7 @@ fn dispatch(args: &[String]) -> Result {
         }
         "test" => test::run(&root, rest),
         "bench" => bench::run(&root, rest),
+        "soak" => soak::run(&root, rest),
         "tansu" => {
             let port = match rest {
                 [] => broker::DEFAULT_FOREGROUND_PORT,
