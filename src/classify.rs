@@ -85,18 +85,23 @@ pub(crate) fn classify(err: &Error, api: Option<ApiKey>) -> Action {
     match err {
         Error::Broker { code, .. } => classify_code(*code, api),
         // Nothing reached the broker.
+        // Nothing reached the broker. It may be gone for good with its partitions moved
+        // elsewhere: refresh metadata too (as Java does on every disconnect), or a client would
+        // keep knocking on a dead broker until metadata.max.age.ms.
         Error::Connect { .. } | Error::NoBrokerAvailable { .. } => {
-            A::RETRY | A::RECONNECT | A::NOT_PERSISTED
+            A::RETRY | A::RECONNECT | A::REFRESH_METADATA | A::NOT_PERSISTED
         }
         // The request may have been processed; the connection is gone either way.
         Error::Disconnected { cause, .. } => match cause.as_ref() {
             // A connection poisoned by bad bytes from the broker is worth one more try on a
             // fresh connection: the bytes may have been corrupted in transit.
             Error::Protocol(_) | Error::FrameTooLarge { .. } | Error::Io(_) => {
-                A::RETRY | A::RECONNECT | A::POSSIBLY_PERSISTED
+                A::RETRY | A::RECONNECT | A::REFRESH_METADATA | A::POSSIBLY_PERSISTED
             }
             Error::Closed => A::PERMANENT,
-            other => classify(other, api) | A::RECONNECT | A::POSSIBLY_PERSISTED,
+            other => {
+                classify(other, api) | A::RECONNECT | A::REFRESH_METADATA | A::POSSIBLY_PERSISTED
+            }
         },
         Error::Io(_) | Error::Protocol(_) | Error::FrameTooLarge { .. } => {
             A::RETRY | A::RECONNECT | A::POSSIBLY_PERSISTED
@@ -184,6 +189,28 @@ mod tests {
                 "{code}: {a:?}"
             );
             assert!(a.contains(Action::NOT_PERSISTED), "{code}: {a:?}");
+        }
+    }
+
+    #[test]
+    fn lost_or_failed_connections_refresh_metadata() {
+        // The broker may be gone for good with its partitions moved: look leaders up again.
+        let connect = Error::Connect {
+            broker: "b".into(),
+            source: Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        };
+        let lost = Error::Disconnected {
+            broker: "b".into(),
+            cause: Arc::new(Error::Io(Arc::new(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            )))),
+        };
+        for e in [connect, lost] {
+            let a = classify(&e, Some(ApiKey::Fetch));
+            assert!(
+                a.contains(Action::RETRY | Action::RECONNECT | Action::REFRESH_METADATA),
+                "{e}: {a:?}"
+            );
         }
     }
 

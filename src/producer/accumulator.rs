@@ -73,6 +73,10 @@ pub(crate) struct PartitionState {
     pub(crate) queue: VecDeque<Queued>,
     /// Sender-owned: requests in flight carrying a batch of this partition.
     pub(crate) in_flight: usize,
+    /// Sender-owned: the broker those requests went to. While any is in flight, the
+    /// partition's next batch goes nowhere else: after a leader move it would otherwise
+    /// overtake an earlier batch still on its way to (or failing at) the old leader.
+    pub(crate) in_flight_to: Option<i32>,
     /// Sender-owned: the next base sequence (idempotence).
     pub(crate) next_sequence: i32,
 }

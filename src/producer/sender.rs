@@ -223,6 +223,11 @@ impl Sender {
                 if retrying && st.in_flight > 0 {
                     continue;
                 }
+                if st.in_flight > 0 && st.in_flight_to.is_some_and(|b| b != leader) {
+                    // The leader moved while batches are in flight to the old one: wait for
+                    // their outcome so order is kept.
+                    continue;
+                }
                 if let Some(Queued::Sealed(b)) = st.queue.front() {
                     if let Some(at) = b.retry_at {
                         if at > now {
@@ -298,6 +303,7 @@ impl Sender {
                     None => continue,
                 };
                 st.in_flight += 1;
+                st.in_flight_to = Some(leader);
                 *request_bytes.entry(leader).or_default() += batch.bytes.len();
                 requests.entry(leader).or_default().push(batch);
             }

@@ -428,3 +428,6 @@ pub fn mock_cluster_for_groups(n: i32) -> MockCluster<'static, DefaultProducerCo
     }
     cluster
 }
+
+pub mod cutting_proxy;
+pub mod faults;
