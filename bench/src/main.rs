@@ -16,9 +16,14 @@
 //! broker's.
 //!
 //! `cargo xtask bench produce` builds this in release mode and runs it.
+//!
+//! `ferrokafka-bench consume [...]` (`cargo xtask bench consume`) is the consume benchmark:
+//! a topic per case filled once on a fresh Tansu, then read in full by each client in its own
+//! worker process (`--consume-worker ...`); see `consume/mod.rs`.
 
 mod cases;
 mod clients;
+mod consume;
 mod measure;
 mod parent;
 mod payload;
@@ -30,13 +35,15 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("--worker") => clients::worker_main(&args[1..]),
         Some("produce") => parent::Options::parse(&args[1..]).and_then(parent::run),
+        Some("--consume-worker") => consume::worker::worker_main(&args[1..]),
+        Some("consume") => consume::Options::parse(&args[1..]).and_then(consume::run),
         Some("help" | "-h" | "--help") => {
-            println!("{}", parent::usage());
+            println!("{}\n\n{}", parent::usage(), consume::usage());
             Ok(())
         }
         _ => {
-            eprintln!("{}", parent::usage());
-            Err("expected a command: produce".to_string())
+            eprintln!("{}\n\n{}", parent::usage(), consume::usage());
+            Err("expected a command: produce or consume".to_string())
         }
     };
     match result {

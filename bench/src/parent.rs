@@ -509,7 +509,7 @@ async fn create_topic(bootstrap: &str, topic: &str, replication: i16) -> Result<
     r
 }
 
-async fn delete_topic(bootstrap: &str, topic: &str) -> Result<(), String> {
+pub(crate) async fn delete_topic(bootstrap: &str, topic: &str) -> Result<(), String> {
     let client = ferrokafka::Client::builder()
         .bootstrap_servers(bootstrap)
         .build()
@@ -525,13 +525,13 @@ async fn delete_topic(bootstrap: &str, topic: &str) -> Result<(), String> {
 }
 
 /// A Tansu process on a free loopback port (same flags as the tests), killed on drop.
-struct Tansu {
-    child: Child,
+pub(crate) struct Tansu {
+    pub(crate) child: Child,
     port: u16,
 }
 
 impl Tansu {
-    fn start(binary: &Path, log_dir: Option<&Path>) -> Result<Tansu, String> {
+    pub(crate) fn start(binary: &Path, log_dir: Option<&Path>) -> Result<Tansu, String> {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("free port: {e}"))?
@@ -590,7 +590,7 @@ impl Tansu {
         }
     }
 
-    fn bootstrap(&self) -> String {
+    pub(crate) fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 }

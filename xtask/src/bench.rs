@@ -1,8 +1,9 @@
-//! `cargo xtask bench produce`: builds the `bench/` workspace member in release mode and runs
-//! its produce benchmark (ferrokafka, rdkafka and rskafka against the same brokers).
+//! `cargo xtask bench produce|consume`: builds the `bench/` workspace member in release mode
+//! and runs its produce or consume benchmark (ferrokafka, rdkafka and rskafka against the same
+//! brokers).
 //!
-//! Without `--brokers` it runs against librdkafka's mock cluster and Tansu, installing Tansu
-//! first like `cargo xtask test` does. Not part of CI.
+//! Without `--brokers`, produce runs against librdkafka's mock cluster and Tansu, consume
+//! against Tansu only; Tansu is installed first like `cargo xtask test` does. Not part of CI.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,28 +15,33 @@ pub const PACKAGE: &str = "ferrokafka-bench";
 
 pub const USAGE: &str = "\
 usage: cargo xtask bench produce [--brokers HOST:PORT] [--only CASE[,CASE]] [--quick]
+                                 [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]
+       cargo xtask bench consume [--brokers HOST:PORT] [--only CASE[,CASE]] [--quick]
                                  [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]";
 
 /// What `bench` was asked to do.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Plan {
-    /// Arguments for `ferrokafka-bench produce`.
+    /// Arguments for `ferrokafka-bench produce|consume`.
     pub args: Vec<String>,
     /// Whether Tansu is needed (no external cluster, Tansu not switched off).
     pub needs_tansu: bool,
 }
 
-/// Checks the command line: `produce` and then the bench's own options, passed through.
+/// Checks the command line: `produce` or `consume`, then the bench's own options, passed
+/// through.
 pub fn plan(args: &[String]) -> Result<Plan> {
     let Some((what, rest)) = args.split_first() else {
         return Err(Error::new(USAGE));
     };
-    if what != "produce" {
+    if what != "produce" && what != "consume" {
         return Err(Error::new(format!("unknown benchmark `{what}`\n{USAGE}")));
     }
     let external = rest.iter().any(|a| a == "--brokers");
-    let no_tansu = rest.iter().any(|a| a == "--no-tansu");
-    let mut bench_args = vec!["produce".to_string()];
+    // Only produce has --no-tansu (consume always needs Tansu or --brokers); the bench
+    // itself rejects options its command does not have.
+    let no_tansu = what == "produce" && rest.iter().any(|a| a == "--no-tansu");
+    let mut bench_args = vec![what.clone()];
     bench_args.extend(rest.iter().cloned());
     Ok(Plan {
         args: bench_args,
@@ -110,8 +116,26 @@ mod tests {
     }
 
     #[test]
-    fn only_produce_exists() {
+    fn consume_options_pass_through() {
+        let p = plan(&strings(&["consume", "--repeat", "3", "--only", "100b"])).unwrap();
+        assert_eq!(p.args, ["consume", "--repeat", "3", "--only", "100b"]);
+        assert!(p.needs_tansu);
+        assert_eq!(
+            describe(&command(
+                Path::new("/ws"),
+                &p,
+                Some(Path::new("/ws/target/brokers/tansu"))
+            )),
+            "cargo run --release --quiet --package ferrokafka-bench -- consume --repeat 3 \
+             --only 100b --tansu /ws/target/brokers/tansu --log-dir /ws/target/brokers/logs"
+        );
+        let external = plan(&strings(&["consume", "--brokers", "k:9092"])).unwrap();
+        assert!(!external.needs_tansu);
+    }
+
+    #[test]
+    fn only_produce_and_consume_exist() {
         assert!(plan(&[]).is_err());
-        assert!(plan(&strings(&["consume"])).is_err());
+        assert!(plan(&strings(&["fetch"])).is_err());
     }
 }
