@@ -569,7 +569,7 @@ impl Fetcher {
                     continue;
                 }
             };
-            let guard = budget.split(records.len());
+            let mut guard = budget.split(records.len());
             let aborted = match self.cfg.isolation {
                 IsolationLevel::ReadCommitted => data
                     .aborted_transactions
@@ -580,7 +580,12 @@ impl Fetcher {
                 IsolationLevel::ReadUncommitted => Vec::new(),
             };
             match self.decode(p, records, aborted) {
-                Ok((out, next)) => {
+                Ok((out, next, decompressed)) => {
+                    // The budget bounds memory, not wire bytes: charge the records' own size
+                    // and any decompressed data too.
+                    let held =
+                        out.capacity() * std::mem::size_of::<ConsumerRecord>() + decompressed;
+                    guard.absorb(self.budget.take_up_to(held));
                     let mut f = p.part.fetch.lock().unwrap();
                     f.busy = false;
                     if p.part.epoch.load(Ordering::Acquire) != p.epoch {
@@ -632,7 +637,7 @@ impl Fetcher {
         p: &Planned,
         data: Bytes,
         mut aborted: Vec<(i64, i64)>,
-    ) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
+    ) -> Result<(Vec<ConsumerRecord>, Option<i64>, usize)> {
         let batches = decode_batches(data, self.cfg.check_crcs, self.cfg.fetch_buffer_bytes)?;
         // Pending aborted transactions, earliest first; popped into `aborting` as the batches
         // reach their first offsets.
@@ -640,9 +645,21 @@ impl Fetcher {
         let mut aborting: HashSet<i64> = HashSet::new();
         let mut out = Vec::new();
         let mut next = None;
+        let mut decompressed = 0;
         let topic = &p.part.tp.topic;
         for b in batches {
             let end = b.base_offset + b.last_offset_delta as i64 + 1;
+            if b.compression != crate::compression::Compression::None {
+                // Keys and values of a compressed batch live in its decompressed buffer.
+                decompressed += b
+                    .records
+                    .iter()
+                    .map(|r| {
+                        r.key.as_ref().map_or(0, |k| k.len())
+                            + r.value.as_ref().map_or(0, |v| v.len())
+                    })
+                    .sum::<usize>();
+            }
             while aborted.last().is_some_and(|&(_, first)| first < end) {
                 let (pid, _) = aborted.pop().expect("checked");
                 aborting.insert(pid);
@@ -686,7 +703,7 @@ impl Fetcher {
                 });
             }
         }
-        Ok((out, next))
+        Ok((out, next, decompressed))
     }
 }
 

@@ -45,8 +45,9 @@ impl Log {
     /// Batches from the one containing `from` to the end, at most `max_bytes` (but always at
     /// least one batch, as Kafka does). Batches hold 4 records each, so a fetch from the middle
     /// of a batch starts at its base offset, as a real broker's does.
-    fn batches(&self, from: i64, max_bytes: usize) -> Bytes {
+    fn batches(&self, from: i64, max_bytes: usize) -> (Bytes, i64) {
         let mut out = Vec::new();
+        let mut records = 0;
         let mut base = from - from % 4;
         while base < self.end() {
             let mut b = BatchBuilder::new(0);
@@ -68,15 +69,17 @@ impl Log {
                 break;
             }
             out.extend_from_slice(&batch);
+            records += last - base;
             base = last;
         }
-        Bytes::from(out)
+        (Bytes::from(out), records)
     }
 }
 
 struct Broker {
     log: Mutex<Log>,
     fetched_bytes: AtomicUsize,
+    fetched_records: AtomicUsize,
     fetches: AtomicUsize,
 }
 
@@ -135,10 +138,13 @@ fn answer(broker: &Broker, r: &Received) -> Option<Bytes> {
                                 return d.with_error_code(KafkaCode::OffsetOutOfRange.code());
                             }
                             let max = (p.partition_max_bytes as usize).min(req.max_bytes as usize);
-                            let bytes = log.batches(p.fetch_offset, max);
+                            let (bytes, n) = log.batches(p.fetch_offset, max);
                             broker
                                 .fetched_bytes
                                 .fetch_add(bytes.len(), AtomicOrdering::SeqCst);
+                            broker
+                                .fetched_records
+                                .fetch_add(n as usize, AtomicOrdering::SeqCst);
                             d.with_records(Some(bytes))
                         })
                         .collect();
@@ -157,6 +163,7 @@ async fn setup(log: Log) -> (Client, Arc<Broker>) {
     let broker = Arc::new(Broker {
         log: Mutex::new(log),
         fetched_bytes: AtomicUsize::new(0),
+        fetched_records: AtomicUsize::new(0),
         fetches: AtomicUsize::new(0),
     });
     let cluster = FakeCluster::with_brokers(&[1]);
@@ -290,6 +297,14 @@ async fn prefetch_stops_at_the_budget_until_the_application_drains() {
     assert!(
         fetched <= budget + 4096,
         "prefetched {fetched} bytes, budget {budget}"
+    );
+    // The budget bounds memory, not wire bytes: these records are a few bytes on the wire but
+    // each decoded record costs size_of::<ConsumerRecord>() too, and that is charged.
+    let records = broker.fetched_records.load(AtomicOrdering::SeqCst);
+    let held = fetched + records * std::mem::size_of::<crate::consumer::ConsumerRecord>();
+    assert!(
+        held <= 2 * budget,
+        "{records} records prefetched hold about {held} bytes, budget {budget}"
     );
     let fetches = broker.fetches.load(AtomicOrdering::SeqCst);
     tokio::time::sleep(Duration::from_millis(200)).await;

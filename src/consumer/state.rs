@@ -250,6 +250,11 @@ impl BudgetGuard {
         self.bytes
     }
 
+    /// Takes over `other`'s bytes: one guard gives both back.
+    pub(crate) fn absorb(&mut self, mut other: BudgetGuard) {
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
+
     /// Splits `bytes` off into a guard of their own.
     pub(crate) fn split(&mut self, bytes: usize) -> BudgetGuard {
         let bytes = bytes.min(self.bytes);
@@ -299,6 +304,27 @@ impl Budget {
             budget: self.clone(),
             bytes: take,
         })
+    }
+
+    /// Charges up to `bytes` more, as much as is free, without waiting: for memory that a
+    /// delivery turns out to hold beyond its wire bytes (decoded records, decompressed data).
+    /// What cannot be charged is an overdraft bounded by one response; the next fetch then
+    /// waits until the application has drained enough.
+    pub(crate) fn take_up_to(self: &Arc<Self>, bytes: usize) -> BudgetGuard {
+        let take = bytes
+            .min(self.permits.available_permits())
+            .min(u32::MAX as usize);
+        let taken = match self.permits.try_acquire_many(take as u32) {
+            Ok(p) => {
+                p.forget();
+                take
+            }
+            Err(_) => 0,
+        };
+        BudgetGuard {
+            budget: self.clone(),
+            bytes: taken,
+        }
     }
 
     #[cfg(test)]
