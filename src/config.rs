@@ -198,6 +198,37 @@ pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool> {
     }
 }
 
+/// Where a property set on a producer or consumer builder belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The component's own setting; already applied.
+    Own,
+    /// A client setting, for the client the builder makes itself.
+    Client,
+}
+
+/// Routes one property given to a producer or consumer builder: `applied` is the result of
+/// the component's own `apply`. A client key goes to the builder's own client, or is an
+/// error naming the `Client` to set it on when the builder was made from one.
+pub(crate) fn route_property(
+    applied: Result<bool>,
+    key: &str,
+    owns_client: bool,
+    own_keys: &[&str],
+) -> Result<Route> {
+    let client_key = CLIENT_KEYS.contains(&key)
+        || key == "default.api.timeout.ms"
+        || key == "metadata.broker.list";
+    match applied? {
+        true => Ok(Route::Own),
+        false if client_key && owns_client => Ok(Route::Client),
+        false if client_key => Err(Error::config(format!(
+            "`{key}` is a client property: set it on the Client this builder was made from"
+        ))),
+        false => Err(unknown_key(key, &[own_keys, CLIENT_KEYS])),
+    }
+}
+
 /// The error for a key no component understands.
 pub(crate) fn unknown_key(key: &str, known: &[&[&str]]) -> Error {
     let mut hint = String::new();
@@ -257,6 +288,23 @@ mod tests {
         assert!(e.to_string().contains("request.timeout.ms"), "{e}");
         let e = c.apply("request.timeout.ms", "soon").unwrap_err();
         assert!(e.to_string().contains("not an integer"), "{e}");
+    }
+
+    #[test]
+    fn builder_properties_are_routed() {
+        let own = &["linger.ms"];
+        assert_eq!(
+            route_property(Ok(true), "linger.ms", false, own).unwrap(),
+            Route::Own
+        );
+        assert_eq!(
+            route_property(Ok(false), "request.timeout.ms", true, own).unwrap(),
+            Route::Client
+        );
+        let e = route_property(Ok(false), "request.timeout.ms", false, own).unwrap_err();
+        assert!(e.to_string().contains("client property"), "{e}");
+        let e = route_property(Ok(false), "linger.mss", true, own).unwrap_err();
+        assert!(e.to_string().contains("did you mean linger.ms"), "{e}");
     }
 
     #[test]

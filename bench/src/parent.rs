@@ -434,22 +434,39 @@ fn worker(
     topic: &str,
     records: u64,
 ) -> Result<Outcome, String> {
+    run_worker(
+        &o.wrap,
+        o.timeout,
+        &[
+            "--worker".to_owned(),
+            format!("client={client}"),
+            format!("case={}", case.name),
+            format!("bootstrap={bootstrap}"),
+            format!("topic={topic}"),
+            format!("records={records}"),
+            format!("batch_size={}", o.batch_size),
+        ],
+    )
+}
+
+/// Runs this executable as a worker process (under `wrap`, a profiler command, if given) with
+/// `args`, echoes its output, and parses its `RESULT` line; kills it after `timeout`. Shared
+/// by the produce and consume benchmarks.
+pub(crate) fn run_worker(
+    wrap: &[String],
+    timeout: Duration,
+    args: &[String],
+) -> Result<Outcome, String> {
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-    let mut cmd = match o.wrap.split_first() {
-        Some((program, args)) => {
+    let mut cmd = match wrap.split_first() {
+        Some((program, rest)) => {
             let mut c = Command::new(program);
-            c.args(args).arg(&exe);
+            c.args(rest).arg(&exe);
             c
         }
         None => Command::new(&exe),
     };
-    cmd.arg("--worker")
-        .arg(format!("client={client}"))
-        .arg(format!("case={}", case.name))
-        .arg(format!("bootstrap={bootstrap}"))
-        .arg(format!("topic={topic}"))
-        .arg(format!("records={records}"))
-        .arg(format!("batch_size={}", o.batch_size))
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -468,14 +485,14 @@ fn worker(
         }
         result
     });
-    let deadline = Instant::now() + o.timeout;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("timed out after {:?}", o.timeout));
+                return Err(format!("timed out after {timeout:?}"));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(format!("waiting for the worker: {e}")),

@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::client::{Client, ClientBuilder};
-use crate::config::{unknown_key, CLIENT_KEYS};
+use crate::config::{route_property, Route};
 use crate::error::{Error, Result};
 use config::{ConsumerConfig, CONSUMER_KEYS};
 pub use config::{IsolationLevel, OffsetReset};
@@ -87,20 +87,10 @@ impl ConsumerBuilder {
 
     /// Sets one property by name.
     pub fn set(mut self, key: &str, value: &str) -> ConsumerBuilder {
-        match self.cfg.apply(key, value) {
-            Ok(true) => {}
-            Ok(false)
-                if self.client.is_none()
-                    && (CLIENT_KEYS.contains(&key)
-                        || key == "default.api.timeout.ms"
-                        || key == "metadata.broker.list") =>
-            {
-                self.client_builder = self.client_builder.set(key, value);
-            }
-            Ok(false) => {
-                let e = unknown_key(key, &[CONSUMER_KEYS, CLIENT_KEYS]);
-                self.error.get_or_insert(e);
-            }
+        let applied = self.cfg.apply(key, value);
+        match route_property(applied, key, self.client.is_none(), CONSUMER_KEYS) {
+            Ok(Route::Own) => {}
+            Ok(Route::Client) => self.client_builder = self.client_builder.set(key, value),
             Err(e) => {
                 self.error.get_or_insert(e);
             }

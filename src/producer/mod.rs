@@ -38,7 +38,7 @@ use tokio::time::Instant;
 use crate::client::metadata::TopicsQuery;
 use crate::client::{Client, ClientBuilder};
 use crate::compression::Compression;
-use crate::config::{unknown_key, CLIENT_KEYS};
+use crate::config::{route_property, Route};
 use crate::consumer::{CommitOffset, ConsumerGroupMetadata, TopicPartition};
 use crate::error::{Error, Result};
 use crate::protocol::records::{fields_len, max_record_len_of, RECORD_BATCH_OVERHEAD};
@@ -104,20 +104,10 @@ impl ProducerBuilder {
     /// Sets one property by name (producer keys, or client keys when the producer builds its
     /// own client).
     pub fn set(mut self, key: &str, value: &str) -> ProducerBuilder {
-        match self.cfg.apply(key, value) {
-            Ok(true) => {}
-            Ok(false)
-                if self.client.is_none()
-                    && (CLIENT_KEYS.contains(&key)
-                        || key == "default.api.timeout.ms"
-                        || key == "metadata.broker.list") =>
-            {
-                self.client_builder = self.client_builder.set(key, value);
-            }
-            Ok(false) => {
-                let e = unknown_key(key, &[PRODUCER_KEYS, CLIENT_KEYS]);
-                self.error.get_or_insert(e);
-            }
+        let applied = self.cfg.apply(key, value);
+        match route_property(applied, key, self.client.is_none(), PRODUCER_KEYS) {
+            Ok(Route::Own) => {}
+            Ok(Route::Client) => self.client_builder = self.client_builder.set(key, value),
             Err(e) => {
                 self.error.get_or_insert(e);
             }

@@ -17,9 +17,8 @@ mod rdk;
 mod rsk;
 pub mod worker;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -457,60 +456,20 @@ fn worker(
     topic: &str,
     records: u64,
 ) -> Result<Outcome, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-    let mut cmd = match o.wrap.split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
-    cmd.arg("--consume-worker")
-        .arg(format!("client={client}"))
-        .arg(format!("case={}", case.name))
-        .arg(format!("bootstrap={bootstrap}"))
-        .arg(format!("topic={topic}"))
-        .arg(format!("records={records}"))
-        .arg(format!("fetch_buffer={}", o.fetch_buffer))
-        .arg(format!("stall_ms={}", o.stall_ms))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start worker: {e}"))?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut result = None;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("RESULT ") {
-                result = Some(line);
-            } else {
-                println!("   {line}");
-            }
-        }
-        result
-    });
-    let deadline = Instant::now() + o.timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("timed out after {:?}", o.timeout));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("waiting for the worker: {e}")),
-        }
-    };
-    let line = reader.join().ok().flatten();
-    if !status.success() {
-        return Err(format!("worker exited with {status}"));
-    }
-    let line = line.ok_or("worker printed no RESULT line")?;
-    parent::parse_result(&line).ok_or_else(|| format!("cannot parse `{line}`"))
+    parent::run_worker(
+        &o.wrap,
+        o.timeout,
+        &[
+            "--consume-worker".to_owned(),
+            format!("client={client}"),
+            format!("case={}", case.name),
+            format!("bootstrap={bootstrap}"),
+            format!("topic={topic}"),
+            format!("records={records}"),
+            format!("fetch_buffer={}", o.fetch_buffer),
+            format!("stall_ms={}", o.stall_ms),
+        ],
+    )
 }
 
 fn rate(o: &Outcome) -> f64 {
