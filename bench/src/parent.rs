@@ -200,7 +200,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.records as f64 / self.secs.max(1e-9)
     }
 }
@@ -242,7 +242,7 @@ pub fn run(o: Options) -> Result<(), String> {
             targets.push(Target::Mock);
         }
         if o.use_tansu {
-            match tansu_binary(&o) {
+            match tansu_binary(o.tansu.as_ref()) {
                 Some(path) => targets.push(Target::Tansu(path)),
                 None => eprintln!(
                     "Tansu skipped: no binary (give --tansu PATH, set FERROKAFKA_TANSU, or run \
@@ -309,7 +309,7 @@ pub fn run(o: Options) -> Result<(), String> {
 }
 
 /// The run with the median throughput (any failure makes the whole row a failure).
-fn median_run(results: Vec<Result<Outcome, String>>) -> Result<Outcome, String> {
+pub(crate) fn median_run(results: Vec<Result<Outcome, String>>) -> Result<Outcome, String> {
     let mut ok = Vec::new();
     for r in results {
         ok.push(r?);
@@ -319,8 +319,9 @@ fn median_run(results: Vec<Result<Outcome, String>>) -> Result<Outcome, String> 
     ok.into_iter().nth(mid).ok_or_else(|| "no run".to_string())
 }
 
-fn tansu_binary(o: &Options) -> Option<PathBuf> {
-    if let Some(p) = &o.tansu {
+/// The Tansu binary: `--tansu`, else `FERROKAFKA_TANSU`, else the one `cargo xtask` installs.
+pub(crate) fn tansu_binary(explicit: Option<&PathBuf>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
         return Some(p.clone());
     }
     if let Some(p) = std::env::var_os("FERROKAFKA_TANSU").filter(|p| !p.is_empty()) {
@@ -630,9 +631,33 @@ struct Row {
 
 /// The markdown table of one broker.
 fn table(target: &Target, rows: &[Row], repeat: usize) -> String {
+    let rows: Vec<TableRow> = rows
+        .iter()
+        .map(|r| TableRow {
+            case: r.case.name,
+            client: &r.client,
+            result: &r.result,
+            rates: &r.rates,
+        })
+        .collect();
+    results_table(&target.title(), &rows, repeat)
+}
+
+/// One client's result in one case, as the tables show it.
+pub(crate) struct TableRow<'a> {
+    pub(crate) case: &'a str,
+    pub(crate) client: &'a str,
+    pub(crate) result: &'a Result<Outcome, String>,
+    /// msg/s of every successful run.
+    pub(crate) rates: &'a [f64],
+}
+
+/// The markdown results table shared by the produce and consume benchmarks: figures per
+/// client and ratios against rdkafka in the same case.
+pub(crate) fn results_table(title: &str, rows: &[TableRow], repeat: usize) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "### {}\n", target.title());
+    let _ = writeln!(out, "### {title}\n");
     let runs_col = if repeat > 1 { " runs (k msg/s) |" } else { "" };
     let _ = writeln!(
         out,
@@ -644,10 +669,10 @@ fn table(target: &Target, rows: &[Row], repeat: usize) -> String {
         if repeat > 1 { "---|" } else { "" }
     );
     for row in rows {
-        let (case, client) = (row.case, &row.client);
+        let (case, client) = (row.case, row.client);
         let base = rows
             .iter()
-            .find(|r| r.case.name == case.name && r.client == "rdkafka")
+            .find(|r| r.case == case && r.client == "rdkafka")
             .and_then(|r| r.result.as_ref().ok());
         let runs = if repeat > 1 {
             let list: Vec<String> = row
@@ -659,7 +684,7 @@ fn table(target: &Target, rows: &[Row], repeat: usize) -> String {
         } else {
             String::new()
         };
-        match &row.result {
+        match row.result {
             Ok(r) => {
                 let ratio = |mine: f64, theirs: Option<f64>| match theirs {
                     Some(t) if t > 0.0 => format!("{:.2}x", mine / t),
@@ -671,8 +696,7 @@ fn table(target: &Target, rows: &[Row], repeat: usize) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {client} | {:.0} | {:.1} | {:.3} | {:.1} | {broker} | {} | {} | {} |{runs}",
-                    case.name,
+                    "| {case} | {client} | {:.0} | {:.1} | {:.3} | {:.1} | {broker} | {} | {} | {} |{runs}",
                     r.rate(),
                     r.bytes as f64 / r.secs / 1e6,
                     r.cpu_us_per_record,
@@ -686,8 +710,7 @@ fn table(target: &Target, rows: &[Row], repeat: usize) -> String {
                 let e = e.replace('|', "/");
                 let _ = writeln!(
                     out,
-                    "| {} | {client} | failed: {e} | | | | | | | |{runs}",
-                    case.name
+                    "| {case} | {client} | failed: {e} | | | | | | | |{runs}"
                 );
             }
         }

@@ -17,7 +17,7 @@ mod rdk;
 mod rsk;
 pub mod worker;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -228,7 +228,7 @@ fn topic_name(case: &ConsumeCase) -> String {
 pub fn run(o: Options) -> Result<(), String> {
     let target = match &o.brokers {
         Some(b) => Target::External(b.clone()),
-        None => Target::Tansu(tansu_binary(&o).ok_or(
+        None => Target::Tansu(parent::tansu_binary(o.tansu.as_ref()).ok_or(
             "no Tansu binary: give --tansu PATH, set FERROKAFKA_TANSU, or run \
              `cargo xtask install-brokers`",
         )?),
@@ -291,9 +291,9 @@ pub fn run(o: Options) -> Result<(), String> {
         for (client, results) in runs {
             let rates: Vec<f64> = results
                 .iter()
-                .filter_map(|r| r.as_ref().ok().map(rate))
+                .filter_map(|r| r.as_ref().ok().map(Outcome::rate))
                 .collect();
-            let chosen = median_run(results);
+            let chosen = parent::median_run(results);
             if chosen.is_err() {
                 failures += 1;
             }
@@ -472,36 +472,6 @@ fn worker(
     )
 }
 
-fn rate(o: &Outcome) -> f64 {
-    o.records as f64 / o.secs.max(1e-9)
-}
-
-/// The run with the median throughput (any failure makes the whole row a failure).
-fn median_run(results: Vec<Result<Outcome, String>>) -> Result<Outcome, String> {
-    let mut ok = Vec::new();
-    for r in results {
-        ok.push(r?);
-    }
-    ok.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
-    let mid = ok.len() / 2;
-    ok.into_iter().nth(mid).ok_or_else(|| "no run".to_string())
-}
-
-fn tansu_binary(o: &Options) -> Option<PathBuf> {
-    if let Some(p) = &o.tansu {
-        return Some(p.clone());
-    }
-    if let Some(p) = std::env::var_os("FERROKAFKA_TANSU").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let default = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("target")
-        .join("brokers")
-        .join("tansu");
-    default.is_file().then_some(default)
-}
-
 fn print_environment(o: &Options) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
@@ -561,67 +531,16 @@ struct Row {
 /// against the prefetch budget + 32 MiB.
 fn table(target: &Target, rows: &[Row], repeat: usize, settings: Settings) -> String {
     use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "### {}\n", target.title());
-    let runs_col = if repeat > 1 { " runs (k msg/s) |" } else { "" };
-    let _ = writeln!(
-        out,
-        "| case | client | msg/s | MB/s | CPU µs/rec | peak RSS MiB | broker CPU | msg/s vs rdkafka | CPU vs rdkafka | RSS vs rdkafka |{runs_col}"
-    );
-    let _ = writeln!(
-        out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|{}",
-        if repeat > 1 { "---|" } else { "" }
-    );
-    for row in rows {
-        let (case, client) = (row.case, &row.client);
-        let base = rows
-            .iter()
-            .find(|r| r.case.name == case.name && r.client == "rdkafka")
-            .and_then(|r| r.result.as_ref().ok());
-        let runs = if repeat > 1 {
-            let list: Vec<String> = row
-                .rates
-                .iter()
-                .map(|r| format!("{:.0}", r / 1e3))
-                .collect();
-            format!(" {} |", list.join(" / "))
-        } else {
-            String::new()
-        };
-        match &row.result {
-            Ok(r) => {
-                let ratio = |mine: f64, theirs: Option<f64>| match theirs {
-                    Some(t) if t > 0.0 => format!("{:.2}x", mine / t),
-                    _ => "–".into(),
-                };
-                let broker = match r.broker_cpu_us {
-                    Some(us) => format!("{:.0}%", us as f64 / (r.secs * 1e6) * 100.0),
-                    None => "–".into(),
-                };
-                let _ = writeln!(
-                    out,
-                    "| {} | {client} | {:.0} | {:.1} | {:.3} | {:.1} | {broker} | {} | {} | {} |{runs}",
-                    case.name,
-                    rate(r),
-                    r.bytes as f64 / r.secs / 1e6,
-                    r.cpu_us_per_record,
-                    r.peak_rss_mb,
-                    ratio(rate(r), base.map(rate)),
-                    ratio(r.cpu_us_per_record, base.map(|b| b.cpu_us_per_record)),
-                    ratio(r.peak_rss_mb, base.map(|b| b.peak_rss_mb)),
-                );
-            }
-            Err(e) => {
-                let e = e.replace('|', "/");
-                let _ = writeln!(
-                    out,
-                    "| {} | {client} | failed: {e} | | | | | | | |{runs}",
-                    case.name
-                );
-            }
-        }
-    }
+    let table_rows: Vec<parent::TableRow> = rows
+        .iter()
+        .map(|r| parent::TableRow {
+            case: r.case.name,
+            client: &r.client,
+            result: &r.result,
+            rates: &r.rates,
+        })
+        .collect();
+    let mut out = parent::results_table(&target.title(), &table_rows, repeat);
     let limit = (settings.fetch_buffer_bytes + cases::RSS_ALLOWANCE) as f64 / (1 << 20) as f64;
     let _ = writeln!(
         out,
