@@ -639,3 +639,39 @@ async fn a_commit_inside_revoked_lands_and_close_never_hangs_on_a_parked_recv() 
     assert_eq!(committed, Some(10), "the hook's commit landed");
     assert!(matches!(c.recv().await, Err(Error::Closed)));
 }
+
+#[tokio::test]
+async fn a_consumer_long_polling_does_not_hold_up_a_producer_on_the_same_client() {
+    let (_broker, client, topic) = setup(1).await;
+    let idle = unique_topic("idle");
+    within(
+        "create",
+        client.admin().create_topics(&[NewTopic::new(&idle, 1, 1)]),
+    )
+    .await
+    .unwrap();
+    // The consumer's Fetch waits up to 5 s for data that never comes.
+    let c = builder(&client, None)
+        .set("fetch.max.wait.ms", "5000")
+        .build()
+        .await
+        .unwrap();
+    c.assign(&all_partitions(&idle, 1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let producer = Producer::builder(&client).build().await.unwrap();
+    for i in 0..5 {
+        let d = producer
+            .send(Record::new(&topic).value(format!("v{i}")))
+            .await
+            .unwrap();
+        // Kafka answers in order per connection: sharing the fetch socket would make every
+        // delivery wait for the long poll (5 s). Fetches have a socket of their own.
+        let m = tokio::time::timeout(Duration::from_secs(2), d)
+            .await
+            .expect("delivery not held behind the consumer's long poll")
+            .unwrap();
+        assert_eq!(m.offset, i);
+    }
+    producer.close(Duration::from_secs(5)).await.unwrap();
+    c.close().await.unwrap();
+}

@@ -59,8 +59,8 @@ impl Connector for TcpConnector {
 
 struct Slot {
     id: i32,
-    /// A group coordinator's own slot: not a cluster broker in its own right, so metadata
-    /// lookups neither list nor borrow it.
+    /// A second socket to a broker (a group coordinator's, or the consumer's fetch socket):
+    /// not a cluster broker in its own right, so metadata lookups neither list nor borrow it.
     coordinator: bool,
     addr: Mutex<String>,
     current: Mutex<Option<Arc<Connection>>>,
@@ -132,6 +132,16 @@ impl Pool {
     /// Adds brokers or updates their addresses. A changed address drops the old connection.
     pub(crate) fn set_brokers(&self, brokers: impl IntoIterator<Item = (i32, String)>) {
         self.upsert(brokers.into_iter().map(|(id, addr)| (id, addr, false)));
+    }
+
+    /// Registers broker `node_id`'s fetch socket, under [`fetch_slot`]`(node_id)`, at the
+    /// broker's address, and returns that slot id for [`Pool::get`]. The consumer's Fetch
+    /// long-polls (`fetch.max.wait.ms`) and Kafka answers in order per connection, so a
+    /// producer or admin call sharing the client would otherwise wait behind it.
+    pub(crate) fn set_fetch_slot(&self, node_id: i32, addr: String) -> i32 {
+        let id = fetch_slot(node_id);
+        self.upsert([(id, addr, true)]);
+        id
     }
 
     /// Registers the group coordinator found on broker `node_id` at `addr`, under
@@ -269,7 +279,9 @@ impl Pool {
 
     fn label(&self, slot: &Slot) -> String {
         let addr = slot.addr.lock().unwrap().clone();
-        if slot.coordinator {
+        if slot.coordinator && slot.id < 0 {
+            format!("fetch socket of broker {} ({addr})", fetch_slot(slot.id))
+        } else if slot.coordinator {
             format!(
                 "coordinator on broker {} ({addr})",
                 coordinator_slot(slot.id)
@@ -322,6 +334,12 @@ fn bootstrap_id(index: usize) -> i32 {
 /// the Java client gives the same separate connection. The mapping is its own inverse.
 pub(crate) const fn coordinator_slot(node_id: i32) -> i32 {
     i32::MAX - node_id
+}
+
+/// The pool slot of the consumer's fetch socket to broker `node_id`: `i32::MIN + node_id`,
+/// far below the bootstrap entries (-1, -2, …). The mapping is its own inverse.
+pub(crate) const fn fetch_slot(node_id: i32) -> i32 {
+    i32::MIN.wrapping_add(node_id)
 }
 
 #[cfg(test)]

@@ -263,9 +263,16 @@ impl Fetcher {
             busy_brokers.insert(broker);
             let req = self.fetch_request(&planned, budget_bytes(&budget, want));
             let client = self.client.clone();
+            // Fetches go on a socket of their own to each broker: they long-poll, and a
+            // producer or admin call sharing this client would otherwise wait behind them.
+            let addr = snapshot.cluster.broker(broker).map(|b| b.address());
             jobs.push(Box::pin(async move {
                 let result = async {
-                    let conn = client.broker(broker).await?;
+                    let slot = match addr {
+                        Some(addr) => client.pool.set_fetch_slot(broker, addr),
+                        None => broker,
+                    };
+                    let conn = client.broker(slot).await?;
                     conn.send(&req).await
                 }
                 .await;
