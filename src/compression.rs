@@ -82,8 +82,6 @@ impl Compression {
     }
 
     /// The codec named by a batch's attributes (bits 0-2). Ids 5-7 are unassigned in Kafka.
-    // The consumer's fetcher (not written yet) is the first caller outside tests.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn from_attributes(attributes: i16) -> Result<Compression> {
         match attributes & 0x07 {
             0 => Ok(Compression::None),
@@ -165,8 +163,6 @@ fn bad_level(codec: &str, level: i32, range: &str) -> Error {
 /// top, and zstd additionally keeps the frame's history window, whose declared size is
 /// rejected above `max(max_output, 8 MiB)` (8 MiB is the window every zstd decoder is
 /// expected to support) before ruzstd allocates it.
-// The consumer's fetcher (not written yet) is the first caller outside tests.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn decompress(codec: Compression, input: &[u8], max_output: usize) -> Result<Vec<u8>> {
     match codec {
         Compression::None => {

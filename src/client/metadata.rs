@@ -12,7 +12,7 @@
 //! Ownership: the cache lives in the client's shared state; only `Client::refresh_metadata`
 //! (under the refresh lock) installs snapshots.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, RwLock};
 
 use kafka_protocol::messages::MetadataResponse;
@@ -277,20 +277,6 @@ impl MetadataCache {
         *current = next.clone();
         next
     }
-}
-
-/// Partition leaders per topic, for callers that route many requests by leader.
-#[allow(dead_code)] // used by the producer and fetcher
-pub(crate) fn leaders_by_broker(snapshot: &Snapshot, topic: &str) -> HashMap<i32, Vec<i32>> {
-    let mut out: HashMap<i32, Vec<i32>> = HashMap::new();
-    if let Some(t) = snapshot.cluster.topic(topic) {
-        for p in &t.partitions {
-            if let Some(l) = p.leader {
-                out.entry(l).or_default().push(p.id);
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

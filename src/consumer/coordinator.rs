@@ -147,9 +147,8 @@ impl GroupCoordinator {
     /// The connection to the coordinator, finding it first if needed. Retries transient
     /// failures (COORDINATOR_NOT_AVAILABLE, unreachable brokers) with backoff until
     /// `default.api.timeout.ms`.
-    // Unused by the consumer today (every call finds the coordinator by itself); kept for
-    // callers that want it found up front.
-    #[allow(dead_code)]
+    // Every call finds the coordinator by itself; tests use this to look at the socket.
+    #[cfg(test)]
     pub(crate) async fn coordinator(&self) -> Result<Arc<Connection>> {
         let (_, conn) = self
             .client
@@ -160,7 +159,7 @@ impl GroupCoordinator {
 
     /// Forgets the coordinator: the next call looks it up again. Calls here already do this
     /// on coordinator and connection errors; this is for what a caller learns elsewhere.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub(crate) fn mark_dead(&self) {
         if let Some(node) = self.node.lock().unwrap().take() {
             debug!(group = %self.group_id, coordinator = node, "group coordinator forgotten");

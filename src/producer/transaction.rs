@@ -69,6 +69,9 @@ pub(crate) struct Transactions {
     pending: Mutex<HashSet<TopicPartition>>,
     /// Held while an AddPartitionsToTxn is in flight (single flight for concurrent sends).
     adding: tokio::sync::Mutex<()>,
+    /// Group coordinators, per group id, for TxnOffsetCommit: kept so a consume-transform-
+    /// produce loop does not look its group's coordinator up again every transaction.
+    groups: Mutex<HashMap<String, Arc<GroupCoordinator>>>,
     /// Offsets were added to the open transaction (it exists on the coordinator even with
     /// no partition).
     offsets_added: Mutex<bool>,
@@ -86,6 +89,7 @@ impl Transactions {
             added: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashSet::new()),
             adding: tokio::sync::Mutex::new(()),
+            groups: Mutex::new(HashMap::new()),
             offsets_added: Mutex::new(false),
         }
     }
@@ -332,7 +336,18 @@ impl Transactions {
         offsets: &HashMap<TopicPartition, CommitOffset>,
         group: &ConsumerGroupMetadata,
     ) -> Result<()> {
-        let group_coordinator = GroupCoordinator::new(self.client.clone(), group.group_id.clone());
+        let group_coordinator = self
+            .groups
+            .lock()
+            .unwrap()
+            .entry(group.group_id.clone())
+            .or_insert_with(|| {
+                Arc::new(GroupCoordinator::new(
+                    self.client.clone(),
+                    group.group_id.clone(),
+                ))
+            })
+            .clone();
         let mut by_topic: BTreeMap<&str, Vec<TxnOffsetCommitRequestPartition>> = BTreeMap::new();
         for (tp, c) in offsets {
             by_topic.entry(&tp.topic).or_default().push(

@@ -227,8 +227,7 @@ impl BatchBuilder {
     }
 
     /// The first record's timestamp (-1 while the batch is empty).
-    // Part of the batch API the producer asked for; nothing outside tests reads it yet.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn base_timestamp(&self) -> i64 {
         self.base_timestamp
     }
@@ -487,8 +486,6 @@ const MIN_RECORD_LEN: usize = 7;
 ///
 /// Never panics on any input. Uncompressed keys, values and header values are slices of
 /// `data`; compressed batches are decompressed once and sliced likewise.
-// The consumer's fetcher (not written yet) is the first caller outside tests.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn decode_batches(
     data: Bytes,
     check_crc: bool,

@@ -37,15 +37,19 @@ pub struct Produced {
     pub elapsed: Duration,
 }
 
+/// A worker's `KEY=VALUE` arguments (produce and consume workers alike).
+pub(crate) fn worker_args(args: &[String]) -> Result<BTreeMap<&str, &str>, String> {
+    args.iter()
+        .map(|arg| {
+            arg.split_once('=')
+                .ok_or_else(|| format!("worker argument `{arg}` is not KEY=VALUE"))
+        })
+        .collect()
+}
+
 /// `--worker client=.. case=.. bootstrap=.. topic=.. records=.. [batch_size=..]`
 pub fn worker_main(args: &[String]) -> Result<(), String> {
-    let mut kv: BTreeMap<&str, &str> = BTreeMap::new();
-    for arg in args {
-        let (k, v) = arg
-            .split_once('=')
-            .ok_or_else(|| format!("worker argument `{arg}` is not KEY=VALUE"))?;
-        kv.insert(k, v);
-    }
+    let kv = worker_args(args)?;
     let get = |k: &str| {
         kv.get(k)
             .copied()

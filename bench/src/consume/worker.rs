@@ -1,7 +1,6 @@
 //! The consume worker: one client reads one case's topic from the beginning, measures itself,
 //! prints `RESULT`.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::cases::{self, ConsumeCase, Settings};
@@ -89,13 +88,7 @@ impl Counter {
 /// `--consume-worker client=.. case=.. bootstrap=.. topic=.. records=.. [fetch_buffer=..]
 /// [stall_ms=..]`
 pub fn worker_main(args: &[String]) -> Result<(), String> {
-    let mut kv: BTreeMap<&str, &str> = BTreeMap::new();
-    for arg in args {
-        let (k, v) = arg
-            .split_once('=')
-            .ok_or_else(|| format!("worker argument `{arg}` is not KEY=VALUE"))?;
-        kv.insert(k, v);
-    }
+    let kv = crate::clients::worker_args(args)?;
     let get = |k: &str| {
         kv.get(k)
             .copied()
