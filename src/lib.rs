@@ -46,6 +46,10 @@ mod config;
 mod consumer;
 mod error;
 mod fasthash;
+/// Entry points for `fuzz/` (and the unit test replaying its corpus); not part of the API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod producer;
 mod protocol;
 mod record;

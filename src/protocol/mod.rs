@@ -13,6 +13,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use crate::error::{Error, Result};
 
+pub(crate) mod bounds;
+mod layouts;
 pub(crate) mod records;
 
 /// The ApiVersions version ferrokafka tries first. Brokers that do not know it answer
@@ -352,6 +354,14 @@ pub(crate) fn decode_response<R: Request>(mut frame: Bytes, version: i16) -> Res
     ResponseHeader::decode(&mut frame, header_version).map_err(|e| {
         Error::protocol(format!(
             "bad {} v{version} response header: {e}",
+            api_name(api)
+        ))
+    })?;
+    // kafka-protocol reserves memory for whatever array lengths the frame claims: walk the
+    // body first so that a lying frame costs a protocol error, not the process.
+    bounds::check(api, version, &frame).map_err(|e| {
+        Error::protocol(format!(
+            "malformed {} v{version} response: {e}",
             api_name(api)
         ))
     })?;

@@ -7,6 +7,7 @@
 mod bench;
 mod broker;
 mod demo;
+mod fuzz;
 mod install;
 mod soak;
 mod test;
@@ -30,6 +31,8 @@ Commands:
                     and Tansu, or an external cluster (see docs/PERFORMANCE.md)
   soak --minutes N [--seed S]
                     Producer + consumer group on the mock cluster under broker chaos; fails on loss/duplicates
+  fuzz [--seed] [--runs N] [--merge] [TARGET ..]
+                    The decoders' fuzz targets in fuzz/ (needs `cargo install cargo-fuzz`)
   help              Show this message
 
 Environment:
@@ -104,6 +107,7 @@ fn dispatch(args: &[String]) -> Result {
         "test" => test::run(&root, rest),
         "bench" => bench::run(&root, rest),
         "soak" => soak::run(&root, rest),
+        "fuzz" => fuzz::run(&root, rest),
         "tansu" => {
             let port = match rest {
                 [] => broker::DEFAULT_FOREGROUND_PORT,
