@@ -584,9 +584,7 @@ async fn a_peer_speaking_garbage_gives_a_typed_error() {
     };
     let too_short: Answer = |_| vec![0, 0, 0, 2, 9, 9];
     // The right correlation id (echoed from the request), then a body too short for
-    // ApiVersions. A body that claims a huge array count is deliberately absent: kafka-protocol
-    // 0.18 reserves the claimed count before decoding, so 15 such bytes abort the whole test
-    // process (a known client bug, tracked with issue 5), which no assertion could report.
+    // ApiVersions.
     let undecodable: Answer = |req| {
         let mut body = req[4..8].to_vec();
         body.extend_from_slice(&[0x12, 0x34, 0x56, 0x78, 0x9a]);
@@ -594,7 +592,17 @@ async fn a_peer_speaking_garbage_gives_a_typed_error() {
         v.extend(body);
         v
     };
-    let cases: [(&str, Answer, Expect); 4] = [
+    // An ApiVersions v4 body whose compact array claims 2^32 - 2 entries in 15 bytes:
+    // kafka-protocol 0.18 reserves the claimed count before decoding (137 GB, a process abort)
+    // unless the bounds pre-pass refuses the frame first.
+    let lying_array: Answer = |req| {
+        let mut body = req[4..8].to_vec();
+        body.extend_from_slice(&[0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let mut v = (body.len() as u32).to_be_bytes().to_vec();
+        v.extend(body);
+        v
+    };
+    let cases: [(&str, Answer, Expect); 5] = [
         ("http", http, |e| {
             // "HTTP" read as a length: 0x48545450 bytes, over receive.message.max.bytes.
             matches!(
@@ -618,7 +626,12 @@ async fn a_peer_speaking_garbage_gives_a_typed_error() {
         (
             "undecodable",
             undecodable,
-            |e| matches!(e, Error::Protocol(m) if m.contains("cannot decode ApiVersions")),
+            |e| matches!(e, Error::Protocol(m) if m.contains("ApiVersions v4 response")),
+        ),
+        (
+            "lying array",
+            lying_array,
+            |e| matches!(e, Error::Protocol(m) if m.contains("claims 4294967294 elements")),
         ),
     ];
     let mock = mock_cluster(1);

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::protocol::{Decodable, Request, StrBytes};
+use kafka_protocol::protocol::{Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -373,24 +373,23 @@ impl Connection {
             }
             let code = i16::from_be_bytes([frame[0], frame[1]]);
             if code == KafkaCode::UnsupportedVersion.code() {
-                // Decode the v0 error body only if its array length fits the frame: the
-                // decoder reserves whatever count it reads, and the mock cluster's body is not
-                // v0 at all (its bytes claimed ~90 M entries, a 537 MB reservation).
-                let fits = frame.len() >= 6 && {
-                    let n = i32::from_be_bytes([frame[2], frame[3], frame[4], frame[5]]);
-                    n >= 0 && (n as usize) * 6 <= frame.len() - 6
-                };
-                let next = fits
-                    .then(|| ApiVersionsResponse::decode(&mut frame.clone(), 0).ok())
-                    .flatten()
-                    .and_then(|r| {
-                        r.api_keys
-                            .iter()
-                            .find(|k| k.api_key == ApiKey::ApiVersions as i16)
-                            .map(|k| k.max_version)
-                    })
-                    .filter(|&max| (0..version).contains(&max))
-                    .unwrap_or(version - 1);
+                // Kafka answers with a v0 body listing its range; the mock cluster's body is
+                // not v0 at all (read as v0 it claims ~90 M entries, which the bounds pre-pass
+                // refuses instead of reserving 537 MB).
+                let next = protocol::decode_body::<ApiVersionsResponse>(
+                    ApiKey::ApiVersions,
+                    &mut frame.clone(),
+                    0,
+                )
+                .ok()
+                .and_then(|r| {
+                    r.api_keys
+                        .iter()
+                        .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+                        .map(|k| k.max_version)
+                })
+                .filter(|&max| (0..version).contains(&max))
+                .unwrap_or(version - 1);
                 debug!(broker = %self.cfg.label, tried = version, next, "ApiVersions stepping down");
                 if next < 0 {
                     return Err(Error::UnsupportedApi {
@@ -401,11 +400,12 @@ impl Connection {
                 version = next;
                 continue;
             }
-            let resp = ApiVersionsResponse::decode(&mut frame, version).map_err(|e| {
-                self.shared.poison(Error::protocol(format!(
-                    "cannot decode ApiVersions v{version} response: {e}"
-                )))
-            })?;
+            let resp = protocol::decode_body::<ApiVersionsResponse>(
+                ApiKey::ApiVersions,
+                &mut frame,
+                version,
+            )
+            .map_err(|e| self.shared.poison(e))?;
             Error::check_code(resp.error_code, None, || {
                 format!("ApiVersions v{version} to {}", self.cfg.label)
             })?;

@@ -357,15 +357,22 @@ pub(crate) fn decode_response<R: Request>(mut frame: Bytes, version: i16) -> Res
             api_name(api)
         ))
     })?;
-    // kafka-protocol reserves memory for whatever array lengths the frame claims: walk the
-    // body first so that a lying frame costs a protocol error, not the process.
-    bounds::check(api, version, &frame).map_err(|e| {
+    decode_body(api, &mut frame, version)
+}
+
+/// Decodes a response body (after its header) of `api` at `version`.
+///
+/// kafka-protocol reserves memory for whatever array lengths the body claims, so the body is
+/// walked first (`bounds`): a lying frame costs a protocol error, not the process. Every
+/// response decode goes through here.
+pub(crate) fn decode_body<M: Decodable>(api: ApiKey, body: &mut Bytes, version: i16) -> Result<M> {
+    bounds::check(api, version, body).map_err(|e| {
         Error::protocol(format!(
             "malformed {} v{version} response: {e}",
             api_name(api)
         ))
     })?;
-    R::Response::decode(&mut frame, version).map_err(|e| {
+    M::decode(body, version).map_err(|e| {
         Error::protocol(format!(
             "cannot decode {} v{version} response: {e}",
             api_name(api)
