@@ -405,7 +405,10 @@ fn run(o: &Options) -> Result<bool, String> {
                 // A bounce; as a failover (1) its partitions get new leaders while it is down,
                 // otherwise (0) they wait for it (broker_down moves no leader by itself).
                 let b = rng.broker();
-                let down_for = Duration::from_millis(rng.range(300, 4_000));
+                // Up to 10 s: longer than the members' 6 s session timeout, so a bounce of
+                // the coordinator's broker can expire the group's sessions and force a
+                // rebalance, not only reconnects.
+                let down_for = Duration::from_millis(rng.range(300, 10_000));
                 let mut moved = Vec::new();
                 let r = mock.broker_down(b).and_then(|_| {
                     if action == 1 {
@@ -510,6 +513,14 @@ fn run(o: &Options) -> Result<bool, String> {
         progress.abort();
         for (name, c, consumer, task) in members {
             let _ = task.await;
+            let m = consumer.metrics();
+            println!(
+                "{} {name}: {} group joins (rebalances), {} commits, {} failed commits",
+                clock.t(),
+                m.rebalances,
+                m.commits,
+                m.commit_failures
+            );
             match tokio::time::timeout(Duration::from_secs(30), consumer.close()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => println!("{} {name}: close failed: {e}", clock.t()),
