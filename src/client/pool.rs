@@ -134,12 +134,14 @@ impl Pool {
         self.upsert(brokers.into_iter().map(|(id, addr)| (id, addr, false)));
     }
 
-    /// Registers broker `node_id`'s fetch socket, under [`fetch_slot`]`(node_id)`, at the
-    /// broker's address, and returns that slot id for [`Pool::get`]. The consumer's Fetch
-    /// long-polls (`fetch.max.wait.ms`) and Kafka answers in order per connection, so a
-    /// producer or admin call sharing the client would otherwise wait behind it.
-    pub(crate) fn set_fetch_slot(&self, node_id: i32, addr: String) -> i32 {
-        let id = fetch_slot(node_id);
+    /// Registers broker `node_id`'s fetch socket number `lane`, under
+    /// [`fetch_lane_slot`]`(node_id, lane)`, at the broker's address, and returns that slot id
+    /// for [`Pool::get`]. The consumer's Fetch long-polls (`fetch.max.wait.ms`) and Kafka
+    /// answers in order per connection, so a producer or admin call sharing the client would
+    /// otherwise wait behind it; a second lane lets a second Fetch (for other partitions) be
+    /// served while the first one is.
+    pub(crate) fn set_fetch_slot(&self, node_id: i32, lane: u32, addr: String) -> i32 {
+        let id = fetch_lane_slot(node_id, lane);
         self.upsert([(id, addr, true)]);
         id
     }
@@ -280,7 +282,11 @@ impl Pool {
     fn label(&self, slot: &Slot) -> String {
         let addr = slot.addr.lock().unwrap().clone();
         if slot.coordinator && slot.id < 0 {
-            format!("fetch socket of broker {} ({addr})", fetch_slot(slot.id))
+            let (node, lane) = fetch_slot_owner(slot.id);
+            match lane {
+                0 => format!("fetch socket of broker {node} ({addr})"),
+                _ => format!("fetch socket {lane} of broker {node} ({addr})"),
+            }
         } else if slot.coordinator {
             format!(
                 "coordinator on broker {} ({addr})",
@@ -342,6 +348,62 @@ pub(crate) const fn fetch_slot(node_id: i32) -> i32 {
     i32::MIN.wrapping_add(node_id)
 }
 
+/// Node ids below this get further fetch sockets (lanes) of their own; larger ones (not seen in
+/// practice) share lane 0.
+const LANE_STRIDE: i32 = 1 << 26;
+
+/// Highest fetch lane with a socket of its own; higher lanes share this one.
+pub(crate) const MAX_FETCH_LANE: u32 = 7;
+
+/// The pool slot of the consumer's fetch socket number `lane` to broker `node_id`: lane 0 is
+/// [`fetch_slot`]; lane *k* is `k × 2^26` above it, still far below the bootstrap entries.
+pub(crate) const fn fetch_lane_slot(node_id: i32, lane: u32) -> i32 {
+    let lane = if lane > MAX_FETCH_LANE {
+        MAX_FETCH_LANE
+    } else {
+        lane
+    };
+    if lane == 0 || node_id < 0 || node_id >= LANE_STRIDE {
+        return fetch_slot(node_id);
+    }
+    fetch_slot(node_id).wrapping_add(lane as i32 * LANE_STRIDE)
+}
+
+/// The broker and lane of a fetch slot id, the inverse of [`fetch_lane_slot`], for labels
+/// only (a lane-0 slot of a node id in 2^26..2^29 reads as another node's lane).
+fn fetch_slot_owner(slot: i32) -> (i32, u32) {
+    let rel = fetch_slot(slot);
+    if (0..(MAX_FETCH_LANE as i32 + 1) * LANE_STRIDE).contains(&rel) && rel >= LANE_STRIDE {
+        (rel % LANE_STRIDE, (rel / LANE_STRIDE) as u32)
+    } else {
+        (rel, 0)
+    }
+}
+
 #[cfg(test)]
 #[path = "pool_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod fetch_lane_tests {
+    use super::*;
+
+    #[test]
+    fn fetch_lane_slots_are_distinct_and_invertible() {
+        let mut seen = std::collections::HashSet::new();
+        for node in [0, 1, 7, 1_000, LANE_STRIDE - 1] {
+            for lane in 0..=MAX_FETCH_LANE {
+                let slot = fetch_lane_slot(node, lane);
+                assert!(
+                    seen.insert(slot),
+                    "node {node} lane {lane} reuses slot {slot}"
+                );
+                assert!(slot < -(1 << 20), "far below the bootstrap entries: {slot}");
+                assert_ne!(slot, coordinator_slot(node));
+                assert_eq!(fetch_slot_owner(slot), (node, lane));
+            }
+        }
+        assert_eq!(fetch_lane_slot(3, 0), fetch_slot(3));
+        assert_eq!(fetch_lane_slot(3, 100), fetch_lane_slot(3, MAX_FETCH_LANE));
+    }
+}

@@ -80,6 +80,10 @@ pub(crate) struct ConsumerConfig {
     /// `fetch.buffer.bytes`: one budget for every prefetched byte, whatever the partition
     /// count (librdkafka: `queued.max.messages.kbytes`).
     pub(crate) fetch_buffer_bytes: usize,
+    /// `fetch.connections.per.broker`: Fetch requests in flight to one broker at once, each
+    /// on a socket of its own and for a disjoint set of partitions (1: one Fetch per broker,
+    /// as the Java client and librdkafka do).
+    pub(crate) fetch_connections: u32,
     /// `isolation.level`.
     pub(crate) isolation: IsolationLevel,
     /// `check.crcs`: verify each batch's CRC-32C (off only for brokers that write CRC 0).
@@ -104,12 +108,16 @@ impl Default for ConsumerConfig {
             fetch_max_bytes: 52_428_800,
             max_partition_fetch_bytes: 1_048_576,
             fetch_buffer_bytes: 64 * 1024 * 1024,
+            fetch_connections: 2,
             isolation: IsolationLevel::ReadUncommitted,
             check_crcs: true,
             assignors: vec!["range".to_owned()],
         }
     }
 }
+
+/// The most `fetch.connections.per.broker` allows.
+const MAX_FETCH_CONNECTIONS: i64 = crate::client::pool::MAX_FETCH_LANE as i64 + 1;
 
 /// Consumer property names, for unknown-key suggestions.
 pub(crate) const CONSUMER_KEYS: &[&str] = &[
@@ -126,6 +134,7 @@ pub(crate) const CONSUMER_KEYS: &[&str] = &[
     "fetch.max.bytes",
     "max.partition.fetch.bytes",
     "fetch.buffer.bytes",
+    "fetch.connections.per.broker",
     "isolation.level",
     "check.crcs",
     "partition.assignment.strategy",
@@ -165,6 +174,9 @@ impl ConsumerConfig {
             }
             "fetch.buffer.bytes" => {
                 self.fetch_buffer_bytes = parse_int(key, value, 1_024, i64::MAX / 2)? as usize
+            }
+            "fetch.connections.per.broker" => {
+                self.fetch_connections = parse_int(key, value, 1, MAX_FETCH_CONNECTIONS)? as u32
             }
             "isolation.level" => {
                 self.isolation = match value.trim().to_ascii_lowercase().as_str() {
@@ -253,6 +265,20 @@ mod tests {
         assert!(c.validate().is_err());
         c.apply("group.id", "g").unwrap();
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn fetch_connections_per_broker_is_bounded_by_the_lanes_the_pool_has() {
+        let mut c = ConsumerConfig::default();
+        assert_eq!(c.fetch_connections, 2);
+        c.apply("fetch.connections.per.broker", "1").unwrap();
+        assert_eq!(c.fetch_connections, 1);
+        c.apply("fetch.connections.per.broker", "8").unwrap();
+        assert_eq!(c.fetch_connections, 8);
+        for bad in ["0", "9", "two"] {
+            let e = c.apply("fetch.connections.per.broker", bad).unwrap_err();
+            assert!(e.to_string().contains("fetch.connections.per.broker"), "{e}");
+        }
     }
 
     #[test]

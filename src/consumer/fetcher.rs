@@ -1,14 +1,17 @@
-//! The fetcher task: positions resolved, one Fetch per leader in flight, records to the
-//! application within the prefetch budget.
+//! The fetcher task: positions resolved, Fetches to each leader (one per lane, for disjoint
+//! partitions), records to the application within the prefetch budget.
 //!
 //! ```text
 //! plan ─┬─ Committed  → OffsetFetch (group)  → At | Lookup(reset) | Failed
 //!       ├─ Lookup     → ListOffsets per leader → At
-//!       └─ At         → Fetch per leader (budget reserved first) → decode → Delivery::Records
+//!       └─ At         → Fetch per free lane of the leader (budget reserved first) → decode
+//!                       → Delivery::Records
 //! ```
 //!
 //! One task owns the loop; every request is a future inside it (`FuturesUnordered`), so one
-//! slow broker never holds up another. Partition positions are moved only under their mutex
+//! slow broker never holds up another. A leader has `fetch.connections.per.broker` lanes, each
+//! a socket of its own: while one Fetch is being answered or decoded, another (for other
+//! partitions) is already at the broker. Partition positions are moved only under their mutex
 //! and every move bumps the partition's epoch (see `state.rs`): a response for an epoch that
 //! is no longer current is dropped, never applied.
 
@@ -54,6 +57,7 @@ struct Planned {
 enum Job {
     Fetch {
         broker: i32,
+        lane: u32,
         planned: Vec<Planned>,
         budget: BudgetGuard,
         result: Result<FetchResponse>,
@@ -85,26 +89,21 @@ impl Fetcher {
     /// Runs until the application's receiver is gone (the consumer was dropped or closed).
     pub(crate) async fn run(self) {
         let mut jobs: FuturesUnordered<BoxFuture<'static, Job>> = FuturesUnordered::new();
-        let mut busy_brokers: HashSet<i32> = HashSet::new();
+        let mut lanes = Lanes::default();
         let mut refreshing = false;
         let mut want_refresh = false;
         loop {
             if self.tx.is_closed() {
                 return;
             }
-            let plan = self.plan(
-                &mut jobs,
-                &mut busy_brokers,
-                &mut refreshing,
-                &mut want_refresh,
-            );
+            let plan = self.plan(&mut jobs, &mut lanes, &mut refreshing, &mut want_refresh);
             let sleep = tokio::time::sleep_until(
                 plan.wake_at
                     .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
             );
             tokio::select! {
                 Some(job) = jobs.next(), if !jobs.is_empty() => {
-                    self.complete(job, &mut busy_brokers, &mut refreshing, &mut want_refresh);
+                    self.complete(job, &mut lanes, &mut refreshing, &mut want_refresh);
                 }
                 _ = self.assignment.wake.notified() => {}
                 _ = self.budget.returned.notified(), if plan.waiting_for_budget => {}
@@ -117,7 +116,7 @@ impl Fetcher {
     fn plan(
         &self,
         jobs: &mut FuturesUnordered<BoxFuture<'static, Job>>,
-        busy_brokers: &mut HashSet<i32>,
+        lanes: &mut Lanes,
         refreshing: &mut bool,
         want_refresh: &mut bool,
     ) -> PlanOutcome {
@@ -183,7 +182,7 @@ impl Fetcher {
                         continue;
                     }
                     match snapshot.leader(&tp.topic, tp.partition) {
-                        Some(leader) if !busy_brokers.contains(&leader) => {
+                        Some(leader) if lanes.free(leader, self.lane_count()).is_some() => {
                             f.busy = true;
                             drop(f);
                             fetches.entry(leader).or_default().push(Planned {
@@ -248,43 +247,82 @@ impl Fetcher {
                 }
             }));
         }
-        for (broker, planned) in fetches {
-            let per_partition = self.cfg.max_partition_fetch_bytes as usize;
-            let want = (self.cfg.fetch_max_bytes as usize).min(per_partition * planned.len());
-            // A fetch needs room for at least one partition's worth; otherwise wait for the
-            // application to drain what is buffered.
-            let Some(budget) = self.budget.try_take(want.min(per_partition), want) else {
-                for p in &planned {
-                    p.part.fetch.lock().unwrap().busy = false;
-                }
-                outcome.waiting_for_budget = true;
-                continue;
-            };
-            busy_brokers.insert(broker);
-            let req = self.fetch_request(&planned, budget_bytes(&budget, want));
-            let client = self.client.clone();
-            // Fetches go on a socket of their own to each broker: they long-poll, and a
-            // producer or admin call sharing this client would otherwise wait behind them.
-            let addr = snapshot.cluster.broker(broker).map(|b| b.address());
-            jobs.push(Box::pin(async move {
-                let result = async {
-                    let slot = match addr {
-                        Some(addr) => client.pool.set_fetch_slot(broker, addr),
-                        None => broker,
-                    };
-                    let conn = client.broker(slot).await?;
-                    conn.send(&req).await
-                }
-                .await;
-                Job::Fetch {
+        let per_partition = self.cfg.max_partition_fetch_bytes as usize;
+        for (broker, mut planned) in fetches {
+            // A stable order, rotated by one partition per round (as librdkafka does), so a
+            // broker that fills its response in request order until `max_bytes` serves every
+            // partition in turn instead of always the first ones.
+            planned.sort_by(|a, b| a.part.tp.cmp(&b.part.tp));
+            let turn = lanes.rotation.entry(broker).or_default();
+            let len = planned.len();
+            planned.rotate_left(*turn % len);
+            *turn = turn.wrapping_add(1);
+            // Every free lane (fetch socket) gets its own request for a disjoint share of the
+            // ready partitions: no partition is ever in two Fetches at once.
+            let free = lanes.free_lanes(broker, self.lane_count());
+            let groups = free.len().min(len).max(1);
+            let mut rest = planned;
+            for (i, lane) in free.into_iter().take(groups).enumerate() {
+                let size = rest.len().div_ceil(groups - i);
+                let tail = rest.split_off(size);
+                let planned = std::mem::replace(&mut rest, tail);
+                // The free budget is shared evenly by the requests of this round, so the
+                // first one cannot starve the others (each still gets a partition's worth).
+                let share = (self.budget.available() / (groups - i)).max(per_partition);
+                let want = (self.cfg.fetch_max_bytes as usize)
+                    .min(per_partition * planned.len())
+                    .min(share);
+                // A fetch needs room for at least one partition's worth; otherwise wait for
+                // the application to drain what is buffered. What is in flight is taken from
+                // the budget first, so every request together stays within it.
+                let Some(budget) = self.budget.try_take(want.min(per_partition), want) else {
+                    for p in planned.iter().chain(rest.iter()) {
+                        p.part.fetch.lock().unwrap().busy = false;
+                    }
+                    outcome.waiting_for_budget = true;
+                    break;
+                };
+                lanes.set_busy(broker, lane, true);
+                debug!(
                     broker,
-                    planned,
-                    budget,
-                    result,
-                }
-            }));
+                    lane,
+                    partitions = planned.len(),
+                    max_bytes = budget.bytes(),
+                    "fetch"
+                );
+                let req = self.fetch_request(&planned, budget_bytes(&budget, want));
+                let client = self.client.clone();
+                // Fetches go on sockets of their own to each broker: they long-poll, and a
+                // producer or admin call sharing this client would otherwise wait behind
+                // them; each lane has its own, so a broker serving one connection's requests
+                // one at a time still works on two Fetches at once.
+                let addr = snapshot.cluster.broker(broker).map(|b| b.address());
+                jobs.push(Box::pin(async move {
+                    let result = async {
+                        let slot = match addr {
+                            Some(addr) => client.pool.set_fetch_slot(broker, lane, addr),
+                            None => broker,
+                        };
+                        let conn = client.broker(slot).await?;
+                        conn.send(&req).await
+                    }
+                    .await;
+                    Job::Fetch {
+                        broker,
+                        lane,
+                        planned,
+                        budget,
+                        result,
+                    }
+                }));
+            }
         }
         outcome
+    }
+
+    /// Fetches in flight per broker at most (`fetch.connections.per.broker`).
+    fn lane_count(&self) -> u32 {
+        self.cfg.fetch_connections
     }
 
     fn fetch_request(&self, planned: &[Planned], max_bytes: usize) -> FetchRequest {
@@ -366,7 +404,7 @@ impl Fetcher {
     fn complete(
         &self,
         job: Job,
-        busy_brokers: &mut HashSet<i32>,
+        lanes: &mut Lanes,
         refreshing: &mut bool,
         want_refresh: &mut bool,
     ) {
@@ -374,12 +412,14 @@ impl Fetcher {
         match &job {
             Job::Fetch {
                 broker,
+                lane,
                 planned,
                 result,
                 ..
             } => {
                 debug!(
                     broker,
+                    lane,
                     partitions = planned.len(),
                     ok = result.is_ok(),
                     "fetch done"
@@ -488,11 +528,12 @@ impl Fetcher {
             }
             Job::Fetch {
                 broker,
+                lane,
                 planned,
                 budget,
                 result,
             } => {
-                busy_brokers.remove(&broker);
+                lanes.set_busy(broker, lane, false);
                 match result {
                     Ok(resp) => self.deliver(broker, planned, budget, resp, want_refresh),
                     Err(e) => {
@@ -721,6 +762,37 @@ fn is_abort_marker(b: &crate::protocol::records::DecodedBatch) -> bool {
         .first()
         .and_then(|r| r.key.as_ref())
         .is_some_and(|k| k.len() >= 4 && i16::from_be_bytes([k[2], k[3]]) == 0)
+}
+
+/// Fetches in flight per broker: which lanes (fetch sockets) hold one, and where the next
+/// round's partition order starts.
+#[derive(Default)]
+struct Lanes {
+    /// Bit *k* set: lane *k* of the broker has a Fetch in flight.
+    busy: HashMap<i32, u32>,
+    rotation: HashMap<i32, usize>,
+}
+
+impl Lanes {
+    /// The first lane of `broker` without a Fetch in flight, of `count`.
+    fn free(&self, broker: i32, count: u32) -> Option<u32> {
+        let busy = self.busy.get(&broker).copied().unwrap_or(0);
+        (0..count).find(|l| busy & (1 << l) == 0)
+    }
+
+    fn free_lanes(&self, broker: i32, count: u32) -> Vec<u32> {
+        let busy = self.busy.get(&broker).copied().unwrap_or(0);
+        (0..count).filter(|l| busy & (1 << l) == 0).collect()
+    }
+
+    fn set_busy(&mut self, broker: i32, lane: u32, busy: bool) {
+        let mask = self.busy.entry(broker).or_default();
+        if busy {
+            *mask |= 1 << lane;
+        } else {
+            *mask &= !(1 << lane);
+        }
+    }
 }
 
 #[derive(Default)]

@@ -2,7 +2,8 @@
 //! does (neither test broker answers timestamp lookups, and Tansu answers LATEST wrongly):
 //! seek by timestamp, the latest reset, out-of-range resets, control batches, the budget.
 
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,6 +82,20 @@ struct Broker {
     fetched_bytes: AtomicUsize,
     fetched_records: AtomicUsize,
     fetches: AtomicUsize,
+    /// Leave Fetch requests unanswered (they stay in flight), only recording them.
+    hold: AtomicBool,
+    /// Every Fetch received, in arrival order.
+    requests: Mutex<Vec<SeenFetch>>,
+    /// Every partition answered with records: (partition, fetch offset, records).
+    answered: Mutex<Vec<(i32, i64, i64)>>,
+}
+
+/// A Fetch request as the scripted broker saw it.
+#[derive(Debug, Clone)]
+struct SeenFetch {
+    max_bytes: i32,
+    /// (partition, fetch offset), in request order.
+    partitions: Vec<(i32, i64)>,
 }
 
 fn answer(broker: &Broker, r: &Received) -> Option<Bytes> {
@@ -121,6 +136,18 @@ fn answer(broker: &Broker, r: &Received) -> Option<Bytes> {
         ApiKey::Fetch => {
             let req: FetchRequest = r.decode();
             broker.fetches.fetch_add(1, AtomicOrdering::SeqCst);
+            broker.requests.lock().unwrap().push(SeenFetch {
+                max_bytes: req.max_bytes,
+                partitions: req
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .map(|p| (p.partition, p.fetch_offset))
+                    .collect(),
+            });
+            if broker.hold.load(AtomicOrdering::SeqCst) {
+                return None;
+            }
             let log = broker.log.lock().unwrap();
             let responses = req
                 .topics
@@ -145,6 +172,15 @@ fn answer(broker: &Broker, r: &Received) -> Option<Bytes> {
                             broker
                                 .fetched_records
                                 .fetch_add(n as usize, AtomicOrdering::SeqCst);
+                            // Records past the fetch offset (a fetch at the log end
+                            // gets the last batch again, as from mid-batch).
+                            if p.fetch_offset - p.fetch_offset % 4 + n > p.fetch_offset {
+                                broker.answered.lock().unwrap().push((
+                                    p.partition,
+                                    p.fetch_offset,
+                                    n,
+                                ));
+                            }
                             d.with_records(Some(bytes))
                         })
                         .collect();
@@ -160,13 +196,28 @@ fn answer(broker: &Broker, r: &Received) -> Option<Bytes> {
 }
 
 async fn setup(log: Log) -> (Client, Arc<Broker>) {
+    setup_partitions(log, 1).await
+}
+
+/// The scripted broker leading `partitions` partitions of topic `t`, every one holding `log`.
+async fn setup_partitions(log: Log, partitions: i32) -> (Client, Arc<Broker>) {
     let broker = Arc::new(Broker {
         log: Mutex::new(log),
         fetched_bytes: AtomicUsize::new(0),
         fetched_records: AtomicUsize::new(0),
         fetches: AtomicUsize::new(0),
+        hold: AtomicBool::new(false),
+        requests: Mutex::new(Vec::new()),
+        answered: Mutex::new(Vec::new()),
     });
     let cluster = FakeCluster::with_brokers(&[1]);
+    {
+        let mut md = cluster.metadata.lock().unwrap();
+        let first = md.topics[0].partitions[0].clone();
+        md.topics[0].partitions = (0..partitions)
+            .map(|i| first.clone().with_partition_index(i))
+            .collect();
+    }
     let b = broker.clone();
     *cluster.handler.lock().unwrap() = Some(Box::new(move |r: &Received| answer(&b, r)));
     let connector = Arc::new(FakeConnector::default());
@@ -189,6 +240,9 @@ async fn recv_offset(c: &Consumer) -> i64 {
         .unwrap()
         .offset
 }
+
+/// The consumer property for the number of Fetches in flight per broker.
+const LANES_KEY: &str = "fetch.connections.per.broker";
 
 fn tp() -> TopicPartition {
     TopicPartition::new("t", 0)
@@ -318,4 +372,141 @@ async fn prefetch_stops_at_the_budget_until_the_application_drains() {
         assert_eq!(recv_offset(&c).await, expected);
     }
     assert!(broker.fetched_bytes.load(AtomicOrdering::SeqCst) > fetched);
+}
+
+fn tps(n: i32) -> Vec<TopicPartition> {
+    (0..n).map(|i| TopicPartition::new("t", i)).collect()
+}
+
+/// Waits until the scripted broker has received `n` Fetch requests.
+async fn wait_for_fetches(broker: &Broker, n: usize) -> Vec<SeenFetch> {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let seen = broker.requests.lock().unwrap().clone();
+            if seen.len() >= n {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("fetch requests within 5 s")
+}
+
+#[tokio::test]
+async fn fetches_in_flight_together_never_share_a_partition() {
+    let (client, broker) = setup_partitions(Log::with(100), 6).await;
+    broker.hold.store(true, AtomicOrdering::SeqCst);
+    let c = Consumer::builder(&client)
+        .offset_reset(OffsetReset::Earliest)
+        .set(LANES_KEY, "2")
+        .build()
+        .await
+        .unwrap();
+    c.assign(&tps(6)).await.unwrap();
+    wait_for_fetches(&broker, 2).await;
+    // Both lanes are busy and unanswered: nothing more may be asked meanwhile.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = broker.requests.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one Fetch per lane: {seen:?}");
+    let a: HashSet<i32> = seen[0].partitions.iter().map(|p| p.0).collect();
+    let b: HashSet<i32> = seen[1].partitions.iter().map(|p| p.0).collect();
+    assert!(a.is_disjoint(&b), "a partition in two Fetches: {seen:?}");
+    assert_eq!(a.len() + b.len(), 6, "every partition fetched: {seen:?}");
+    assert!(!a.is_empty() && !b.is_empty(), "{seen:?}");
+}
+
+#[tokio::test]
+async fn fetches_in_flight_together_stay_within_the_budget() {
+    let (client, broker) = setup_partitions(Log::with(100), 4).await;
+    broker.hold.store(true, AtomicOrdering::SeqCst);
+    let budget = 12 * 1024;
+    let c = Consumer::builder(&client)
+        .offset_reset(OffsetReset::Earliest)
+        .set(LANES_KEY, "3")
+        .set("max.partition.fetch.bytes", "4096")
+        .set("fetch.max.bytes", "8192")
+        .fetch_buffer_bytes(budget)
+        .build()
+        .await
+        .unwrap();
+    c.assign(&tps(4)).await.unwrap();
+    wait_for_fetches(&broker, 3).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = broker.requests.lock().unwrap().clone();
+    let total: i64 = seen.iter().map(|f| f.max_bytes as i64).sum();
+    assert!(
+        total <= budget as i64,
+        "{total} bytes asked for at once, budget {budget}: {seen:?}"
+    );
+    assert!(seen.iter().all(|f| f.max_bytes <= 8192), "{seen:?}");
+    // The budget is shared by the three lanes (4 KiB each), not taken by the first one.
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.iter().all(|f| f.max_bytes == 4096), "{seen:?}");
+}
+
+#[tokio::test]
+async fn every_partition_arrives_in_offset_order_with_fetches_in_flight_together() {
+    let (client, broker) = setup_partitions(Log::with(203), 4).await;
+    let c = Consumer::builder(&client)
+        .offset_reset(OffsetReset::Earliest)
+        .set(LANES_KEY, "2")
+        .set("fetch.max.wait.ms", "10")
+        // About one batch per partition and request: many rounds.
+        .set("max.partition.fetch.bytes", "100")
+        .build()
+        .await
+        .unwrap();
+    c.assign(&tps(4)).await.unwrap();
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    while next.values().sum::<i64>() < 4 * 203 {
+        let r = tokio::time::timeout(Duration::from_secs(5), c.recv())
+            .await
+            .expect("a record within 5 s")
+            .unwrap();
+        let expected = next.entry(r.partition).or_default();
+        assert_eq!(r.offset, *expected, "partition {}", r.partition);
+        *expected += 1;
+    }
+    let seen = broker.requests.lock().unwrap().clone();
+    assert!(seen.len() > 8, "many rounds: {}", seen.len());
+    // A partition in two Fetches at once would be answered twice from the same offset.
+    let answered = broker.answered.lock().unwrap().clone();
+    let mut from: HashSet<(i32, i64)> = HashSet::new();
+    for (partition, offset, _) in &answered {
+        assert!(
+            from.insert((*partition, *offset)),
+            "partition {partition} fetched twice from {offset}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn successive_fetches_rotate_the_partition_order() {
+    let (client, broker) = setup_partitions(Log::with(400), 3).await;
+    let c = Consumer::builder(&client)
+        .offset_reset(OffsetReset::Earliest)
+        .set(LANES_KEY, "1")
+        .set("fetch.max.wait.ms", "10")
+        .set("max.partition.fetch.bytes", "100")
+        .build()
+        .await
+        .unwrap();
+    c.assign(&tps(3)).await.unwrap();
+    for _ in 0..40 {
+        tokio::time::timeout(Duration::from_secs(5), c.recv())
+            .await
+            .expect("a record within 5 s")
+            .unwrap();
+    }
+    let seen = wait_for_fetches(&broker, 4).await;
+    // The fetches after the first one (which may go out before every offset is known).
+    let full: Vec<&SeenFetch> = seen.iter().filter(|f| f.partitions.len() == 3).collect();
+    assert!(full.len() >= 3, "{seen:?}");
+    let firsts: HashSet<i32> = full[..3].iter().map(|f| f.partitions[0].0).collect();
+    assert_eq!(
+        firsts.len(),
+        3,
+        "every partition leads a request in turn: {seen:?}"
+    );
 }

@@ -327,7 +327,7 @@ impl Budget {
         }
     }
 
-    #[cfg(test)]
+    /// The bytes free now.
     pub(crate) fn available(&self) -> usize {
         self.permits.available_permits()
     }
