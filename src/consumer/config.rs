@@ -277,7 +277,10 @@ mod tests {
         assert_eq!(c.fetch_connections, 8);
         for bad in ["0", "9", "two"] {
             let e = c.apply("fetch.connections.per.broker", bad).unwrap_err();
-            assert!(e.to_string().contains("fetch.connections.per.broker"), "{e}");
+            assert!(
+                e.to_string().contains("fetch.connections.per.broker"),
+                "{e}"
+            );
         }
     }
 

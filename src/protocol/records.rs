@@ -700,6 +700,15 @@ impl Reader<'_> {
 
     /// Base-128 with at most `max_bytes` bytes, as the Java client enforces.
     fn uvarint(&mut self, limit: usize, max_bytes: u32) -> ReadResult<u64> {
+        // Fast path: most of a record's varints (attributes-adjacent deltas, key and value
+        // lengths below 64, header counts) fit one byte.
+        if self.pos < limit {
+            let b = self.buf[self.pos];
+            if b & 0x80 == 0 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let mut v = 0u64;
         for i in 0..max_bytes {
             let b = self.u8(limit)?;

@@ -117,6 +117,12 @@ fn varints_round_trip_at_their_extremes() {
     for v in longs {
         assert_eq!(r.varlong_within(bytes.len()).unwrap(), v);
     }
+    // The one-byte fast path respects the limit too: a byte at the limit is not read.
+    let one = Bytes::from_static(&[0x02, 0x04]);
+    let mut r = Reader { buf: &one, pos: 0 };
+    assert_eq!(r.varint_within(1).unwrap(), 1);
+    assert!(r.varint_within(1).is_err(), "past the limit");
+    assert_eq!((r.pos, r.varint_within(2).unwrap()), (1, 2));
     // Six continuation bytes are not a varint.
     let long = Bytes::from_static(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
     assert!(Reader { buf: &long, pos: 0 }.varint().is_err());
