@@ -45,7 +45,7 @@ use crate::consumer::state::{
     Assignment, Budget, BudgetGuard, Delivery, Lookup, PartitionState, Position,
 };
 use crate::error::{Error, Result};
-use crate::protocol::records::decode_batches;
+use crate::protocol::records::Batches;
 
 /// A partition in a request, with the epoch it was planned under.
 struct Planned {
@@ -582,7 +582,19 @@ impl Fetcher {
                 by_tp.insert((t.topic.0.as_str(), p.partition_index), p);
             }
         }
-        for p in &planned {
+        // Each partition's record set keeps its wire bytes charged until the application has
+        // its records; the rest of the request's reservation goes back now, so that decoding
+        // below sees every free byte (`Fetcher::decode` stops at the budget).
+        let mut wire: Vec<Option<BudgetGuard>> = planned
+            .iter()
+            .map(|p| {
+                let data = by_tp.get(&(&*p.part.tp.topic, p.part.tp.partition))?;
+                let len = data.records.as_ref().map_or(0, |r| r.len());
+                Some(budget.split(len))
+            })
+            .collect();
+        drop(budget);
+        for (i, p) in planned.iter().enumerate() {
             let tp = &p.part.tp;
             let Some(data) = by_tp.get(&(&*tp.topic, tp.partition)) else {
                 self.settle(p, None, None);
@@ -617,7 +629,9 @@ impl Fetcher {
                     continue;
                 }
             };
-            let mut guard = budget.split(records.len());
+            let mut guard = wire[i]
+                .take()
+                .expect("split above for every partition with data");
             let aborted = match self.cfg.isolation {
                 IsolationLevel::ReadCommitted => data
                     .aborted_transactions
@@ -686,7 +700,13 @@ impl Fetcher {
         data: Bytes,
         mut aborted: Vec<(i64, i64)>,
     ) -> Result<(Vec<ConsumerRecord>, Option<i64>, usize)> {
-        let batches = decode_batches(data, self.cfg.check_crcs, self.cfg.fetch_buffer_bytes)?;
+        let batches = Batches::new(data, self.cfg.check_crcs, self.cfg.fetch_buffer_bytes);
+        // What decoding may add to memory: the free budget. Decoding stops after the batch
+        // that spends it (so one batch is the most it can overdraw, however well the rest of
+        // the response would decompress); the partition's position then stays at the first
+        // batch not decoded, which is fetched again once the application has made room.
+        let room = self.budget.available();
+        let mut cost = 0;
         // Pending aborted transactions, earliest first; popped into `aborting` as the batches
         // reach their first offsets.
         aborted.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
@@ -696,10 +716,15 @@ impl Fetcher {
         let mut decompressed = 0;
         let topic = &p.part.tp.topic;
         for b in batches {
+            if cost >= room {
+                break;
+            }
+            let b = b?;
             let end = b.base_offset + b.last_offset_delta as i64 + 1;
+            cost += b.records.len() * std::mem::size_of::<ConsumerRecord>();
             if b.compression != crate::compression::Compression::None {
                 // Keys and values of a compressed batch live in its decompressed buffer.
-                decompressed += b
+                let bytes = b
                     .records
                     .iter()
                     .map(|r| {
@@ -707,6 +732,8 @@ impl Fetcher {
                             + r.value.as_ref().map_or(0, |v| v.len())
                     })
                     .sum::<usize>();
+                decompressed += bytes;
+                cost += bytes;
             }
             while aborted.last().is_some_and(|&(_, first)| first < end) {
                 let (pid, _) = aborted.pop().expect("checked");

@@ -29,6 +29,8 @@ use crate::testing::{Behaviour, FakeCluster, FakeConnector, Received};
 struct Log {
     records: Vec<(i64, String)>,
     control_at: Vec<i64>,
+    /// The codec of every batch.
+    codec: Compression,
 }
 
 impl Log {
@@ -36,6 +38,19 @@ impl Log {
         Log {
             records: (0..n).map(|i| (1_000 + i, format!("v{i}"))).collect(),
             control_at: Vec::new(),
+            codec: Compression::None,
+        }
+    }
+
+    /// `n` records of about 2 KiB that lz4 squeezes to a few bytes each: a response that
+    /// expands far past its wire size.
+    fn compressible(n: i64) -> Log {
+        Log {
+            records: (0..n)
+                .map(|i| (1_000 + i, format!("v{i}-{}", "x".repeat(2048))))
+                .collect(),
+            control_at: Vec::new(),
+            codec: Compression::Lz4,
         }
     }
 
@@ -57,7 +72,7 @@ impl Log {
                 let (ts, v) = &self.records[o as usize];
                 b.append(*ts, None, Some(v.as_bytes()), &[]);
             }
-            let mut batch = b.finish(Compression::None, None).unwrap();
+            let mut batch = b.finish(self.codec, None).unwrap();
             batch[..8].copy_from_slice(&base.to_be_bytes());
             if self.control_at.contains(&base) {
                 // Attributes bit 5 marks a control batch; the CRC covers the attributes, so
@@ -372,6 +387,53 @@ async fn prefetch_stops_at_the_budget_until_the_application_drains() {
         assert_eq!(recv_offset(&c).await, expected);
     }
     assert!(broker.fetched_bytes.load(AtomicOrdering::SeqCst) > fetched);
+}
+
+#[tokio::test]
+async fn compressed_data_is_decoded_only_up_to_the_budget() {
+    let (client, broker) = setup(Log::compressible(2_000)).await;
+    let budget = 64 * 1024;
+    let c = Consumer::builder(&client)
+        .offset_reset(OffsetReset::Earliest)
+        .set("fetch.max.wait.ms", "10")
+        .set("fetch.max.bytes", "32768")
+        .fetch_buffer_bytes(budget)
+        .build()
+        .await
+        .unwrap();
+    c.assign(&[tp()]).await.unwrap();
+    assert_eq!(recv_offset(&c).await, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = broker.fetched_records.load(AtomicOrdering::SeqCst);
+    let record = 2056 + std::mem::size_of::<crate::consumer::ConsumerRecord>();
+    assert!(
+        sent * record > 8 * budget,
+        "the broker sent {sent} records: the test needs responses that expand far past the budget"
+    );
+    // What the consumer holds decoded: everything buffered (recv_batch takes it without
+    // yielding to the fetcher). At most the budget plus the one batch that spent it.
+    let held = c.recv_batch(100_000).await.unwrap();
+    assert!(
+        held.len() * record <= budget + 4 * record,
+        "{} records held decoded, about {} bytes, budget {budget}",
+        held.len(),
+        held.len() * record
+    );
+    // The batches not decoded are fetched again: every record arrives, in order.
+    let mut next = 1 + held.len() as i64;
+    for (i, r) in held.iter().enumerate() {
+        assert_eq!(r.offset, 1 + i as i64);
+    }
+    while next < 2_000 {
+        let batch = tokio::time::timeout(Duration::from_secs(5), c.recv_batch(1_000))
+            .await
+            .expect("records within 5 s")
+            .unwrap();
+        for r in batch {
+            assert_eq!(r.offset, next);
+            next += 1;
+        }
+    }
 }
 
 fn tps(n: i32) -> Vec<TopicPartition> {

@@ -477,46 +477,81 @@ pub(crate) struct DecodedRecord {
 /// a lying record count cannot make the decoder reserve memory the input does not back.
 const MIN_RECORD_LEN: usize = 7;
 
-/// Decodes every complete batch in `data`, a Fetch response's records field.
-///
-/// A truncated batch at the end is ignored: brokers cut the last batch at the fetch size
-/// limit, and the consumer refetches from its offset. With `check_crc`, each batch's CRC-32C
-/// is verified (it must be switchable off: librdkafka's mock cluster writes control batches
-/// with CRC 0). A compressed batch may expand to at most `max_decompressed` bytes.
-///
-/// Never panics on any input. Uncompressed keys, values and header values are slices of
-/// `data`; compressed batches are decompressed once and sliced likewise.
+/// Decodes every complete batch in `data`, a Fetch response's records field: [`Batches`],
+/// collected (tests and the fuzz targets; the consumer iterates).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn decode_batches(
     data: Bytes,
     check_crc: bool,
     max_decompressed: usize,
 ) -> Result<Vec<DecodedBatch>> {
-    let mut batches = Vec::new();
-    let mut pos = 0;
-    // baseOffset (8) + batchLength (4) tell whether the next batch is complete.
-    while data.len() - pos >= 12 {
+    Batches::new(data, check_crc, max_decompressed).collect()
+}
+
+/// The complete batches in `data`, a Fetch response's records field, decoded one at a time:
+/// a caller that stops early never decompresses the rest (the consumer stops once its budget
+/// is spent, so a highly compressed response cannot expand past it).
+///
+/// A truncated batch at the end is ignored: brokers cut the last batch at the fetch size
+/// limit, and the consumer refetches from its offset. With `check_crc`, each batch's CRC-32C
+/// is verified (it must be switchable off: librdkafka's mock cluster writes control batches
+/// with CRC 0). A compressed batch may expand to at most `max_decompressed` bytes. After an
+/// error the iterator ends.
+///
+/// Never panics on any input. Uncompressed keys, values and header values are slices of
+/// `data`; compressed batches are decompressed once and sliced likewise.
+pub(crate) struct Batches {
+    data: Bytes,
+    pos: usize,
+    check_crc: bool,
+    max_decompressed: usize,
+    failed: bool,
+}
+
+impl Batches {
+    pub(crate) fn new(data: Bytes, check_crc: bool, max_decompressed: usize) -> Batches {
+        Batches {
+            data,
+            pos: 0,
+            check_crc,
+            max_decompressed,
+            failed: false,
+        }
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Result<DecodedBatch>;
+
+    fn next(&mut self) -> Option<Result<DecodedBatch>> {
+        let (data, pos) = (&self.data, self.pos);
+        // baseOffset (8) + batchLength (4) tell whether the next batch is complete.
+        if self.failed || data.len() - pos < 12 {
+            return None;
+        }
         let batch_length = i32::from_be_bytes(be(&data[pos + 8..pos + 12]));
         let total = 12 + batch_length.max(0) as usize;
         if data.len() - pos < total {
-            break;
+            return None;
         }
         let batch = data.slice(pos..pos + total);
-        pos += total;
-        if batch.len() > 16 && batch[16] as i8 != MAGIC {
-            return Err(Error::protocol(format!(
+        self.pos += total;
+        let result = if batch.len() > 16 && batch[16] as i8 != MAGIC {
+            Err(Error::protocol(format!(
                 "record batch at offset {} has magic {}; only magic 2 is supported",
                 i64::from_be_bytes(be(&batch[..8])),
                 batch[16] as i8
-            )));
-        }
-        if batch.len() < RECORD_BATCH_OVERHEAD {
-            return Err(Error::protocol(format!(
+            )))
+        } else if batch.len() < RECORD_BATCH_OVERHEAD {
+            Err(Error::protocol(format!(
                 "record batch length {batch_length} is shorter than its header"
-            )));
-        }
-        batches.push(decode_batch(batch, check_crc, max_decompressed)?);
+            )))
+        } else {
+            decode_batch(batch, self.check_crc, self.max_decompressed)
+        };
+        self.failed = result.is_err();
+        Some(result)
     }
-    Ok(batches)
 }
 
 /// Decodes one complete batch (`batch` holds exactly its bytes, header included).
