@@ -136,24 +136,13 @@ fn ascii(rng: &mut Rng, n: u64) -> Vec<u8> {
 fn generate(ty: Ty, v: i16, rng: &mut Rng, out: &mut Vec<u8>) {
     match ty {
         Ty::Fixed(n) => (0..n).for_each(|_| out.push(rng.next() as u8)),
-        Ty::Str => {
+        Ty::Str | Ty::CStr | Ty::Bytes | Ty::CBytes => {
             let n = rng.below(5);
-            out.extend_from_slice(&(n as i16).to_be_bytes());
-            out.extend(ascii(rng, n));
-        }
-        Ty::CStr => {
-            let n = rng.below(5);
-            put_uvarint(out, n as u32 + 1);
-            out.extend(ascii(rng, n));
-        }
-        Ty::Bytes => {
-            let n = rng.below(5);
-            out.extend_from_slice(&(n as i32).to_be_bytes());
-            out.extend(ascii(rng, n));
-        }
-        Ty::CBytes => {
-            let n = rng.below(5);
-            put_uvarint(out, n as u32 + 1);
+            match ty {
+                Ty::Str => out.extend_from_slice(&(n as i16).to_be_bytes()),
+                Ty::Bytes => out.extend_from_slice(&(n as i32).to_be_bytes()),
+                _ => put_uvarint(out, n as u32 + 1),
+            }
             out.extend(ascii(rng, n));
         }
         Ty::Arr(e) => {
