@@ -215,6 +215,12 @@ impl ConsumerConfig {
                 self.session_timeout.as_millis()
             )));
         }
+        if !(1..=MAX_FETCH_CONNECTIONS).contains(&i64::from(self.fetch_connections)) {
+            return Err(Error::config(format!(
+                "fetch.connections.per.broker ({}) must be between 1 and {MAX_FETCH_CONNECTIONS}",
+                self.fetch_connections
+            )));
+        }
         if self.group_instance_id.is_some() && self.group_id.is_none() {
             return Err(Error::config("group.instance.id requires group.id"));
         }
@@ -264,6 +270,21 @@ mod tests {
         c.apply("group.instance.id", "a").unwrap();
         assert!(c.validate().is_err());
         c.apply("group.id", "g").unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn fetch_connections_set_by_the_typed_setter_are_validated_too() {
+        let mut c = ConsumerConfig::default();
+        for bad in [0, 9] {
+            c.fetch_connections = bad;
+            let e = c.validate().unwrap_err();
+            assert!(
+                e.to_string().contains("fetch.connections.per.broker"),
+                "{e}"
+            );
+        }
+        c.fetch_connections = 8;
         c.validate().unwrap();
     }
 

@@ -135,6 +135,15 @@ impl ConsumerBuilder {
         self
     }
 
+    /// `fetch.connections.per.broker` (default 2, 1 to 8): Fetch requests in flight to one
+    /// broker at once, each on a socket of its own and for a disjoint set of partitions. 1 is
+    /// what the Java client and librdkafka do; 2 keeps a broker that serves one request at a
+    /// time busy while the client decodes. Out of range fails at `build()`.
+    pub fn fetch_connections_per_broker(mut self, n: u32) -> ConsumerBuilder {
+        self.cfg.fetch_connections = n;
+        self
+    }
+
     /// Hooks called on rebalances, awaited before the rebalance goes on.
     pub fn rebalance_listener(mut self, l: impl RebalanceListener + 'static) -> ConsumerBuilder {
         self.listener = Some(Arc::new(l));
