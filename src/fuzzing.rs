@@ -12,40 +12,14 @@ use crate::compression::Compression;
 use crate::error::Result;
 use crate::protocol::{self, records};
 
-/// Runs `$m!(request type)` for every response the client decodes, in a fixed order.
-macro_rules! each_request {
-    ($m:ident) => {
-        $m!(
-            ProduceRequest,
-            FetchRequest,
-            ListOffsetsRequest,
-            MetadataRequest,
-            OffsetCommitRequest,
-            OffsetFetchRequest,
-            FindCoordinatorRequest,
-            JoinGroupRequest,
-            HeartbeatRequest,
-            LeaveGroupRequest,
-            SyncGroupRequest,
-            ApiVersionsRequest,
-            CreateTopicsRequest,
-            DeleteTopicsRequest,
-            InitProducerIdRequest,
-            AddPartitionsToTxnRequest,
-            AddOffsetsToTxnRequest,
-            EndTxnRequest,
-            TxnOffsetCommitRequest,
-            DescribeClusterRequest
-        )
-    };
-}
+use crate::protocol::for_each_decoded_response;
 
 macro_rules! count {
     ($($r:ident),*) => { [$(stringify!($r)),*].len() };
 }
 
 /// How many response types [`response_frame`] chooses from.
-pub const RESPONSES: usize = each_request!(count);
+pub const RESPONSES: usize = for_each_decoded_response!(count);
 
 /// Decodes `frame` — a response frame after its length prefix: correlation id, header, body —
 /// as the client decodes the response to API number `api % RESPONSES` (Produce, Fetch,
@@ -71,7 +45,7 @@ pub fn response_frame(api: u8, version: u8, frame: &[u8]) -> (&'static str, Resu
             )*
         };
     }
-    each_request!(dispatch);
+    for_each_decoded_response!(dispatch);
     unreachable!("{i} left over: the index is reduced modulo RESPONSES")
 }
 
@@ -173,7 +147,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             )*
         };
     }
-    each_request!(responses);
+    for_each_decoded_response!(responses);
     debug_assert_eq!(usize::from(i), RESPONSES);
 
     let headers = [crate::record::Header::new("trace", &b"abc"[..])];

@@ -116,14 +116,11 @@ impl std::fmt::Display for Reject {
 /// Walks `body` (the response after its header) as the decoder of `api` at `version` would.
 /// `Ok` means the decoder will allocate in proportion to the body at most.
 pub(crate) fn check(api: ApiKey, version: i16, body: &[u8]) -> Result<(), Reject> {
-    let layout = root(api).ok_or(Reject::NoLayout)?;
-    let mut walk = Walk { buf: body, pos: 0 };
-    walk.layout(layout, version)
+    walked_len(api, version, body).map(drop)
 }
 
-/// How many bytes of `body` the decoder of `api` reads: for the tests, which compare it with
-/// what kafka-protocol's decoder consumed.
-#[cfg(test)]
+/// How many bytes of `body` the decoder of `api` reads (the tests compare it with what
+/// kafka-protocol's decoder consumed).
 pub(super) fn walked_len(api: ApiKey, version: i16, body: &[u8]) -> Result<usize, Reject> {
     let mut walk = Walk { buf: body, pos: 0 };
     walk.layout(root(api).ok_or(Reject::NoLayout)?, version)?;

@@ -3,35 +3,14 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, Request};
 
 use super::*;
-use crate::protocol::client_range;
+use crate::protocol::{client_range, for_each_decoded_response};
 
-/// Runs `$m!(ApiKey variant, response type)` for every response the client decodes.
-macro_rules! each_response {
-    ($m:ident) => {
-        $m!(Produce, ProduceResponse);
-        $m!(Fetch, FetchResponse);
-        $m!(ListOffsets, ListOffsetsResponse);
-        $m!(Metadata, MetadataResponse);
-        $m!(OffsetCommit, OffsetCommitResponse);
-        $m!(OffsetFetch, OffsetFetchResponse);
-        $m!(FindCoordinator, FindCoordinatorResponse);
-        $m!(JoinGroup, JoinGroupResponse);
-        $m!(Heartbeat, HeartbeatResponse);
-        $m!(LeaveGroup, LeaveGroupResponse);
-        $m!(SyncGroup, SyncGroupResponse);
-        $m!(ApiVersions, ApiVersionsResponse);
-        $m!(CreateTopics, CreateTopicsResponse);
-        $m!(DeleteTopics, DeleteTopicsResponse);
-        $m!(InitProducerId, InitProducerIdResponse);
-        $m!(AddPartitionsToTxn, AddPartitionsToTxnResponse);
-        $m!(AddOffsetsToTxn, AddOffsetsToTxnResponse);
-        $m!(EndTxn, EndTxnResponse);
-        $m!(TxnOffsetCommit, TxnOffsetCommitResponse);
-        $m!(DescribeCluster, DescribeClusterResponse);
-    };
+/// The API key of request type `Q`.
+fn key<Q: Request>() -> ApiKey {
+    ApiKey::try_from(Q::KEY).expect("a known API")
 }
 
 /// Bytes kafka-protocol's decoder consumed, or its error.
@@ -49,18 +28,18 @@ fn versions(api: ApiKey) -> std::ops::RangeInclusive<i16> {
 #[test]
 fn every_api_the_client_speaks_has_a_layout_covering_its_versions() {
     macro_rules! check {
-        ($api:ident, $resp:ty) => {
-            let (lo, hi) = client_range(ApiKey::$api);
-            let l = &LAYOUTS[root(ApiKey::$api).expect(stringify!($api))];
+        ($($req:ident),*) => {$({
+            let api = key::<$req>();
+            let (lo, hi) = client_range(api);
+            let l = &LAYOUTS[root(api).expect(stringify!($req))];
             assert!(
                 l.versions.0 <= lo && hi <= l.versions.1,
-                "{}: layout {:?}, client {lo}..={hi}",
-                stringify!($api),
+                "{api:?}: layout {:?}, client {lo}..={hi}",
                 l.versions
             );
-        };
+        })*};
     }
-    each_response!(check);
+    for_each_decoded_response!(check);
     assert_eq!(check(ApiKey::SaslHandshake, 1, &[]), Err(Reject::NoLayout));
 }
 
@@ -88,20 +67,16 @@ fn every_array_element_takes_at_least_one_byte() {
 #[test]
 fn default_responses_are_walked_to_their_end() {
     macro_rules! check {
-        ($api:ident, $resp:ty) => {
-            for v in versions(ApiKey::$api) {
+        ($($req:ident),*) => {$({
+            let api = key::<$req>();
+            for v in versions(api) {
                 let mut buf = BytesMut::new();
-                <$resp>::default().encode(&mut buf, v).unwrap();
-                assert_eq!(
-                    walked_len(ApiKey::$api, v, &buf),
-                    Ok(buf.len()),
-                    "{} v{v}",
-                    stringify!($api)
-                );
+                <$req as Request>::Response::default().encode(&mut buf, v).unwrap();
+                assert_eq!(walked_len(api, v, &buf), Ok(buf.len()), "{api:?} v{v}");
             }
-        };
+        })*};
     }
-    each_response!(check);
+    for_each_decoded_response!(check);
 }
 
 /// A tiny deterministic generator (xorshift): the tests must be reproducible.
@@ -195,20 +170,22 @@ fn generated_bodies_decode_exactly_as_walked() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut checked = 0;
     macro_rules! check {
-        ($api:ident, $resp:ty) => {
-            for v in versions(ApiKey::$api) {
+        ($($req:ident),*) => {$({
+            let api = key::<$req>();
+            for v in versions(api) {
                 for _ in 0..200 {
                     let mut body = Vec::new();
-                    generate_layout(root(ApiKey::$api).unwrap(), v, &mut rng, &mut body);
-                    let what = format!("{} v{v} {body:?}", stringify!($api));
-                    assert_eq!(decoded_len::<$resp>(&body, v), Ok(body.len()), "{what}");
-                    assert_eq!(walked_len(ApiKey::$api, v, &body), Ok(body.len()), "{what}");
+                    generate_layout(root(api).unwrap(), v, &mut rng, &mut body);
+                    let what = format!("{api:?} v{v} {body:?}");
+                    let decoded = decoded_len::<<$req as Request>::Response>(&body, v);
+                    assert_eq!(decoded, Ok(body.len()), "{what}");
+                    assert_eq!(walked_len(api, v, &body), Ok(body.len()), "{what}");
                     checked += 1;
                 }
             }
-        };
+        })*};
     }
-    each_response!(check);
+    for_each_decoded_response!(check);
     assert!(checked > 20 * 200, "{checked}");
 }
 

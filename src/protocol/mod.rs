@@ -14,6 +14,39 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use crate::error::{Error, Result};
 
 pub(crate) mod bounds;
+
+/// Runs `$m!(request types...)` with the request of every response the client decodes — the
+/// one list the layout tests and the fuzz targets share (`scripts/gen_wire_layouts.py` lists
+/// the same APIs for the layouts). The order is the fuzz input's API index: append only.
+#[cfg(any(test, feature = "fuzzing"))]
+macro_rules! for_each_decoded_response {
+    ($m:ident) => {
+        $m!(
+            ProduceRequest,
+            FetchRequest,
+            ListOffsetsRequest,
+            MetadataRequest,
+            OffsetCommitRequest,
+            OffsetFetchRequest,
+            FindCoordinatorRequest,
+            JoinGroupRequest,
+            HeartbeatRequest,
+            LeaveGroupRequest,
+            SyncGroupRequest,
+            ApiVersionsRequest,
+            CreateTopicsRequest,
+            DeleteTopicsRequest,
+            InitProducerIdRequest,
+            AddPartitionsToTxnRequest,
+            AddOffsetsToTxnRequest,
+            EndTxnRequest,
+            TxnOffsetCommitRequest,
+            DescribeClusterRequest
+        )
+    };
+}
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use for_each_decoded_response;
 mod layouts;
 pub(crate) mod records;
 

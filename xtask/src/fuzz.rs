@@ -64,12 +64,30 @@ pub fn plan(args: &[String]) -> Result<Plan> {
 /// `cargo fuzz run` for one target: release build with debug assertions (overflow checks
 /// panic), no sanitizer (the crate forbids `unsafe`; ASan would only slow the runs).
 pub fn command(root: &Path, target: &str, runs: u64) -> Command {
+    let scratch = format!("../target/fuzz-corpus/{target}");
+    let committed = format!("corpus/{target}");
+    // libFuzzer adds what it finds to the first directory: the scratch one.
+    fuzz_run(
+        root,
+        target,
+        [&scratch, &committed],
+        [&format!("-runs={runs}"), "-print_final_stats=1"],
+    )
+}
+
+/// `cargo fuzz run TARGET DIRS.. -- LIBFUZZER_ARGS..` in `fuzz/`, as every run here builds it.
+fn fuzz_run<'a>(
+    root: &Path,
+    target: &str,
+    dirs: [&str; 2],
+    libfuzzer: impl IntoIterator<Item = &'a str>,
+) -> Command {
     let mut cmd = cargo();
     cmd.env("RUSTC_BOOTSTRAP", "1")
         .args(["fuzz", "run", "-O", "-a", "--sanitizer", "none", target])
-        .arg(format!("../target/fuzz-corpus/{target}"))
-        .arg(format!("corpus/{target}"))
-        .args(["--", &format!("-runs={runs}"), "-print_final_stats=1"])
+        .args(dirs)
+        .arg("--")
+        .args(libfuzzer)
         .current_dir(root.join("fuzz"));
     cmd
 }
@@ -151,15 +169,17 @@ pub fn run(root: &Path, args: &[String]) -> Result {
             coverage(&err)
         ));
         if plan.merge {
-            let mut merge = cargo();
-            merge
-                .env("RUSTC_BOOTSTRAP", "1")
-                .args(["fuzz", "run", "-O", "-a", "--sanitizer", "none", target])
-                .arg(format!("corpus/{target}"))
-                .arg(format!("../target/fuzz-corpus/{target}"))
-                .args(["--", "-merge=1"])
-                .current_dir(root.join("fuzz"));
-            crate::run_step(&mut merge)?;
+            // Into the committed corpus (first directory) what the scratch one adds.
+            let (committed, scratch) = (
+                format!("corpus/{target}"),
+                format!("../target/fuzz-corpus/{target}"),
+            );
+            crate::run_step(&mut fuzz_run(
+                root,
+                target,
+                [&committed, &scratch],
+                ["-merge=1"],
+            ))?;
         }
     }
     println!("\nsummary (cargo xtask fuzz --runs {}):", plan.runs);
