@@ -230,6 +230,17 @@ impl FakeCluster {
         })
     }
 
+    /// A client builder bootstrapping from `b:1` through a connector on which `b:1` and
+    /// broker 1's `fake:1` are this cluster (single-broker clusters only).
+    pub(crate) fn client_builder(self: &std::sync::Arc<Self>) -> crate::client::ClientBuilder {
+        let connector = std::sync::Arc::new(FakeConnector::default());
+        connector.set("fake:1", Behaviour::Serve(self.clone()));
+        connector.set("b:1", Behaviour::Serve(self.clone()));
+        crate::client::Client::builder()
+            .bootstrap_servers("b:1")
+            .connector(connector)
+    }
+
     /// Serves one client connection until it closes.
     pub(crate) async fn serve(self: std::sync::Arc<Self>, mut peer: FakePeer) {
         loop {

@@ -16,7 +16,7 @@ use crate::client::Client;
 use crate::compression::Compression;
 use crate::consumer::{Consumer, IsolationLevel, OffsetReset, SeekTo, TopicPartition};
 use crate::protocol::records::{stamp_producer, BatchBuilder};
-use crate::testing::{Behaviour, FakeCluster, FakeConnector, Received};
+use crate::testing::{FakeCluster, Received};
 
 /// What one batch in the scripted log is.
 #[derive(Clone, Copy)]
@@ -161,15 +161,7 @@ async fn consumer(log: Log, max_partition_bytes: usize) -> (Consumer, Client) {
     let log = Arc::new(Mutex::new(log));
     let cluster = FakeCluster::with_brokers(&[1]);
     *cluster.handler.lock().unwrap() = Some(Box::new(move |r: &Received| answer(&log, r)));
-    let connector = Arc::new(FakeConnector::default());
-    connector.set("fake:1", Behaviour::Serve(cluster.clone()));
-    connector.set("b:1", Behaviour::Serve(cluster));
-    let client = Client::builder()
-        .bootstrap_servers("b:1")
-        .connector(connector)
-        .build()
-        .await
-        .unwrap();
+    let client = cluster.client_builder().build().await.unwrap();
     let c = Consumer::builder(&client)
         .isolation_level(IsolationLevel::ReadCommitted)
         .offset_reset(OffsetReset::Earliest)

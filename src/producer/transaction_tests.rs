@@ -17,9 +17,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::client::Client;
 use crate::protocol::records::decode_batches;
-use crate::testing::{Behaviour, FakeCluster, FakeConnector, Received};
+use crate::testing::{FakeCluster, Received};
 use crate::{Producer, Record};
 
 fn script(seen: &Mutex<Vec<String>>, r: &Received) -> Option<bytes::Bytes> {
@@ -125,15 +124,7 @@ async fn a_transaction_puts_the_right_requests_on_the_wire() {
     ranges.retain(|r| r.0 != 22 && r.0 != 10);
     ranges.extend([(22, 0, 4), (10, 0, 3)]);
     *cluster.ranges.lock().unwrap() = Some(ranges);
-    let connector = Arc::new(FakeConnector::default());
-    connector.set("fake:1", Behaviour::Serve(cluster.clone()));
-    connector.set("b:1", Behaviour::Serve(cluster));
-    let client = Client::builder()
-        .bootstrap_servers("b:1")
-        .connector(connector)
-        .build()
-        .await
-        .unwrap();
+    let client = cluster.client_builder().build().await.unwrap();
     let p = Producer::builder(&client)
         .set("transactional.id", "tx-1")
         .build()
