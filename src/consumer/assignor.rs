@@ -28,11 +28,10 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
 use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
-use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
-};
+use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 
+use crate::consumer::coordinator::topic_name;
 use crate::error::{Error, Result};
 
 /// The consumer protocol version of the subscriptions ferrokafka sends in JoinGroup.
@@ -203,10 +202,6 @@ pub(crate) fn decode_assignment(bytes: Bytes) -> Result<Assignment> {
 
 fn fits_wire_string(s: &str) -> bool {
     s.len() <= i16::MAX as usize
-}
-
-fn topic_name(topic: &str) -> TopicName {
-    TopicName(StrBytes::from_string(topic.to_owned()))
 }
 
 fn clamp_version<M: Message>(version: i16) -> i16 {

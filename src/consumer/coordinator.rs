@@ -625,8 +625,25 @@ impl GroupCoordinator {
             Error::check_code(code, None, || context(what))
                 .map_err(|e| self.failed(node, ApiKey::OffsetFetch, e))
         };
-        let mut answers = Vec::new();
-        if version >= 8 {
+        // v8+ nests the topics in a group; both layouts have the same fields, in other types.
+        macro_rules! fetched {
+            ($topics:expr) => {
+                $topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions.iter().map(move |p| Fetched {
+                            topic: t.name.0.as_str(),
+                            partition: p.partition_index,
+                            offset: p.committed_offset,
+                            epoch: p.committed_leader_epoch,
+                            metadata: p.metadata.as_ref(),
+                            code: p.error_code,
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            };
+        }
+        let answers = if version >= 8 {
             let group = resp
                 .groups
                 .iter()
@@ -635,38 +652,16 @@ impl GroupCoordinator {
                     Error::protocol(format!("no group in the answer to {}", context("")))
                 })?;
             check(group.error_code, "")?;
-            for t in &group.topics {
-                for p in &t.partitions {
-                    answers.push(Fetched {
-                        topic: t.name.0.as_str(),
-                        partition: p.partition_index,
-                        offset: p.committed_offset,
-                        epoch: p.committed_leader_epoch,
-                        metadata: p.metadata.as_ref(),
-                        code: p.error_code,
-                    });
-                }
-            }
+            fetched!(group.topics)
         } else {
             check(resp.error_code, "")?;
-            for t in &resp.topics {
-                for p in &t.partitions {
-                    answers.push(Fetched {
-                        topic: t.name.0.as_str(),
-                        partition: p.partition_index,
-                        offset: p.committed_offset,
-                        epoch: p.committed_leader_epoch,
-                        metadata: p.metadata.as_ref(),
-                        code: p.error_code,
-                    });
-                }
-            }
-        }
+            fetched!(resp.topics)
+        };
         let mut retry = None;
         let mut found = found.lock().unwrap();
         for a in answers {
-            let key = (a.topic.to_owned(), a.partition);
-            if !todo.contains(&&key) {
+            let asked = by_topic.get(a.topic);
+            if !asked.is_some_and(|parts| parts.contains(&a.partition)) {
                 continue;
             }
             if let Err(e) = check(a.code, &format!(", {}-{}", a.topic, a.partition)) {
@@ -682,7 +677,7 @@ impl GroupCoordinator {
                 leader_epoch: (a.epoch >= 0).then_some(a.epoch),
                 metadata: a.metadata.filter(|m| !m.is_empty()).map(|m| m.to_string()),
             });
-            found.insert(key, committed);
+            found.insert((a.topic.to_owned(), a.partition), committed);
         }
         if let Some(e) = retry {
             return Err(e);
@@ -915,11 +910,11 @@ fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
 
-fn group_id(id: &str) -> GroupId {
+pub(crate) fn group_id(id: &str) -> GroupId {
     GroupId(sb(id))
 }
 
-fn topic_name(name: &str) -> TopicName {
+pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(sb(name))
 }
 

@@ -27,9 +27,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -39,7 +37,7 @@ use crate::client::metadata::TopicsQuery;
 use crate::client::ClientInner;
 use crate::codes::KafkaCode;
 use crate::consumer::config::{ConsumerConfig, IsolationLevel};
-use crate::consumer::coordinator::GroupCoordinator;
+use crate::consumer::coordinator::{topic_name, GroupCoordinator};
 use crate::consumer::record::{ConsumerRecord, TimestampType};
 use crate::consumer::state::{
     Assignment, Budget, BudgetGuard, Delivery, Lookup, PartitionState, Position,
@@ -326,26 +324,19 @@ impl Fetcher {
     }
 
     fn fetch_request(&self, planned: &[Planned], max_bytes: usize) -> FetchRequest {
-        let mut topics: Vec<FetchTopic> = Vec::new();
-        for p in planned {
+        let topics = per_topic(planned.iter().map(|p| {
             let fp = FetchPartition::default()
                 .with_partition(p.part.tp.partition)
                 .with_fetch_offset(p.offset)
                 .with_partition_max_bytes(self.cfg.max_partition_fetch_bytes);
-            match topics
-                .iter_mut()
-                .find(|t| t.topic.0.as_str() == &*p.part.tp.topic)
-            {
-                Some(t) => t.partitions.push(fp),
-                None => topics.push(
-                    FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(
-                            p.part.tp.topic.to_string(),
-                        )))
-                        .with_partitions(vec![fp]),
-                ),
-            }
-        }
+            (&*p.part.tp.topic, fp)
+        }))
+        .map(|(topic, partitions)| {
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(partitions)
+        })
+        .collect();
         FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(self.cfg.fetch_max_wait.as_millis().min(i32::MAX as u128) as i32)
@@ -835,6 +826,20 @@ fn code_error(code: i16, context: String) -> Error {
         .unwrap_or_else(|| Error::protocol("error code 0 reported as an error"))
 }
 
+/// `items` grouped per topic, topics in the order they first appear.
+fn per_topic<'a, T>(
+    items: impl IntoIterator<Item = (&'a str, T)>,
+) -> impl Iterator<Item = (&'a str, Vec<T>)> {
+    let mut topics: Vec<(&str, Vec<T>)> = Vec::new();
+    for (topic, item) in items {
+        match topics.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, items)) => items.push(item),
+            None => topics.push((topic, vec![item])),
+        }
+    }
+    topics.into_iter()
+}
+
 fn budget_bytes(guard: &BudgetGuard, want: usize) -> usize {
     guard.bytes().min(want)
 }
@@ -846,26 +851,19 @@ async fn list_offsets(
     planned: &[(Planned, Lookup)],
     isolation: i8,
 ) -> Result<ListOffsetsResponse> {
-    let mut topics: Vec<ListOffsetsTopic> = Vec::new();
-    for (p, l) in planned {
+    let topics = per_topic(planned.iter().map(|(p, l)| {
         let lp = ListOffsetsPartition::default()
             .with_partition_index(p.part.tp.partition)
             .with_current_leader_epoch(-1)
             .with_timestamp(l.wire());
-        match topics
-            .iter_mut()
-            .find(|t| t.name.0.as_str() == &*p.part.tp.topic)
-        {
-            Some(t) => t.partitions.push(lp),
-            None => topics.push(
-                ListOffsetsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(
-                        p.part.tp.topic.to_string(),
-                    )))
-                    .with_partitions(vec![lp]),
-            ),
-        }
-    }
+        (&*p.part.tp.topic, lp)
+    }))
+    .map(|(topic, partitions)| {
+        ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(partitions)
+    })
+    .collect();
     let req = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_isolation_level(isolation)

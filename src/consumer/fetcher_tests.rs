@@ -272,6 +272,22 @@ async fn consumer(client: &Client, reset: OffsetReset) -> Consumer {
         .unwrap()
 }
 
+/// An earliest-reset consumer with these settings, and `fetch_buffer_bytes` if given.
+async fn consumer_with(
+    client: &Client,
+    settings: &[(&str, &str)],
+    fetch_buffer_bytes: Option<usize>,
+) -> Consumer {
+    let mut builder = Consumer::builder(client).offset_reset(OffsetReset::Earliest);
+    for (key, value) in settings {
+        builder = builder.set(key, value);
+    }
+    if let Some(bytes) = fetch_buffer_bytes {
+        builder = builder.fetch_buffer_bytes(bytes);
+    }
+    builder.build().await.unwrap()
+}
+
 #[tokio::test]
 async fn seek_by_timestamp_starts_at_the_first_record_at_or_after_it() {
     let (client, _broker) = setup(Log::with(10)).await;
@@ -348,15 +364,16 @@ async fn control_batches_are_never_handed_out() {
 async fn prefetch_stops_at_the_budget_until_the_application_drains() {
     let (client, broker) = setup(Log::with(20_000)).await;
     let budget = 32 * 1024;
-    let c = Consumer::builder(&client)
-        .offset_reset(OffsetReset::Earliest)
-        .set("fetch.max.wait.ms", "10")
-        .set("max.partition.fetch.bytes", "4096")
-        .set("fetch.max.bytes", "8192")
-        .fetch_buffer_bytes(budget)
-        .build()
-        .await
-        .unwrap();
+    let c = consumer_with(
+        &client,
+        &[
+            ("fetch.max.wait.ms", "10"),
+            ("max.partition.fetch.bytes", "4096"),
+            ("fetch.max.bytes", "8192"),
+        ],
+        Some(budget),
+    )
+    .await;
     c.assign(&[tp()]).await.unwrap();
     assert_eq!(recv_offset(&c).await, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -393,14 +410,12 @@ async fn prefetch_stops_at_the_budget_until_the_application_drains() {
 async fn compressed_data_is_decoded_only_up_to_the_budget() {
     let (client, broker) = setup(Log::compressible(2_000)).await;
     let budget = 64 * 1024;
-    let c = Consumer::builder(&client)
-        .offset_reset(OffsetReset::Earliest)
-        .set("fetch.max.wait.ms", "10")
-        .set("fetch.max.bytes", "32768")
-        .fetch_buffer_bytes(budget)
-        .build()
-        .await
-        .unwrap();
+    let c = consumer_with(
+        &client,
+        &[("fetch.max.wait.ms", "10"), ("fetch.max.bytes", "32768")],
+        Some(budget),
+    )
+    .await;
     c.assign(&[tp()]).await.unwrap();
     assert_eq!(recv_offset(&c).await, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -459,12 +474,7 @@ async fn wait_for_fetches(broker: &Broker, n: usize) -> Vec<SeenFetch> {
 async fn fetches_in_flight_together_never_share_a_partition() {
     let (client, broker) = setup_partitions(Log::with(100), 6).await;
     broker.hold.store(true, AtomicOrdering::SeqCst);
-    let c = Consumer::builder(&client)
-        .offset_reset(OffsetReset::Earliest)
-        .set(LANES_KEY, "2")
-        .build()
-        .await
-        .unwrap();
+    let c = consumer_with(&client, &[(LANES_KEY, "2")], None).await;
     c.assign(&tps(6)).await.unwrap();
     wait_for_fetches(&broker, 2).await;
     // Both lanes are busy and unanswered: nothing more may be asked meanwhile.
@@ -483,15 +493,16 @@ async fn fetches_in_flight_together_stay_within_the_budget() {
     let (client, broker) = setup_partitions(Log::with(100), 4).await;
     broker.hold.store(true, AtomicOrdering::SeqCst);
     let budget = 12 * 1024;
-    let c = Consumer::builder(&client)
-        .offset_reset(OffsetReset::Earliest)
-        .set(LANES_KEY, "3")
-        .set("max.partition.fetch.bytes", "4096")
-        .set("fetch.max.bytes", "8192")
-        .fetch_buffer_bytes(budget)
-        .build()
-        .await
-        .unwrap();
+    let c = consumer_with(
+        &client,
+        &[
+            (LANES_KEY, "3"),
+            ("max.partition.fetch.bytes", "4096"),
+            ("fetch.max.bytes", "8192"),
+        ],
+        Some(budget),
+    )
+    .await;
     c.assign(&tps(4)).await.unwrap();
     wait_for_fetches(&broker, 3).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -546,14 +557,16 @@ async fn every_partition_arrives_in_offset_order_with_fetches_in_flight_together
 #[tokio::test]
 async fn successive_fetches_rotate_the_partition_order() {
     let (client, broker) = setup_partitions(Log::with(400), 3).await;
-    let c = Consumer::builder(&client)
-        .offset_reset(OffsetReset::Earliest)
-        .set(LANES_KEY, "1")
-        .set("fetch.max.wait.ms", "10")
-        .set("max.partition.fetch.bytes", "100")
-        .build()
-        .await
-        .unwrap();
+    let c = consumer_with(
+        &client,
+        &[
+            (LANES_KEY, "1"),
+            ("fetch.max.wait.ms", "10"),
+            ("max.partition.fetch.bytes", "100"),
+        ],
+        None,
+    )
+    .await;
     c.assign(&tps(3)).await.unwrap();
     for _ in 0..40 {
         tokio::time::timeout(Duration::from_secs(5), c.recv())

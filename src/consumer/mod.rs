@@ -589,36 +589,34 @@ impl Consumer {
         let mut out = Vec::with_capacity(max.min(1024));
         out.push(self.recv().await?);
         while out.len() < max {
-            match self.pop()? {
-                Some(r) => out.push(r),
-                None => {
-                    let Ok(mut rx) = self.rx.try_lock() else {
+            // The current delivery's records, under one lock; if it has more than fit, the
+            // rest stays for the next call.
+            self.take(max - out.len(), |r| out.push(r))?;
+            if out.len() == max {
+                break;
+            }
+            let Ok(mut rx) = self.rx.try_lock() else {
+                break;
+            };
+            match rx.try_recv() {
+                Ok(d @ Delivery::Records { .. }) => self.local.lock().unwrap().current = Some(d),
+                Ok(Delivery::PartitionError { part, epoch, error }) => {
+                    if part.current(epoch) {
+                        // Deliver what we have; the error comes with the next call.
+                        drop(rx);
+                        let _ =
+                            self.shared
+                                .tx
+                                .send(Delivery::PartitionError { part, epoch, error });
                         break;
-                    };
-                    match rx.try_recv() {
-                        Ok(d @ Delivery::Records { .. }) => {
-                            self.local.lock().unwrap().current = Some(d)
-                        }
-                        Ok(Delivery::PartitionError { part, epoch, error }) => {
-                            if part.current(epoch) {
-                                // Deliver what we have; the error comes with the next call.
-                                drop(rx);
-                                let _ = self.shared.tx.send(Delivery::PartitionError {
-                                    part,
-                                    epoch,
-                                    error,
-                                });
-                                break;
-                            }
-                        }
-                        Ok(Delivery::Error(e)) => {
-                            drop(rx);
-                            let _ = self.shared.tx.send(Delivery::Error(e));
-                            break;
-                        }
-                        Err(_) => break,
                     }
                 }
+                Ok(Delivery::Error(e)) => {
+                    drop(rx);
+                    let _ = self.shared.tx.send(Delivery::Error(e));
+                    break;
+                }
+                Err(_) => break,
             }
         }
         Ok(out)
@@ -626,6 +624,14 @@ impl Consumer {
 
     /// Takes the next record of the current delivery, if it is still valid.
     fn pop(&self) -> Result<Option<ConsumerRecord>> {
+        let mut record = None;
+        self.take(1, |r| record = Some(r))?;
+        Ok(record)
+    }
+
+    /// Hands up to `max` records of the current delivery to `put`, in order, under one lock.
+    /// A delivery used up or no longer valid is dropped (none handed out then).
+    fn take(&self, max: usize, mut put: impl FnMut(ConsumerRecord)) -> Result<()> {
         if self.shared.is_closed.load(Ordering::Relaxed) {
             return Err(Error::Closed);
         }
@@ -635,34 +641,45 @@ impl Consumer {
         if let Some(e) = self.shared.fatal.get() {
             return Err(e.clone());
         }
-        if let Some(Delivery::Records {
+        let Local {
+            current,
+            records: handed,
+            ..
+        } = &mut *local;
+        let Some(Delivery::Records {
             part,
             epoch,
             records,
             next,
             ..
-        }) = &mut local.current
-        {
-            if part.current(*epoch) {
-                let Some(r) = records.next() else {
-                    // Past the last record: the position covers what the fetch skipped.
-                    part.consumed.store(*next, Ordering::Release);
-                    local.current = None;
-                    return Ok(None);
-                };
-                {
-                    part.consumed.store(r.offset + 1, Ordering::Release);
-                    local.records += 1;
-                    self.shared
-                        .metrics
-                        .records
-                        .store(local.records, Ordering::Relaxed);
-                    return Ok(Some(r));
-                }
+        }) = current
+        else {
+            *current = None;
+            return Ok(());
+        };
+        let before = *handed;
+        for _ in 0..max {
+            if !part.current(*epoch) {
+                *current = None;
+                break;
             }
+            let Some(r) = records.next() else {
+                // Past the last record: the position covers what the fetch skipped.
+                part.consumed.store(*next, Ordering::Release);
+                *current = None;
+                break;
+            };
+            part.consumed.store(r.offset + 1, Ordering::Release);
+            *handed += 1;
+            put(r);
         }
-        local.current = None;
-        Ok(None)
+        if *handed != before {
+            self.shared
+                .metrics
+                .records
+                .store(*handed, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// The records as a `futures::Stream` (never ends by itself; errors are items).

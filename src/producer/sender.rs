@@ -269,21 +269,10 @@ impl Sender {
                         // Stamped in place while the buffer is still ours alone: the batch's
                         // bytes are never copied after encoding. (`can_send` guarantees an
                         // identity when idempotent.)
-                        let base_sequence = match self.identity.filter(|_| self.idempotent) {
-                            Some(id) => {
-                                let seq = st.next_sequence;
-                                st.next_sequence = idempotence::next_sequence(seq, record_count);
-                                stamp_producer(
-                                    &mut bytes,
-                                    id.producer_id,
-                                    id.epoch,
-                                    seq,
-                                    self.txn.is_some(),
-                                );
-                                Some(seq)
-                            }
-                            None => None,
-                        };
+                        let base_sequence = self
+                            .identity
+                            .filter(|_| self.idempotent)
+                            .map(|id| self.stamp_next(&mut st, &mut bytes, id, record_count));
                         ProducerBatch {
                             record_count,
                             bytes: bytes.freeze(),
@@ -328,19 +317,26 @@ impl Sender {
             return Some(batch);
         }
         let id = self.identity?;
-        let seq = st.next_sequence;
-        st.next_sequence = idempotence::next_sequence(seq, batch.record_count);
         let mut bytes = bytes::BytesMut::from(&batch.bytes[..]);
-        stamp_producer(
-            &mut bytes,
-            id.producer_id,
-            id.epoch,
-            seq,
-            self.txn.is_some(),
-        );
+        let seq = self.stamp_next(st, &mut bytes, id, batch.record_count);
         batch.bytes = bytes.freeze();
         batch.base_sequence = Some(seq);
         Some(batch)
+    }
+
+    /// Gives a batch of `record_count` records the partition's next sequence, stamping it and
+    /// `id` into the batch header; returns the sequence.
+    fn stamp_next(
+        &self,
+        st: &mut super::accumulator::PartitionState,
+        bytes: &mut bytes::BytesMut,
+        id: Identity,
+        record_count: i32,
+    ) -> i32 {
+        let seq = st.next_sequence;
+        st.next_sequence = idempotence::next_sequence(seq, record_count);
+        stamp_producer(bytes, id.producer_id, id.epoch, seq, self.txn.is_some());
+        seq
     }
 
     fn requests_in_flight(&self) -> usize {

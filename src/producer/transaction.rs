@@ -27,8 +27,8 @@ use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, EndTxnRequest, GroupId,
-    InitProducerIdRequest, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, EndTxnRequest,
+    InitProducerIdRequest, ProducerId, TransactionalId, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
@@ -36,7 +36,7 @@ use tracing::{debug, info};
 
 use crate::classify::{classify, Action};
 use crate::client::ClientInner;
-use crate::consumer::coordinator::GroupCoordinator;
+use crate::consumer::coordinator::{group_id, topic_name, GroupCoordinator};
 use crate::consumer::{CommitOffset, ConsumerGroupMetadata, TopicPartition};
 use crate::error::{Error, Result};
 use crate::producer::idempotence::Identity;
@@ -221,7 +221,7 @@ impl Transactions {
             .into_iter()
             .map(|(t, ps)| {
                 AddPartitionsToTxnTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(t.to_owned())))
+                    .with_name(topic_name(t))
                     .with_partitions(ps)
             })
             .collect();
@@ -316,7 +316,7 @@ impl Transactions {
                             .with_transactional_id(txn_id(&self.id))
                             .with_producer_id(ProducerId(id.producer_id))
                             .with_producer_epoch(id.epoch)
-                            .with_group_id(GroupId(StrBytes::from_string(group.group_id.clone()))))
+                            .with_group_id(group_id(&group.group_id)))
                     })
                     .await?;
                 self.coordinator
@@ -362,7 +362,7 @@ impl Transactions {
             .into_iter()
             .map(|(t, ps)| {
                 TxnOffsetCommitRequestTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(t.to_owned())))
+                    .with_name(topic_name(t))
                     .with_partitions(ps)
             })
             .collect();
@@ -372,7 +372,7 @@ impl Transactions {
                     .exchange(ApiKey::TxnOffsetCommit, Duration::ZERO, |version, _| {
                         let mut req = TxnOffsetCommitRequest::default()
                             .with_transactional_id(txn_id(&self.id))
-                            .with_group_id(GroupId(StrBytes::from_string(group.group_id.clone())))
+                            .with_group_id(group_id(&group.group_id))
                             .with_producer_id(ProducerId(id.producer_id))
                             .with_producer_epoch(id.epoch)
                             .with_topics(topics.clone());
