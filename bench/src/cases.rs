@@ -6,6 +6,8 @@
 //! `queue.buffering.max.kbytes=32768`, rskafka: at most 32 MiB of records in outstanding
 //! `produce` futures), at most 5 requests in flight per connection, 12 partitions.
 
+use crate::common::BenchCase;
+
 /// Partitions of every benchmark topic.
 pub const PARTITIONS: i32 = 12;
 /// `linger.ms`.
@@ -167,9 +169,16 @@ pub const CASES: &[Case] = &[
     ),
 ];
 
-/// The case called `name`.
-pub fn find(name: &str) -> Option<&'static Case> {
-    CASES.iter().find(|c| c.name == name)
+impl BenchCase for Case {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn what(&self) -> &'static str {
+        self.what
+    }
+    fn records(&self) -> u64 {
+        self.records
+    }
 }
 
 /// The key of record `i` of a keyed case: 9 ASCII bytes, `k` and 8 digits.
@@ -186,15 +195,6 @@ pub fn key(i: u64, buf: &mut [u8; 9]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn case_names_are_unique_and_found() {
-        for c in CASES {
-            assert_eq!(find(c.name).unwrap().name, c.name);
-            assert_eq!(CASES.iter().filter(|d| d.name == c.name).count(), 1);
-        }
-        assert!(find("nope").is_none());
-    }
 
     #[test]
     fn keys_are_zero_padded() {

@@ -23,6 +23,8 @@
 
 mod cases;
 mod clients;
+mod common;
+mod connect;
 mod consume;
 mod measure;
 mod parent;

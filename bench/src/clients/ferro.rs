@@ -5,11 +5,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferrokafka::{Acks, Client, Compression, DeliveryFuture, Producer, Record};
+use ferrokafka::{Acks, Compression, DeliveryFuture, Producer, Record};
 use futures::FutureExt;
 
-use super::{runtime, Job, Produced};
+use super::{Job, Produced};
 use crate::cases::{self, Codec};
+use crate::connect::{self, runtime};
 
 fn compression(c: Codec) -> Compression {
     match c {
@@ -27,12 +28,7 @@ pub fn run(job: &Job) -> Result<Produced, String> {
 
 async fn produce(job: &Job) -> Result<Produced, String> {
     let case = job.case;
-    let client = Client::builder()
-        .bootstrap_servers(&job.bootstrap)
-        .client_id("ferrokafka-bench")
-        .build()
-        .await
-        .map_err(|e| format!("client: {e}"))?;
+    let client = connect::ferrokafka_client(&job.bootstrap).await?;
     let acks = match case.acks {
         cases::Acks::Leader => Acks::Leader,
         cases::Acks::All => Acks::All,

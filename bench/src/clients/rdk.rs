@@ -1,46 +1,16 @@
 //! rdkafka (librdkafka): `BaseProducer` + `poll`, delivery callbacks counting outcomes — the
 //! way librdkafka users produce for throughput.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::util::Timeout;
-use rdkafka::ClientContext;
 
 use super::{Job, Produced};
 use crate::cases::{self, Acks};
-
-#[derive(Default)]
-struct Counting {
-    ok: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-impl ClientContext for Counting {}
-
-impl ProducerContext for Counting {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => {
-                self.ok.fetch_add(1, Ordering::Relaxed);
-            }
-            Err((e, _)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                self.first_error
-                    .lock()
-                    .unwrap()
-                    .get_or_insert_with(|| e.to_string());
-            }
-        }
-    }
-}
+use crate::connect::{self, Counting};
 
 /// The librdkafka configuration of a job.
 pub fn config(job: &Job) -> ClientConfig {
@@ -80,18 +50,11 @@ pub fn config(job: &Job) -> ClientConfig {
             },
         );
     // Extra or overriding properties for experiments: `key=value,key=value`.
-    if let Ok(extra) = std::env::var(EXTRA_ENV) {
-        for kv in extra.split(',').filter(|kv| !kv.trim().is_empty()) {
-            if let Some((k, v)) = kv.split_once('=') {
-                cfg.set(k.trim(), v.trim());
-            }
-        }
+    for (k, v) in connect::extra_properties(connect::RDKAFKA_EXTRA_ENV) {
+        cfg.set(k, v);
     }
     cfg
 }
-
-/// Environment variable with extra librdkafka properties (`key=value,...`).
-pub const EXTRA_ENV: &str = "FERROKAFKA_BENCH_RDKAFKA";
 
 pub fn run(job: &Job) -> Result<Produced, String> {
     let case = job.case;
@@ -117,17 +80,7 @@ pub fn run(job: &Job) -> Result<Produced, String> {
         if case.keyed {
             record = record.key(cases::key(i, &mut key));
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    // The queue is full: serve delivery reports, which frees room.
-                    producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(format!("rdkafka send: {e}")),
-            }
-        }
+        connect::send(&producer, record).map_err(|e| format!("rdkafka send: {e}"))?;
         if i % 1024 == 0 {
             producer.poll(Duration::ZERO);
         }

@@ -13,14 +13,14 @@ use chrono::DateTime;
 use ferrokafka::{Murmur2Partitioner, Partitioner};
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
-use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::client::partition::Compression;
 use rskafka::client::producer::aggregator::RecordAggregator;
 use rskafka::client::producer::{BatchProducer, BatchProducerBuilder};
-use rskafka::client::ClientBuilder;
 use rskafka::record::Record;
 
-use super::{runtime, Job, Produced};
+use super::{Job, Produced};
 use crate::cases::{self, Codec};
+use crate::connect::{self, runtime};
 
 fn compression(c: Codec) -> Compression {
     match c {
@@ -38,25 +38,19 @@ pub fn run(job: &Job) -> Result<Produced, String> {
 
 async fn produce(job: &Job) -> Result<Produced, String> {
     let case = job.case;
-    let bootstrap = job.bootstrap.split(',').map(str::to_string).collect();
-    let client = ClientBuilder::new(bootstrap)
-        .client_id("rskafka-bench")
-        .build()
-        .await
-        .map_err(|e| format!("rskafka client: {e}"))?;
-    let mut producers: Vec<Arc<BatchProducer<RecordAggregator>>> = Vec::new();
-    for p in 0..cases::PARTITIONS {
-        let partition = client
-            .partition_client(job.topic.as_str(), p, UnknownTopicHandling::Retry)
-            .await
-            .map_err(|e| format!("rskafka partition client {p}: {e}"))?;
-        producers.push(Arc::new(
-            BatchProducerBuilder::new(Arc::new(partition))
-                .with_linger(Duration::from_millis(cases::LINGER_MS))
-                .with_compression(compression(case.codec))
-                .build(RecordAggregator::new(job.batch_size)),
-        ));
-    }
+    let producers: Vec<Arc<BatchProducer<RecordAggregator>>> =
+        connect::rskafka_partitions(&job.bootstrap, &job.topic, cases::PARTITIONS)
+            .await?
+            .into_iter()
+            .map(|partition| {
+                Arc::new(
+                    BatchProducerBuilder::new(partition)
+                        .with_linger(Duration::from_millis(cases::LINGER_MS))
+                        .with_compression(compression(case.codec))
+                        .build(RecordAggregator::new(job.batch_size)),
+                )
+            })
+            .collect();
     // Warm-up: one record delivered before the clock starts.
     producers[0]
         .produce(Record {

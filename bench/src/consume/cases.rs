@@ -7,6 +7,7 @@
 //! (ferrokafka `fetch.buffer.bytes`, librdkafka `queued.max.messages.kbytes`) and CRC checks on.
 
 use crate::cases::Codec;
+use crate::common::BenchCase;
 
 /// `fetch.max.wait.ms` (librdkafka `fetch.wait.max.ms`).
 pub const FETCH_MAX_WAIT_MS: u64 = 500;
@@ -104,9 +105,16 @@ pub const CASES: &[ConsumeCase] = &[
     },
 ];
 
-/// The case called `name`.
-pub fn find(name: &str) -> Option<&'static ConsumeCase> {
-    CASES.iter().find(|c| c.name == name)
+impl BenchCase for ConsumeCase {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn what(&self) -> &'static str {
+        self.what
+    }
+    fn records(&self) -> u64 {
+        self.records
+    }
 }
 
 /// The partition the filling producer writes record `i` of `records` to: contiguous,
@@ -121,17 +129,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn case_names_are_unique_and_found() {
-        for c in CASES {
-            assert_eq!(find(c.name).unwrap().name, c.name);
-            assert_eq!(CASES.iter().filter(|d| d.name == c.name).count(), 1);
-        }
-        assert!(find("nope").is_none());
-    }
-
-    #[test]
     fn fill_spreads_records_evenly() {
-        let c = find("100p-10mb").unwrap();
+        let c = crate::common::find(CASES, "100p-10mb").unwrap();
         let mut per = vec![0u64; c.partitions as usize];
         for i in 0..c.records {
             per[fill_partition(i, c.records, c.partitions) as usize] += 1;

@@ -1,8 +1,10 @@
 //! ferrokafka: `Consumer` with `assign` (no group), `recv_batch` until the case's records are in.
 
-use ferrokafka::{Client, Consumer, OffsetReset, TopicPartition};
+use ferrokafka::{Consumer, OffsetReset, TopicPartition};
 
-use super::worker::{runtime, Consumed, Counter, Job};
+use super::worker::{Counter, Job};
+use crate::common::Measured;
+use crate::connect::{self, runtime};
 
 /// Records asked for per `recv_batch` call: it returns what is already fetched, so this only
 /// caps the Vec the application gets (1000 records: ≈ 136 KB of `ConsumerRecord`s).
@@ -11,18 +13,13 @@ const BATCH: usize = 1000;
 /// Environment variable with extra ferrokafka consumer properties (`key=value,...`).
 pub const EXTRA_ENV: &str = "FERROKAFKA_BENCH_CONSUMER";
 
-pub fn run(job: &Job) -> Result<Consumed, String> {
+pub fn run(job: &Job) -> Result<Measured, String> {
     runtime()?.block_on(consume(job))
 }
 
-async fn consume(job: &Job) -> Result<Consumed, String> {
+async fn consume(job: &Job) -> Result<Measured, String> {
     let s = job.settings;
-    let client = Client::builder()
-        .bootstrap_servers(&job.bootstrap)
-        .client_id("ferrokafka-bench")
-        .build()
-        .await
-        .map_err(|e| format!("client: {e}"))?;
+    let client = connect::ferrokafka_client(&job.bootstrap).await?;
     let mut builder = Consumer::builder(&client)
         .set("fetch.max.wait.ms", &s.fetch_max_wait_ms.to_string())
         .set("fetch.min.bytes", "1")
@@ -36,12 +33,8 @@ async fn consume(job: &Job) -> Result<Consumed, String> {
         .set("enable.auto.commit", "false")
         .offset_reset(OffsetReset::Earliest);
     // Extra or overriding properties for experiments: `key=value,key=value`.
-    if let Ok(extra) = std::env::var(EXTRA_ENV) {
-        for kv in extra.split(',').filter(|kv| !kv.trim().is_empty()) {
-            if let Some((k, v)) = kv.split_once('=') {
-                builder = builder.set(k.trim(), v.trim());
-            }
-        }
+    for (k, v) in connect::extra_properties(EXTRA_ENV) {
+        builder = builder.set(&k, &v);
     }
     let consumer = builder
         .build()

@@ -18,19 +18,15 @@ mod rsk;
 pub mod worker;
 
 use std::path::PathBuf;
-
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::util::Timeout;
-use rdkafka::ClientContext;
 
-use crate::clients::CLIENTS;
-use crate::measure;
-use crate::parent::{self, Outcome, Tansu};
+use crate::common::{self, Args, Common, Outcome, Row, Tansu};
+use crate::connect::{self, Counting};
 use crate::payload::Payload;
 use cases::{ConsumeCase, Settings, CASES};
 
@@ -67,134 +63,45 @@ Cases:";
 
 /// The help text, with the list of cases.
 pub fn usage() -> String {
-    let mut text = USAGE.to_string();
-    for c in CASES {
-        text.push_str(&format!("\n  {:<12} {}", c.name, c.what));
-    }
-    text
+    common::usage(USAGE, CASES)
 }
 
 /// Parsed command line of `consume`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
-    pub brokers: Option<String>,
-    pub tansu: Option<PathBuf>,
-    pub only: Vec<String>,
-    pub clients: Vec<String>,
-    pub quick: bool,
-    pub repeat: usize,
-    pub replication: i16,
+    pub common: Common,
     pub fetch_buffer: usize,
     pub stall_ms: u64,
-    pub wrap: Vec<String>,
-    pub timeout: Duration,
-    pub log_dir: Option<PathBuf>,
 }
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut o = Options {
-            brokers: None,
-            tansu: None,
-            only: Vec::new(),
-            clients: CLIENTS.iter().map(|c| c.to_string()).collect(),
-            quick: false,
-            repeat: 1,
-            replication: 1,
+            common: Common::default(),
             fetch_buffer: cases::FETCH_BUFFER_BYTES,
             stall_ms: 0,
-            wrap: Vec::new(),
-            timeout: Duration::from_secs(600),
-            log_dir: None,
         };
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let mut value = |name: &str| {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            match arg.as_str() {
-                "--brokers" => o.brokers = Some(value("--brokers")?),
-                "--tansu" => o.tansu = Some(PathBuf::from(value("--tansu")?)),
-                "--only" => o.only = list(&value("--only")?),
-                "--clients" => o.clients = list(&value("--clients")?),
-                "--quick" => o.quick = true,
-                "--repeat" => o.repeat = number("--repeat", &value("--repeat")?)?.max(1),
-                "--replication" => {
-                    o.replication = number("--replication", &value("--replication")?)? as i16
-                }
+        let mut args = Args::new(args);
+        while let Some(arg) = args.next() {
+            if o.common.parse_option(arg, &mut args)? {
+                continue;
+            }
+            match arg {
                 "--fetch-buffer" => {
                     // librdkafka takes whole KiB, ferrokafka at least 1 KiB.
-                    o.fetch_buffer =
-                        number("--fetch-buffer", &value("--fetch-buffer")?)?.max(1024) / 1024 * 1024
+                    o.fetch_buffer = args.number("--fetch-buffer")?.max(1024) / 1024 * 1024
                 }
-                "--stall-ms" => o.stall_ms = number("--stall-ms", &value("--stall-ms")?)? as u64,
-                "--wrap" => {
-                    o.wrap = value("--wrap")?
-                        .split_whitespace()
-                        .map(str::to_string)
-                        .collect()
-                }
-                "--timeout" => {
-                    o.timeout =
-                        Duration::from_secs(number("--timeout", &value("--timeout")?)? as u64)
-                }
-                "--log-dir" => o.log_dir = Some(PathBuf::from(value("--log-dir")?)),
+                "--stall-ms" => o.stall_ms = args.number("--stall-ms")? as u64,
                 other => return Err(format!("unknown option `{other}`\n{}", usage())),
             }
         }
-        for name in &o.only {
-            if cases::find(name).is_none() {
-                let names: Vec<&str> = CASES.iter().map(|c| c.name).collect();
-                return Err(format!(
-                    "unknown consume case `{name}`: one of {}",
-                    names.join(", ")
-                ));
-            }
-        }
-        for c in &o.clients {
-            if !CLIENTS.contains(&c.as_str()) {
-                return Err(format!(
-                    "unknown client `{c}`: one of {}",
-                    CLIENTS.join(", ")
-                ));
-            }
-        }
+        o.common.check(CASES, "consume case")?;
         Ok(o)
-    }
-
-    fn cases(&self) -> Vec<&'static ConsumeCase> {
-        CASES
-            .iter()
-            .filter(|c| self.only.is_empty() || self.only.iter().any(|o| o == c.name))
-            .collect()
-    }
-
-    fn records(&self, case: &ConsumeCase) -> u64 {
-        if self.quick {
-            case.records / 10
-        } else {
-            case.records
-        }
     }
 
     fn settings(&self) -> Settings {
         Settings::with_budget(self.fetch_buffer)
     }
-}
-
-fn list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn number(name: &str, text: &str) -> Result<usize, String> {
-    text.parse()
-        .map_err(|_| format!("{name}: `{text}` is not a number"))
 }
 
 /// Where the topic lives.
@@ -218,99 +125,60 @@ enum Running {
     External,
 }
 
-static TOPIC_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn topic_name(case: &ConsumeCase) -> String {
-    let n = TOPIC_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("bench-consume-{}-{}-{n}", case.name, std::process::id())
-}
-
 pub fn run(o: Options) -> Result<(), String> {
-    let target = match &o.brokers {
+    let c = &o.common;
+    let target = match &c.brokers {
         Some(b) => Target::External(b.clone()),
-        None => Target::Tansu(parent::tansu_binary(o.tansu.as_ref()).ok_or(
+        None => Target::Tansu(common::tansu_binary(c.tansu.as_ref()).ok_or(
             "no Tansu binary: give --tansu PATH, set FERROKAFKA_TANSU, or run \
              `cargo xtask install-brokers`",
         )?),
     };
     print_environment(&o);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
-    let mut rows: Vec<Row> = Vec::new();
-    let mut failures = 0;
+    let rt = common::admin_runtime()?;
+    let mut rows = Vec::new();
     println!("\n## {}\n", target.title());
-    for case in o.cases() {
-        let records = o.records(case);
+    for case in c.cases(CASES) {
+        let records = c.records(case);
         println!("-- {}: {} ({} records)", case.name, case.what, records);
-        let topic = topic_name(case);
-        let prepared = prepare(&o, &rt, &target, case, &topic, records);
-        let (running, bootstrap) = match prepared {
+        let topic = common::topic_name(&format!("bench-consume-{}", case.name));
+        let (running, bootstrap) = match prepare(&o, &rt, &target, case, &topic, records) {
             Ok(p) => p,
             Err(e) => {
                 println!("   preparation FAILED: {e}");
-                for client in &o.clients {
-                    failures += 1;
-                    rows.push(Row {
-                        case,
-                        client: client.clone(),
-                        result: Err(format!("preparation: {e}")),
-                        rates: Vec::new(),
-                    });
-                }
+                rows.extend(c.clients.iter().map(|client| Row {
+                    case: case.name,
+                    client: client.clone(),
+                    result: Err(format!("preparation: {e}")),
+                    rates: Vec::new(),
+                }));
                 continue;
             }
         };
         let broker_cpu = || match &running {
-            Running::Tansu(t) => measure::process_cpu_micros(t.child.id()),
+            Running::Tansu(t) => t.cpu_micros(),
             Running::External => None,
         };
-        let mut runs: Vec<(String, Vec<Result<Outcome, String>>)> =
-            o.clients.iter().map(|c| (c.clone(), Vec::new())).collect();
-        for rep in 0..o.repeat {
-            for (client, results) in runs.iter_mut() {
-                let before = broker_cpu();
-                let r = worker(&o, case, client, &bootstrap, &topic, records).map(|mut out| {
-                    out.broker_cpu_us = before.zip(broker_cpu()).map(|(b, a)| a.saturating_sub(b));
-                    out
-                });
-                match &r {
-                    Ok(out) => println!("   [{}/{}] {}", rep + 1, o.repeat, out.line),
-                    Err(e) => println!("   [{}/{}] {client}: FAILED: {e}", rep + 1, o.repeat),
-                }
-                results.push(r);
-            }
-        }
+        rows.extend(common::run_clients(
+            case.name,
+            &c.clients,
+            c.repeat,
+            |client| {
+                common::with_broker_cpu(broker_cpu, || {
+                    worker(&o, case, client, &bootstrap, &topic, records)
+                })
+            },
+        ));
         drop(running);
         if let Target::External(b) = &target {
-            if let Err(e) = rt.block_on(parent::delete_topic(b, &topic)) {
+            if let Err(e) = rt.block_on(common::delete_topic(b, &topic)) {
                 eprintln!("could not delete {topic}: {e}");
             }
         }
-        for (client, results) in runs {
-            let rates: Vec<f64> = results
-                .iter()
-                .filter_map(|r| r.as_ref().ok().map(Outcome::rate))
-                .collect();
-            let chosen = parent::median_run(results);
-            if chosen.is_err() {
-                failures += 1;
-            }
-            rows.push(Row {
-                case,
-                client,
-                result: chosen,
-                rates,
-            });
-        }
     }
-    let table = table(&target, &rows, o.repeat, o.settings());
+    let table = table(&target, &rows, c.repeat, o.settings());
     println!("\n# Summary\n\n{table}");
-    if failures > 0 {
-        return Err(format!("{failures} client run(s) failed"));
-    }
-    Ok(())
+    common::failures(&rows)
 }
 
 /// Starts the broker (Tansu) and creates and fills the case's topic.
@@ -324,13 +192,18 @@ fn prepare(
 ) -> Result<(Running, String), String> {
     let (running, bootstrap) = match target {
         Target::Tansu(binary) => {
-            let t = Tansu::start(binary, o.log_dir.as_deref())?;
+            let t = Tansu::start(binary, o.common.log_dir.as_deref())?;
             let b = t.bootstrap();
-            rt.block_on(create_topic(&b, topic, case.partitions, 1))?;
+            rt.block_on(common::create_topic(&b, topic, case.partitions, 1))?;
             (Running::Tansu(t), b)
         }
         Target::External(b) => {
-            rt.block_on(create_topic(b, topic, case.partitions, o.replication))?;
+            rt.block_on(common::create_topic(
+                b,
+                topic,
+                case.partitions,
+                o.common.replication,
+            ))?;
             (Running::External, b.clone())
         }
     };
@@ -350,7 +223,7 @@ fn prepare(
 /// contiguous equal ranges. Not measured.
 fn fill(case: &ConsumeCase, bootstrap: &str, topic: &str, records: u64) -> Result<(), String> {
     let payload = Payload::new(case.size);
-    let producer: BaseProducer<FillContext> = ClientConfig::new()
+    let producer: BaseProducer<Counting> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("client.id", "ferrokafka-bench-fill")
         .set("acks", "all")
@@ -360,23 +233,14 @@ fn fill(case: &ConsumeCase, bootstrap: &str, topic: &str, records: u64) -> Resul
         .set("compression.codec", case.codec.name())
         .set("queue.buffering.max.kbytes", "1048576")
         .set("queue.buffering.max.messages", "10000000")
-        .create_with_context(FillContext::default())
+        .create_with_context(Counting::default())
         .map_err(|e| format!("fill producer: {e}"))?;
     for i in 0..records {
         let partition = cases::fill_partition(i, records, case.partitions);
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+        let record = BaseRecord::<[u8], [u8]>::to(topic)
             .payload(payload.slice(i))
             .partition(partition);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(format!("fill send: {e}")),
-            }
-        }
+        connect::send(&producer, record).map_err(|e| format!("fill send: {e}"))?;
         if i % 1024 == 0 {
             producer.poll(Duration::ZERO);
         }
@@ -394,58 +258,11 @@ fn fill(case: &ConsumeCase, bootstrap: &str, topic: &str, records: u64) -> Resul
     // Every record must be in the log: otherwise the consumers would wait for ever. (Tansu
     // 0.6's ListOffsets apparently answers the last batch's base offset + 1 as the high
     // watermark, so the delivery reports are what is checked.)
-    let delivered = ctx.delivered.load(Ordering::Relaxed);
+    let delivered = ctx.ok.load(Ordering::Relaxed);
     if delivered != records {
         return Err(format!("{delivered} of {records} records delivered"));
     }
     Ok(())
-}
-
-/// Counts failed deliveries of the filling producer.
-#[derive(Default)]
-struct FillContext {
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    first_error: std::sync::Mutex<Option<String>>,
-}
-
-impl ClientContext for FillContext {}
-
-impl ProducerContext for FillContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if result.is_ok() {
-            self.delivered.fetch_add(1, Ordering::Relaxed);
-        } else if let Err((e, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            self.first_error
-                .lock()
-                .unwrap()
-                .get_or_insert_with(|| e.to_string());
-        }
-    }
-}
-
-async fn create_topic(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    replication: i16,
-) -> Result<(), String> {
-    let client = ferrokafka::Client::builder()
-        .bootstrap_servers(bootstrap)
-        .client_id("ferrokafka-bench-admin")
-        .build()
-        .await
-        .map_err(|e| format!("admin client for {bootstrap}: {e}"))?;
-    let r = client
-        .admin()
-        .create_topics(&[ferrokafka::NewTopic::new(topic, partitions, replication)])
-        .await
-        .map_err(|e| format!("create topic {topic}: {e}"));
-    client.close().await;
-    r
 }
 
 fn worker(
@@ -456,9 +273,9 @@ fn worker(
     topic: &str,
     records: u64,
 ) -> Result<Outcome, String> {
-    parent::run_worker(
-        &o.wrap,
-        o.timeout,
+    common::run_worker(
+        &o.common.wrap,
+        o.common.timeout,
         &[
             "--consume-worker".to_owned(),
             format!("client={client}"),
@@ -473,22 +290,8 @@ fn worker(
 }
 
 fn print_environment(o: &Options) {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
     let s = o.settings();
-    println!("# ferrokafka consume benchmark");
-    println!("machine: {cores} cores, {model}");
-    println!(
-        "clients: ferrokafka (this workspace), rdkafka 0.39 / librdkafka {librdkafka}, rskafka 0.6"
-    );
+    common::print_machine("consume");
     println!(
         "settings: fetch.max.wait.ms {}, fetch.min.bytes 1, max.partition.fetch.bytes {}, \
          fetch.max.bytes {}, prefetch budget {} MiB, check.crcs on, assign from the \
@@ -497,7 +300,7 @@ fn print_environment(o: &Options) {
         s.max_partition_fetch_bytes,
         s.fetch_max_bytes,
         s.fetch_buffer_bytes >> 20,
-        if o.quick {
+        if o.common.quick {
             ", --quick (records / 10)"
         } else {
             ""
@@ -510,37 +313,19 @@ fn print_environment(o: &Options) {
         } else {
             String::new()
         },
-        if o.repeat > 1 {
-            format!(", median of {} runs", o.repeat)
+        if o.common.repeat > 1 {
+            format!(", median of {} runs", o.common.repeat)
         } else {
             String::new()
         }
     );
 }
 
-/// One line of the table: a client's (median) run of a case.
-struct Row {
-    case: &'static ConsumeCase,
-    client: String,
-    result: Result<Outcome, String>,
-    /// msg/s of every successful run.
-    rates: Vec<f64>,
-}
-
 /// The markdown table, the same columns as the produce bench's, then each case's peak RSS
 /// against the prefetch budget + 32 MiB.
 fn table(target: &Target, rows: &[Row], repeat: usize, settings: Settings) -> String {
     use std::fmt::Write;
-    let table_rows: Vec<parent::TableRow> = rows
-        .iter()
-        .map(|r| parent::TableRow {
-            case: r.case.name,
-            client: &r.client,
-            result: &r.result,
-            rates: &r.rates,
-        })
-        .collect();
-    let mut out = parent::results_table(&target.title(), &table_rows, repeat);
+    let mut out = common::results_table(&target.title(), rows, repeat);
     let limit = (settings.fetch_buffer_bytes + cases::RSS_ALLOWANCE) as f64 / (1 << 20) as f64;
     let _ = writeln!(
         out,
@@ -548,12 +333,12 @@ fn table(target: &Target, rows: &[Row], repeat: usize, settings: Settings) -> St
          (rskafka has no budget):\n",
         settings.fetch_buffer_bytes >> 20
     );
-    let mut names: Vec<&str> = rows.iter().map(|r| r.case.name).collect();
+    let mut names: Vec<&str> = rows.iter().map(|r| r.case).collect();
     names.dedup();
     for name in names {
         let parts: Vec<String> = rows
             .iter()
-            .filter(|r| r.case.name == name)
+            .filter(|r| r.case == name)
             .filter_map(|r| {
                 let rss = r.result.as_ref().ok()?.peak_rss_mb;
                 let verdict = if rss <= limit { "within" } else { "OVER" };
@@ -568,10 +353,7 @@ fn table(target: &Target, rows: &[Row], repeat: usize, settings: Settings) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::common::strings as args;
 
     #[test]
     fn options_parse() {
@@ -589,27 +371,28 @@ mod tests {
             "2000",
         ]))
         .unwrap();
-        assert_eq!(o.only, ["100b", "100p-10mb"]);
-        assert_eq!(o.clients, ["ferrokafka", "rdkafka"]);
-        assert!(o.quick);
-        assert_eq!(o.repeat, 3);
+        let c = &o.common;
+        assert_eq!(c.only, ["100b", "100p-10mb"]);
+        assert_eq!(c.clients, ["ferrokafka", "rdkafka"]);
+        assert!(c.quick);
+        assert_eq!(c.repeat, 3);
         assert_eq!(o.fetch_buffer, 16 << 20);
         assert_eq!(o.stall_ms, 2000);
         assert_eq!(o.settings().fetch_max_bytes, 16 << 20);
-        assert_eq!(o.records(cases::find("100b").unwrap()), 100_000);
-        assert_eq!(o.cases().len(), 2);
+        assert_eq!(c.records(common::find(CASES, "100b").unwrap()), 100_000);
+        assert_eq!(c.cases(CASES).len(), 2);
         assert!(Options::parse(&args(&["--only", "100b-acks1"])).is_err());
         assert!(Options::parse(&args(&["--clients", "kafkajs"])).is_err());
         assert!(Options::parse(&args(&["--no-mock"])).is_err());
         assert!(Options::parse(&args(&["--repeat"])).is_err());
         let d = Options::parse(&[]).unwrap();
         assert_eq!(d.fetch_buffer, 64 << 20);
-        assert_eq!(d.clients, ["rdkafka", "ferrokafka", "rskafka"]);
+        assert_eq!(d.common.clients, ["rdkafka", "ferrokafka", "rskafka"]);
     }
 
     #[test]
     fn the_table_has_ratios_and_the_rss_verdict() {
-        let case = cases::find("100b").unwrap();
+        let case = "100b";
         let run = |secs: f64, rss: f64| Outcome {
             records: 1000,
             bytes: 100_000,

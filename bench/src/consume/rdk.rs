@@ -7,11 +7,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::worker::{Consumed, Counter, Job};
-
-/// Environment variable with extra librdkafka properties (`key=value,...`); the same one the
-/// produce bench reads.
-pub const EXTRA_ENV: &str = "FERROKAFKA_BENCH_RDKAFKA";
+use super::worker::{Counter, Job};
+use crate::common::Measured;
+use crate::connect;
 
 /// The librdkafka configuration of a consume job.
 pub fn config(job: &Job) -> ClientConfig {
@@ -40,17 +38,13 @@ pub fn config(job: &Job) -> ClientConfig {
         .set("check.crcs", "true");
     // Extra or overriding properties for experiments: `key=value,key=value` (the same
     // variable as the produce bench).
-    if let Ok(extra) = std::env::var(EXTRA_ENV) {
-        for kv in extra.split(',').filter(|kv| !kv.trim().is_empty()) {
-            if let Some((k, v)) = kv.split_once('=') {
-                cfg.set(k.trim(), v.trim());
-            }
-        }
+    for (k, v) in connect::extra_properties(connect::RDKAFKA_EXTRA_ENV) {
+        cfg.set(k, v);
     }
     cfg
 }
 
-pub fn run(job: &Job) -> Result<Consumed, String> {
+pub fn run(job: &Job) -> Result<Measured, String> {
     let consumer: BaseConsumer = config(job)
         .create()
         .map_err(|e| format!("rdkafka consumer: {e}"))?;

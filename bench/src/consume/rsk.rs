@@ -4,43 +4,33 @@
 //! rskafka has no prefetch budget and always checks CRCs; it fetches with
 //! isolation.level=read_committed (not configurable), which reads the same records here.
 
-use std::sync::Arc;
-
 use futures::stream::{self, StreamExt};
 use rskafka::client::consumer::{StartOffset, StreamConsumerBuilder};
-use rskafka::client::partition::UnknownTopicHandling;
-use rskafka::client::ClientBuilder;
 
-use super::worker::{runtime, Consumed, Counter, Job};
+use super::worker::{Counter, Job};
+use crate::common::Measured;
+use crate::connect::{self, runtime};
 
-pub fn run(job: &Job) -> Result<Consumed, String> {
+pub fn run(job: &Job) -> Result<Measured, String> {
     runtime()?.block_on(consume(job))
 }
 
-async fn consume(job: &Job) -> Result<Consumed, String> {
+async fn consume(job: &Job) -> Result<Measured, String> {
     let s = job.settings;
-    let bootstrap = job.bootstrap.split(',').map(str::to_string).collect();
-    let client = ClientBuilder::new(bootstrap)
-        .client_id("rskafka-bench")
-        .build()
-        .await
-        .map_err(|e| format!("rskafka client: {e}"))?;
-    let mut streams = Vec::new();
-    for p in 0..job.case.partitions {
-        let partition = client
-            .partition_client(job.topic.as_str(), p, UnknownTopicHandling::Retry)
-            .await
-            .map_err(|e| format!("rskafka partition client {p}: {e}"))?;
-        streams.push(
-            StreamConsumerBuilder::new(Arc::new(partition), StartOffset::Earliest)
-                .with_max_wait_ms(s.fetch_max_wait_ms as i32)
-                .with_min_batch_size(1)
-                // rskafka asks for `max_batch_size - 1` bytes (it treats it as an exclusive
-                // bound), per partition and per request.
-                .with_max_batch_size(s.max_partition_fetch_bytes as i32 + 1)
-                .build(),
-        );
-    }
+    let streams: Vec<_> =
+        connect::rskafka_partitions(&job.bootstrap, &job.topic, job.case.partitions)
+            .await?
+            .into_iter()
+            .map(|partition| {
+                StreamConsumerBuilder::new(partition, StartOffset::Earliest)
+                    .with_max_wait_ms(s.fetch_max_wait_ms as i32)
+                    .with_min_batch_size(1)
+                    // rskafka asks for `max_batch_size - 1` bytes (it treats it as an
+                    // exclusive bound), per partition and per request.
+                    .with_max_batch_size(s.max_partition_fetch_bytes as i32 + 1)
+                    .build()
+            })
+            .collect();
     // rskafka's streams fetch only when polled, so a stall buffers nothing (no prefetch).
     tokio::time::sleep(job.stall).await;
     let mut all = stream::select_all(streams);
