@@ -50,6 +50,27 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("cannot start the tokio runtime")
 }
 
+/// `client.id=fk`, then the properties from the command line (so `-X client.id=...` wins).
+fn with_client_id(properties: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> + '_ {
+    std::iter::once(("client.id", "fk"))
+        .chain(properties.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// The producer or consumer that `build()` gave, or, after saying why there is none, the
+/// exit code: a bad `-X` key or value is a usage error, and the message names the property.
+fn started<T>(built: Result<T, ferrokafka::Error>, what: &str) -> Result<T, ExitCode> {
+    built.map_err(|e| match e {
+        ferrokafka::Error::Config(_) => {
+            eprintln!("fk: {e}\nRun `fk --help` for usage.");
+            ExitCode::from(EXIT_USAGE)
+        }
+        _ => {
+            eprintln!("fk: cannot start the {what}: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    })
+}
+
 /// The command line: usage text, what it parses into, and the parser.
 mod cli {
     use ferrokafka::Compression;
@@ -355,7 +376,7 @@ mod produce {
     use tokio::sync::mpsc;
 
     use super::cli::ProduceArgs;
-    use super::{EXIT_FAILED, EXIT_USAGE};
+    use super::{started, with_client_id, EXIT_FAILED};
 
     /// How many failures the summary spells out.
     const SHOWN_ERRORS: usize = 5;
@@ -389,26 +410,12 @@ mod produce {
     }
 
     pub async fn run(args: ProduceArgs) -> ExitCode {
-        let producer = ProducerBuilder::from_properties(
-            std::iter::once(("client.id", "fk")).chain(
-                args.properties
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            ),
-        )
-        .build()
-        .await;
-        let producer = match producer {
+        let built = ProducerBuilder::from_properties(with_client_id(&args.properties))
+            .build()
+            .await;
+        let producer = match started(built, "producer") {
             Ok(p) => p,
-            // A bad -X key or value: the message names the property.
-            Err(e @ Error::Config(_)) => {
-                eprintln!("fk: {e}\nRun `fk --help` for usage.");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            Err(e) => {
-                eprintln!("fk: cannot start the producer: {e}");
-                return ExitCode::from(EXIT_FAILED);
-            }
+            Err(code) => return code,
         };
 
         let mut lines = read_stdin_lines();
@@ -543,10 +550,10 @@ mod consume {
     use std::io::{self, Write};
     use std::process::ExitCode;
 
-    use ferrokafka::{Consumer, ConsumerBuilder, ConsumerRecord, Error, SeekTo, TopicPartition};
+    use ferrokafka::{Consumer, ConsumerBuilder, ConsumerRecord, SeekTo, TopicPartition};
 
     use super::cli::{ConsumeArgs, Start};
-    use super::{EXIT_FAILED, EXIT_USAGE};
+    use super::{started, with_client_id, EXIT_FAILED};
 
     /// The most records taken from the consumer at once: one stdout flush per batch instead
     /// of per record.
@@ -555,26 +562,12 @@ mod consume {
     const EXIT_INTERRUPTED: u8 = 130;
 
     pub async fn run(args: ConsumeArgs) -> ExitCode {
-        let consumer = ConsumerBuilder::from_properties(
-            std::iter::once(("client.id", "fk")).chain(
-                args.properties
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            ),
-        )
-        .build()
-        .await;
-        let consumer = match consumer {
+        let built = ConsumerBuilder::from_properties(with_client_id(&args.properties))
+            .build()
+            .await;
+        let consumer = match started(built, "consumer") {
             Ok(c) => c,
-            // A bad -X key or value: the message names the property.
-            Err(e @ Error::Config(_)) => {
-                eprintln!("fk: {e}\nRun `fk --help` for usage.");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            Err(e) => {
-                eprintln!("fk: cannot start the consumer: {e}");
-                return ExitCode::from(EXIT_FAILED);
-            }
+            Err(code) => return code,
         };
 
         // Ctrl-C is the normal way to stop without -c, so it ends the run successfully. Only

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::peer::read_all;
-use common::{mock_cluster, unique_topic, within, Broker};
+use common::{create_topic, mock_cluster, unique_topic, within, Broker};
 use ferrokafka::{
     Client, ClientBuilder, Consumer, ConsumerBuilder, Error, KafkaCode, NewTopic, Producer,
     ProducerBuilder, Record,
@@ -301,20 +301,7 @@ async fn sending_to_an_unknown_topic_without_auto_creation_fails_after_max_block
         Some(KafkaCode::UnknownTopicOrPartition)
     );
     // The producer still works for a topic that exists.
-    let topic = unique_topic("exists");
-    within(
-        "create",
-        client.admin().create_topics(&[NewTopic::new(&topic, 1, 1)]),
-    )
-    .await
-    .unwrap();
-    let d = producer
-        .send(Record::new(&topic).value("ok"))
-        .await
-        .unwrap();
-    assert_eq!(within("delivery", d).await.unwrap().offset, 0);
-    producer.close(Duration::from_secs(10)).await.unwrap();
-    client.close().await;
+    writes_to_a_new_topic(client, producer, "exists").await;
 }
 
 #[tokio::test]
@@ -358,13 +345,14 @@ async fn invalid_topic_names_fail_on_create_and_send() {
         assert!(start.elapsed() < PROMPT, "{:?}", start.elapsed());
     }
     // Nothing else is affected: a valid topic is created and written.
-    let topic = unique_topic("valid");
-    within(
-        "create",
-        client.admin().create_topics(&[NewTopic::new(&topic, 1, 1)]),
-    )
-    .await
-    .unwrap();
+    writes_to_a_new_topic(client, producer, "valid").await;
+}
+
+/// Creates a topic named after `prefix`, checks that `producer` writes its first record at
+/// offset 0, then closes the producer and the client.
+async fn writes_to_a_new_topic(client: Client, producer: Producer, prefix: &str) {
+    let topic = unique_topic(prefix);
+    create_topic(&client, &topic, 1).await;
     let d = producer
         .send(Record::new(&topic).value("ok"))
         .await

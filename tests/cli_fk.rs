@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::peer::read_all;
-use common::{unique_topic, within, Broker};
-use ferrokafka::{Client, NewTopic, Producer, Record};
+use common::{broker_with_topic, connect, unique_topic, within, Broker};
+use ferrokafka::{Producer, Record};
 use tokio::io::AsyncWriteExt;
 
 /// Upper bound for one `fk` run; it is killed (and the test fails) past it.
@@ -95,8 +95,10 @@ struct Run {
 
 /// Runs `fk ARGS` with `stdin` as its input; kills it and fails past [`FK_TIMEOUT`].
 async fn fk(args: &[&str], stdin: &str) -> Run {
+    // Built (or found fresh) before the clock starts: `took` is fk's own run time.
+    let binary = fk_binary();
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(fk_binary())
+    let mut child = tokio::process::Command::new(binary)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -123,24 +125,7 @@ async fn fk(args: &[&str], stdin: &str) -> Run {
 
 /// A broker and a fresh topic with `partitions` partitions on it.
 async fn topic_on_broker(partitions: i32) -> (Broker, String) {
-    let broker = Broker::start();
-    let client = within(
-        "client",
-        Client::builder()
-            .bootstrap_servers(broker.bootstrap())
-            .build(),
-    )
-    .await
-    .unwrap();
-    let topic = unique_topic("cli-fk");
-    within(
-        "create topic",
-        client
-            .admin()
-            .create_topics(&[NewTopic::new(&topic, partitions, 1)]),
-    )
-    .await
-    .unwrap();
+    let (broker, client, topic) = broker_with_topic("cli-fk", partitions).await;
     client.close().await;
     (broker, topic)
 }
@@ -489,12 +474,7 @@ async fn consume_with_a_key_delimiter_prints_keys_and_keeps_partition_order() {
     lines.push_str("no-key-line\n");
     fk_produce(&bootstrap, &topic, &["-K", ":"], &lines).await;
     // Null values, which fk produce cannot write: a key with no value, and neither.
-    let client = within(
-        "client",
-        Client::builder().bootstrap_servers(&bootstrap).build(),
-    )
-    .await
-    .unwrap();
+    let client = connect(&bootstrap).await;
     let producer = Producer::builder(&client).build().await.unwrap();
     for record in [
         Record::new(&topic).key("null-value"),

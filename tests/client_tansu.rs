@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{unique_topic, within, Broker, Tansu};
+use common::{create_topic, unique_topic, within, Broker, Tansu};
 use ferrokafka::{Client, Error, KafkaCode, NewTopic, OffsetSpec};
 
 async fn client(bootstrap: &str) -> Client {
@@ -48,12 +48,7 @@ async fn metadata_describes_created_topics() {
     let broker = Broker::start();
     let client = client(&broker.bootstrap()).await;
     let topic = unique_topic("meta");
-    within(
-        "create",
-        client.admin().create_topics(&[NewTopic::new(&topic, 3, 1)]),
-    )
-    .await
-    .unwrap();
+    create_topic(&client, &topic, 3).await;
     let meta = within("metadata", client.metadata(&[&topic]))
         .await
         .unwrap();
@@ -132,12 +127,7 @@ async fn earliest_offset_of_an_empty_partition_is_zero() {
     let broker = Broker::start();
     let client = client(&broker.bootstrap()).await;
     let topic = unique_topic("offsets");
-    within(
-        "create",
-        client.admin().create_topics(&[NewTopic::new(&topic, 2, 1)]),
-    )
-    .await
-    .unwrap();
+    create_topic(&client, &topic, 2).await;
     let earliest = within(
         "list offsets",
         client.admin().list_offsets(&topic, 1, OffsetSpec::Earliest),
@@ -163,12 +153,7 @@ async fn reconnects_after_the_broker_restarts() {
     .await
     .unwrap();
     let topic = unique_topic("restart");
-    within(
-        "create",
-        client.admin().create_topics(&[NewTopic::new(&topic, 1, 1)]),
-    )
-    .await
-    .unwrap();
+    create_topic(&client, &topic, 1).await;
 
     tansu.kill();
     let e = within("metadata while down", client.metadata(&[&topic]))

@@ -154,6 +154,15 @@ async fn coordinator_moved_mid_stream_commits_continue() {
         .unwrap();
     distinct(&c, &mut seen, 200).await;
     within("commit after the move", c.commit()).await.unwrap();
+    // The new coordinator holds the positions just committed.
+    let read: Vec<TopicPartition> = (0..2)
+        .filter(|p| seen.iter().any(|(q, _)| q == p))
+        .map(|p| TopicPartition::new(&topic, p))
+        .collect();
+    let committed = within("committed", c.committed(&read)).await.unwrap();
+    for tp in &read {
+        assert_eq!(committed[tp], c.position(tp).unwrap(), "{tp}");
+    }
     c.close().await.unwrap();
 }
 

@@ -7,34 +7,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{unique_topic, within, Broker};
+use common::{broker_with_topic, create_topic, unique_topic, within};
 use ferrokafka::{
-    Client, CommitOffset, Compression, Consumer, ConsumerBuilder, ConsumerRecord, Error, NewTopic,
-    OffsetReset, Producer, RebalanceContext, RebalanceListener, Record, SeekTo, TopicPartition,
+    Client, CommitOffset, Consumer, ConsumerBuilder, ConsumerRecord, Error, OffsetReset, Producer,
+    RebalanceContext, RebalanceListener, Record, SeekTo, TopicPartition,
 };
 use futures::StreamExt;
-
-async fn setup(partitions: i32) -> (Broker, Client, String) {
-    let broker = Broker::start();
-    let client = within(
-        "client",
-        Client::builder()
-            .bootstrap_servers(broker.bootstrap())
-            .build(),
-    )
-    .await
-    .unwrap();
-    let topic = unique_topic("cons");
-    within(
-        "create",
-        client
-            .admin()
-            .create_topics(&[NewTopic::new(&topic, partitions, 1)]),
-    )
-    .await
-    .unwrap();
-    (broker, client, topic)
-}
 
 /// Produces `n` records `k{i}`/`v{i}` with a header and a fixed timestamp; returns where each
 /// landed: key → (partition, offset).
@@ -85,7 +63,7 @@ async fn recv_n(c: &Consumer, n: usize) -> Vec<ConsumerRecord> {
 
 #[tokio::test]
 async fn assign_reads_every_record_with_headers_and_timestamps() {
-    let (_broker, client, topic) = setup(3).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 3).await;
     let written = produce(&client, &topic, 900).await;
     let consumer = builder(&client, None).build().await.unwrap();
     consumer.assign(&all_partitions(&topic, 3)).await.unwrap();
@@ -118,7 +96,7 @@ async fn assign_reads_every_record_with_headers_and_timestamps() {
 
 #[tokio::test]
 async fn stream_and_batch_forms_hand_out_the_same_records() {
-    let (_broker, client, topic) = setup(1).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 1).await;
     produce(&client, &topic, 200).await;
     let consumer = builder(&client, None).build().await.unwrap();
     consumer.assign(&all_partitions(&topic, 1)).await.unwrap();
@@ -146,7 +124,7 @@ async fn stream_and_batch_forms_hand_out_the_same_records() {
 
 #[tokio::test]
 async fn seek_pause_and_resume() {
-    let (_broker, client, topic) = setup(2).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 2).await;
     produce(&client, &topic, 400).await;
     let consumer = builder(&client, None).build().await.unwrap();
     let tps = all_partitions(&topic, 2);
@@ -188,7 +166,7 @@ async fn seek_pause_and_resume() {
 
 #[tokio::test]
 async fn no_committed_offset_with_reset_none_is_a_typed_error() {
-    let (_broker, client, topic) = setup(1).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 1).await;
     produce(&client, &topic, 10).await;
     let consumer = builder(&client, Some(&unique_topic("g")))
         .offset_reset(OffsetReset::None)
@@ -213,7 +191,7 @@ async fn no_committed_offset_with_reset_none_is_a_typed_error() {
 
 #[tokio::test]
 async fn manual_commit_is_at_least_once_across_a_crash() {
-    let (_broker, client, topic) = setup(2).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 2).await;
     produce(&client, &topic, 300).await;
     let group = unique_topic("g");
     let a = builder(&client, Some(&group))
@@ -268,7 +246,7 @@ async fn manual_commit_is_at_least_once_across_a_crash() {
 
 #[tokio::test]
 async fn auto_commit_on_close_lets_the_next_member_continue() {
-    let (_broker, client, topic) = setup(1).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 1).await;
     produce(&client, &topic, 200).await;
     let group = unique_topic("g");
     let a = builder(&client, Some(&group)).build().await.unwrap();
@@ -285,7 +263,7 @@ async fn auto_commit_on_close_lets_the_next_member_continue() {
 
 #[tokio::test]
 async fn explicit_offsets_with_metadata_are_committed() {
-    let (_broker, client, topic) = setup(2).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 2).await;
     let group = unique_topic("g");
     let c = builder(&client, Some(&group)).build().await.unwrap();
     let tps = all_partitions(&topic, 2);
@@ -338,10 +316,24 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     .await
 }
 
+/// Keeps `c` receiving (and dropping what it gets), as a polling application does, until
+/// `cond` holds.
+async fn polling_until(c: &Consumer, what: &str, cond: impl FnMut() -> bool) {
+    let polls = async {
+        loop {
+            let _ = c.recv().await;
+        }
+    };
+    tokio::select! {
+        _ = polls => unreachable!(),
+        _ = wait_until(what, cond) => {}
+    }
+}
+
 #[tokio::test]
 async fn members_split_partitions_and_take_over_when_one_leaves() {
     for strategy in ["range", "cooperative-sticky"] {
-        let (_broker, client, topic) = setup(4).await;
+        let (_broker, client, topic) = broker_with_topic("cons", 4).await;
         produce(&client, &topic, 400).await;
         let group = unique_topic("g");
         let (ta, tb) = (Tracker::default(), Tracker::default());
@@ -368,40 +360,28 @@ async fn members_split_partitions_and_take_over_when_one_leaves() {
             .unwrap();
         b.subscribe(&[&topic]).await.unwrap();
         // a keeps polling (as an application does) while the group rebalances.
-        let a_polls = async {
-            loop {
-                let _ = a.recv().await;
-            }
-        };
-        tokio::select! {
-            _ = a_polls => unreachable!(),
-            _ = wait_until("split", || {
-                let (x, y) = (ta.owned.lock().unwrap().clone(), tb.owned.lock().unwrap().clone());
-                x.len() == 2 && y.len() == 2 && x.is_disjoint(&y)
-            }) => {}
-        }
+        polling_until(&a, "split", || {
+            let (x, y) = (
+                ta.owned.lock().unwrap().clone(),
+                tb.owned.lock().unwrap().clone(),
+            );
+            x.len() == 2 && y.len() == 2 && x.is_disjoint(&y)
+        })
+        .await;
         // Commits inside `revoked` reached the coordinator before the partitions moved.
         assert!(
             ta.revoked_commits.lock().unwrap().iter().all(|r| r.is_ok()),
             "{strategy}"
         );
         b.close().await.unwrap();
-        let a_polls = async {
-            loop {
-                let _ = a.recv().await;
-            }
-        };
-        tokio::select! {
-            _ = a_polls => unreachable!(),
-            _ = wait_until("take over", || ta.owned.lock().unwrap().len() == 4) => {}
-        }
+        polling_until(&a, "take over", || ta.owned.lock().unwrap().len() == 4).await;
         a.close().await.unwrap();
     }
 }
 
 #[tokio::test]
 async fn stalled_application_gets_a_typed_error_and_the_group_moves_on() {
-    let (_broker, client, topic) = setup(2).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 2).await;
     produce(&client, &topic, 100).await;
     let group = unique_topic("g");
     let c = builder(&client, Some(&group))
@@ -433,7 +413,7 @@ async fn stalled_application_gets_a_typed_error_and_the_group_moves_on() {
 
 #[tokio::test]
 async fn waiting_in_recv_on_an_idle_topic_is_not_a_stall() {
-    let (_broker, client, topic) = setup(1).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 1).await;
     let c = builder(&client, Some(&unique_topic("g")))
         .set("max.poll.interval.ms", "1500")
         .build()
@@ -452,7 +432,7 @@ async fn waiting_in_recv_on_an_idle_topic_is_not_a_stall() {
 
 #[tokio::test]
 async fn assigned_consumer_with_a_group_auto_commits() {
-    let (_broker, client, topic) = setup(1).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 1).await;
     produce(&client, &topic, 50).await;
     let group = unique_topic("g");
     let c = builder(&client, Some(&group))
@@ -479,7 +459,7 @@ async fn assigned_consumer_with_a_group_auto_commits() {
 async fn decodes_what_librdkafka_writes_with_every_codec() {
     use rdkafka::config::ClientConfig;
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let (broker, client, topic) = setup(1).await;
+    let (broker, client, topic) = broker_with_topic("cons", 1).await;
     let mut expected = Vec::new();
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let producer: FutureProducer = ClientConfig::new()
@@ -510,12 +490,11 @@ async fn decodes_what_librdkafka_writes_with_every_codec() {
         .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
         .collect();
     assert_eq!(values, expected);
-    let _ = Compression::Zstd;
 }
 
 #[tokio::test]
 async fn bad_consumer_config_fails_at_build() {
-    let (_broker, client, _topic) = setup(1).await;
+    let (_broker, client, _topic) = broker_with_topic("cons", 1).await;
     for (k, v) in [
         ("auto.offset.reset", "sometimes"),
         ("partition.assignment.strategy", "sticky-ish"),
@@ -541,7 +520,7 @@ async fn bad_consumer_config_fails_at_build() {
 
 #[tokio::test]
 async fn a_member_dropped_without_leaving_is_replaced_from_its_last_commit() {
-    let (_broker, client, topic) = setup(2).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 2).await;
     produce(&client, &topic, 400).await;
     let group = unique_topic("g");
     let tb = Tracker::default();
@@ -613,7 +592,7 @@ impl RebalanceListener for CommitInRevoked {
 
 #[tokio::test]
 async fn a_commit_inside_revoked_lands_and_close_never_hangs_on_a_parked_recv() {
-    let (_broker, client, topic) = setup(1).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 1).await;
     produce(&client, &topic, 10).await;
     let group = unique_topic("g");
     let c = builder(&client, Some(&group))
@@ -642,14 +621,9 @@ async fn a_commit_inside_revoked_lands_and_close_never_hangs_on_a_parked_recv() 
 
 #[tokio::test]
 async fn a_consumer_long_polling_does_not_hold_up_a_producer_on_the_same_client() {
-    let (_broker, client, topic) = setup(1).await;
+    let (_broker, client, topic) = broker_with_topic("cons", 1).await;
     let idle = unique_topic("idle");
-    within(
-        "create",
-        client.admin().create_topics(&[NewTopic::new(&idle, 1, 1)]),
-    )
-    .await
-    .unwrap();
+    create_topic(&client, &idle, 1).await;
     // The consumer's Fetch waits up to 5 s for data that never comes.
     let c = builder(&client, None)
         .set("fetch.max.wait.ms", "5000")

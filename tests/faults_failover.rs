@@ -4,15 +4,28 @@
 
 mod common;
 
-use common::faults::{Scenario, COORDINATOR};
+use std::rc::Rc;
+
+use common::faults::{Ctx, Scenario, COORDINATOR};
+
+/// Broker 2 goes down for good; partition 1, which it led, moves to broker 3.
+async fn broker_2_down_for_good_leadership_moved(c: Rc<Ctx>) {
+    c.broker_down(2);
+    c.move_leader(1, 3);
+}
+
+/// The group coordinator's broker goes down for good; partition 0, which it led, moves to
+/// broker 2 and the group coordinator to broker 3.
+async fn coordinator_broker_down_for_good_all_moved(c: Rc<Ctx>) {
+    c.broker_down(COORDINATOR);
+    c.move_leader(0, 2);
+    c.move_coordinator(3);
+}
 
 #[tokio::test]
 async fn broker_down_for_good_leadership_moved() {
     Scenario::new("broker_down_for_good_leadership_moved")
-        .fault(|c| async move {
-            c.broker_down(2);
-            c.move_leader(1, 3);
-        })
+        .fault(broker_2_down_for_good_leadership_moved)
         .run()
         .await;
 }
@@ -20,11 +33,7 @@ async fn broker_down_for_good_leadership_moved() {
 #[tokio::test]
 async fn coordinator_broker_down_for_good() {
     Scenario::new("coordinator_broker_down_for_good")
-        .fault(|c| async move {
-            c.broker_down(COORDINATOR);
-            c.move_leader(0, 2);
-            c.move_coordinator(3);
-        })
+        .fault(coordinator_broker_down_for_good_all_moved)
         .run()
         .await;
 }
@@ -33,10 +42,7 @@ async fn coordinator_broker_down_for_good() {
 async fn broker_down_for_good_leadership_moved_with_periodic_refresh() {
     Scenario::new("broker_down_for_good_leadership_moved_with_periodic_refresh")
         .metadata_max_age(std::time::Duration::from_secs(2))
-        .fault(|c| async move {
-            c.broker_down(2);
-            c.move_leader(1, 3);
-        })
+        .fault(broker_2_down_for_good_leadership_moved)
         .run()
         .await;
 }
@@ -88,11 +94,7 @@ async fn leader_moves_while_batch_in_flight_idempotent() {
 async fn coordinator_broker_down_for_good_with_periodic_refresh() {
     Scenario::new("coordinator_broker_down_for_good_with_periodic_refresh")
         .metadata_max_age(std::time::Duration::from_secs(2))
-        .fault(|c| async move {
-            c.broker_down(COORDINATOR);
-            c.move_leader(0, 2);
-            c.move_coordinator(3);
-        })
+        .fault(coordinator_broker_down_for_good_all_moved)
         .run()
         .await;
 }

@@ -5,37 +5,15 @@ mod common;
 use std::time::Duration;
 
 use common::peer::read_all;
-use common::{unique_topic, within, Broker};
+use common::{broker_with_topic, connect, create_topic, unique_topic, within, Broker};
 use ferrokafka::{
-    Acks, Client, Compression, Error, NewTopic, Producer, ProducerBuilder, Record, StringSerializer,
+    Acks, Client, Compression, Error, Producer, ProducerBuilder, Record, StringSerializer,
 };
-
-async fn setup(partitions: i32) -> (Broker, Client, String) {
-    let broker = Broker::start();
-    let client = within(
-        "client",
-        Client::builder()
-            .bootstrap_servers(broker.bootstrap())
-            .build(),
-    )
-    .await
-    .unwrap();
-    let topic = unique_topic("prod");
-    within(
-        "create",
-        client
-            .admin()
-            .create_topics(&[NewTopic::new(&topic, partitions, 1)]),
-    )
-    .await
-    .unwrap();
-    (broker, client, topic)
-}
 
 #[tokio::test]
 async fn every_acks_level_is_delivered_and_read_back_by_librdkafka() {
     for acks in [Acks::None, Acks::Leader, Acks::All] {
-        let (broker, client, topic) = setup(3).await;
+        let (broker, client, topic) = broker_with_topic("prod", 3).await;
         let producer = Producer::builder(&client).acks(acks).build().await.unwrap();
         let mut deliveries = Vec::new();
         for i in 0..300 {
@@ -87,7 +65,7 @@ async fn every_codec_round_trips_with_headers_and_timestamps() {
         Compression::Lz4,
         Compression::Zstd,
     ] {
-        let (broker, client, topic) = setup(1).await;
+        let (broker, client, topic) = broker_with_topic("prod", 1).await;
         let producer = Producer::builder(&client)
             .compression(codec, None)
             .build()
@@ -145,7 +123,7 @@ async fn every_codec_round_trips_with_headers_and_timestamps() {
 
 #[tokio::test]
 async fn an_oversized_record_fails_alone() {
-    let (broker, client, topic) = setup(1).await;
+    let (broker, client, topic) = broker_with_topic("prod", 1).await;
     let producer = Producer::builder(&client)
         .max_request_size(10_000)
         .build()
@@ -175,7 +153,7 @@ async fn an_oversized_record_fails_alone() {
 
 #[tokio::test]
 async fn close_delivers_everything_first() {
-    let (broker, client, topic) = setup(2).await;
+    let (broker, client, topic) = broker_with_topic("prod", 2).await;
     // A long linger: nothing would go out for a minute without close() flushing.
     let producer = Producer::builder(&client)
         .linger(Duration::from_secs(60))
@@ -212,7 +190,7 @@ async fn close_delivers_everything_first() {
 
 #[tokio::test]
 async fn flush_sends_without_waiting_for_linger() {
-    let (_broker, client, topic) = setup(1).await;
+    let (_broker, client, topic) = broker_with_topic("prod", 1).await;
     let producer = Producer::builder(&client)
         .linger(Duration::from_secs(60))
         .build()
@@ -226,7 +204,7 @@ async fn flush_sends_without_waiting_for_linger() {
 
 #[tokio::test]
 async fn producer_from_properties_with_typed_serializers() {
-    let (broker, client, topic) = setup(1).await;
+    let (broker, client, topic) = broker_with_topic("prod", 1).await;
     let producer = within(
         "build",
         ProducerBuilder::from_properties([
@@ -255,11 +233,7 @@ async fn producer_from_properties_with_typed_serializers() {
 #[tokio::test]
 async fn bad_configuration_fails_at_build_with_a_clear_message() {
     let broker = Broker::start();
-    let client = Client::builder()
-        .bootstrap_servers(broker.bootstrap())
-        .build()
-        .await
-        .unwrap();
+    let client = connect(&broker.bootstrap()).await;
     let cases: Vec<(ProducerBuilder, &str)> = vec![
         (
             Producer::builder(&client)
@@ -317,12 +291,7 @@ async fn answers_slower_than_the_request_timeout_give_no_duplicates() {
     .await
     .unwrap();
     let topic = unique_topic("slow");
-    within(
-        "create",
-        client.admin().create_topics(&[NewTopic::new(&topic, 1, 1)]),
-    )
-    .await
-    .unwrap();
+    create_topic(&client, &topic, 1).await;
     let producer = Producer::builder(&client).build().await.unwrap();
     within(
         "warm-up",

@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::{mock_cluster, unique_topic, within, Broker, Tansu};
+use common::{connect, mock_cluster, unique_topic, within, Broker, Tansu};
 use ferrokafka::{Client, Consumer, NewTopic, Producer, Record, TopicPartition};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
@@ -468,12 +468,7 @@ async fn every_input_record_is_copied_exactly_once_through_20_crashes() {
 
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
-    let client = within(
-        "client",
-        Client::builder().bootstrap_servers(&bootstrap).build(),
-    )
-    .await
-    .unwrap();
+    let client = connect(&bootstrap).await;
     let (input, output) = (unique_topic("copy-in"), unique_topic("copy-out"));
     within(
         "create topics",

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{mock_cluster_for_groups, unique_topic, within, Broker};
+use common::{create_topic, mock_cluster_for_groups, unique_topic, within, Broker};
 use ferrokafka::{
     Client, CommitOffset, Consumer, Error, KafkaCode, NewTopic, OffsetReset, Producer, Record,
     TopicPartition,
@@ -113,12 +113,7 @@ async fn a_second_producer_with_the_same_id_fences_the_first() {
     let broker = Broker::start();
     let c = client(&broker.bootstrap()).await;
     let topic = unique_topic("fence");
-    within(
-        "create",
-        c.admin().create_topics(&[NewTopic::new(&topic, 2, 1)]),
-    )
-    .await
-    .unwrap();
+    create_topic(&c, &topic, 2).await;
     let id = unique_topic("tid");
     let old = txn_producer(&c, &id).await;
     within("init old", old.init_transactions()).await.unwrap();

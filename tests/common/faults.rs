@@ -672,15 +672,7 @@ impl MockOwner {
             .expect("a librdkafka handle with a mock cluster");
         let owner = MockOwner { rk };
         let cluster = owner.cluster();
-        for (api, max) in [
-            (RDKafkaApiKey::JoinGroup, 5),
-            (RDKafkaApiKey::SyncGroup, 3),
-            (RDKafkaApiKey::LeaveGroup, 2),
-        ] {
-            cluster
-                .apiversion(api, Some(0), Some(max))
-                .unwrap_or_else(|e| panic!("cannot cap {api:?} at v{max}: {e}"));
-        }
+        super::cap_group_api_versions(&cluster);
         // The mock holds a new group's first JoinGroup for 3 s (Kafka's
         // group.initial.rebalance.delay.ms) to collect members; both members subscribe within
         // milliseconds, so 1 s is plenty (with room for a loaded machine) and saves 2 s in each

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ferrokafka::{Client, NewTopic};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
@@ -396,6 +397,38 @@ impl Broker {
     }
 }
 
+/// A client of `bootstrap` with the default settings.
+pub async fn connect(bootstrap: &str) -> Client {
+    within(
+        "client",
+        Client::builder().bootstrap_servers(bootstrap).build(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Creates `topic` with `partitions` partitions (replication factor 1); panics if it fails.
+pub async fn create_topic(client: &Client, topic: &str, partitions: i32) {
+    within(
+        "create topic",
+        client
+            .admin()
+            .create_topics(&[NewTopic::new(topic, partitions, 1)]),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot create topic {topic}: {e}"));
+}
+
+/// A broker ([`Broker::start`]), a client of it with the default settings, and a fresh topic
+/// named after `prefix` with `partitions` partitions. Keep the broker alive while testing.
+pub async fn broker_with_topic(prefix: &str, partitions: i32) -> (Broker, Client, String) {
+    let broker = Broker::start();
+    let client = connect(&broker.bootstrap()).await;
+    let topic = unique_topic(prefix);
+    create_topic(&client, &topic, partitions).await;
+    (broker, client, topic)
+}
+
 /// librdkafka's mock cluster with `n` brokers on loopback ports; dropped, it shuts down.
 /// Its state lives as long as the value: use a fresh one per test.
 pub fn mock_cluster(n: i32) -> MockCluster<'static, DefaultProducerContext> {
@@ -415,8 +448,15 @@ thread_local! {
 /// librdkafka itself never sends those versions. Capping them makes the mock answer what it
 /// can parse; every other API keeps its full range.
 pub fn mock_cluster_for_groups(n: i32) -> MockCluster<'static, DefaultProducerContext> {
-    use rdkafka::types::RDKafkaApiKey;
     let cluster = mock_cluster(n);
+    cap_group_api_versions(&cluster);
+    cluster
+}
+
+/// Caps JoinGroup, SyncGroup and LeaveGroup at the versions librdkafka's mock can parse (see
+/// [`mock_cluster_for_groups`]).
+pub fn cap_group_api_versions(cluster: &MockCluster<'_, DefaultProducerContext>) {
+    use rdkafka::types::RDKafkaApiKey;
     for (api, max) in [
         (RDKafkaApiKey::JoinGroup, 5),
         (RDKafkaApiKey::SyncGroup, 3),
@@ -426,7 +466,6 @@ pub fn mock_cluster_for_groups(n: i32) -> MockCluster<'static, DefaultProducerCo
             .apiversion(api, Some(0), Some(max))
             .unwrap_or_else(|e| panic!("cannot cap {api:?} at v{max}: {e}"));
     }
-    cluster
 }
 
 pub mod cutting_proxy;
