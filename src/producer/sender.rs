@@ -254,7 +254,7 @@ impl Sender {
                     },
                 };
                 let Some(taken) = taken else { continue };
-                let batch = match taken {
+                let mut batch = match taken {
                     Queued::Sealed(b) => b,
                     Queued::Open(open) => {
                         let record_count = open.builder.record_count();
@@ -287,10 +287,11 @@ impl Sender {
                     }
                 };
                 // A retried batch re-queued by an epoch bump lost its sequence: give it one.
-                let batch = match self.resequence(&mut st, batch) {
-                    Some(b) => b,
-                    None => continue,
-                };
+                if !self.resequence(&mut st, &mut batch) {
+                    // No identity yet (`can_send` rules this out): keep it first in line.
+                    st.queue.push_front(Queued::Sealed(batch));
+                    continue;
+                }
                 st.in_flight += 1;
                 st.in_flight_to = Some(leader);
                 *request_bytes.entry(leader).or_default() += batch.bytes.len();
@@ -308,20 +309,33 @@ impl Sender {
 
     /// Gives a sealed batch without a sequence (re-queued for an epoch bump) the next one.
     /// Sealed retries keep theirs. Copies the batch: this only happens after an epoch bump.
+    /// False (batch untouched) when it needs a sequence but there is no producer identity.
     fn resequence(
         &mut self,
         st: &mut super::accumulator::PartitionState,
-        mut batch: ProducerBatch,
-    ) -> Option<ProducerBatch> {
+        batch: &mut ProducerBatch,
+    ) -> bool {
         if !self.idempotent || batch.base_sequence.is_some() {
-            return Some(batch);
+            return true;
         }
-        let id = self.identity?;
+        let Some(id) = self.identity else {
+            return false;
+        };
+        self.restamp(st, batch, id);
+        true
+    }
+
+    /// Copies `batch` with the partition's next sequence and `id` stamped in.
+    fn restamp(
+        &self,
+        st: &mut super::accumulator::PartitionState,
+        batch: &mut ProducerBatch,
+        id: Identity,
+    ) {
         let mut bytes = bytes::BytesMut::from(&batch.bytes[..]);
         let seq = self.stamp_next(st, &mut bytes, id, batch.record_count);
         batch.bytes = bytes.freeze();
         batch.base_sequence = Some(seq);
-        Some(batch)
     }
 
     /// Gives a batch of `record_count` records the partition's next sequence, stamping it and
@@ -622,18 +636,7 @@ impl Sender {
                             b.finish(Err(err));
                         }
                         Queued::Sealed(mut b) => {
-                            let seq = st.next_sequence;
-                            st.next_sequence = idempotence::next_sequence(seq, b.record_count);
-                            let mut bytes = bytes::BytesMut::from(&b.bytes[..]);
-                            stamp_producer(
-                                &mut bytes,
-                                id.producer_id,
-                                id.epoch,
-                                seq,
-                                self.txn.is_some(),
-                            );
-                            b.bytes = bytes.freeze();
-                            b.base_sequence = Some(seq);
+                            self.restamp(&mut st, &mut b, id);
                             st.queue.push_back(Queued::Sealed(b));
                         }
                         open => st.queue.push_back(open),
