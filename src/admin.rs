@@ -8,7 +8,7 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, DeleteTopicsRequest, ListOffsetsRequest, TopicName,
+    ApiKey, BrokerId, CreateTopicsRequest, DeleteTopicsRequest, ListOffsetsRequest,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 
@@ -16,6 +16,7 @@ use crate::client::metadata::{ClusterMetadata, TopicsQuery};
 use crate::client::Client;
 use crate::codes::KafkaCode;
 use crate::error::{Error, Result};
+use crate::protocol::topic_name;
 
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,10 +296,6 @@ impl Admin {
             None => inner.send_to_any(req).await,
         }
     }
-}
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_owned()))
 }
 
 /// Kafka's topic-name rules, checked before anything is sent.

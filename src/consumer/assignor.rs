@@ -31,8 +31,8 @@ use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as 
 use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 
-use crate::consumer::coordinator::topic_name;
 use crate::error::{Error, Result};
+use crate::protocol::topic_name;
 
 /// The consumer protocol version of the subscriptions ferrokafka sends in JoinGroup.
 ///

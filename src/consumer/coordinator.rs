@@ -30,8 +30,8 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-    OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, TopicName,
+    ApiKey, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use tracing::debug;
@@ -43,6 +43,7 @@ use crate::client::pool::coordinator_slot;
 use crate::client::ClientInner;
 use crate::codes::KafkaCode;
 use crate::error::{Error, Result};
+use crate::protocol::{group_id, str_bytes, topic_name};
 
 /// What a JoinGroup request carries.
 #[derive(Debug, Clone)]
@@ -188,7 +189,7 @@ impl GroupCoordinator {
                         .with_group_id(group_id(&self.group_id))
                         .with_session_timeout_ms(params.session_timeout_ms)
                         .with_rebalance_timeout_ms(params.rebalance_timeout_ms)
-                        .with_member_id(sb(&member_id))
+                        .with_member_id(str_bytes(&member_id))
                         .with_group_instance_id(instance_field(
                             &params.group_instance_id,
                             version,
@@ -196,14 +197,14 @@ impl GroupCoordinator {
                             "JoinGroup",
                             conn,
                         )?)
-                        .with_protocol_type(sb(&params.protocol_type))
+                        .with_protocol_type(str_bytes(&params.protocol_type))
                         .with_protocols(
                             params
                                 .protocols
                                 .iter()
                                 .map(|(name, metadata)| {
                                     JoinGroupRequestProtocol::default()
-                                        .with_name(sb(name))
+                                        .with_name(str_bytes(name))
                                         .with_metadata(metadata.clone())
                                 })
                                 .collect(),
@@ -276,7 +277,7 @@ impl GroupCoordinator {
                 let mut req = SyncGroupRequest::default()
                     .with_group_id(group_id(&self.group_id))
                     .with_generation_id(generation)
-                    .with_member_id(sb(&member_id))
+                    .with_member_id(str_bytes(&member_id))
                     .with_group_instance_id(instance_field(
                         &group_instance_id,
                         version,
@@ -289,14 +290,14 @@ impl GroupCoordinator {
                             .iter()
                             .map(|(member, bytes)| {
                                 SyncGroupRequestAssignment::default()
-                                    .with_member_id(sb(member))
+                                    .with_member_id(str_bytes(member))
                                     .with_assignment(bytes.clone())
                             })
                             .collect(),
                     );
                 if version >= 5 {
-                    req.protocol_type = Some(sb(&protocol_type));
-                    req.protocol_name = Some(sb(&protocol_name));
+                    req.protocol_type = Some(str_bytes(&protocol_type));
+                    req.protocol_name = Some(str_bytes(&protocol_name));
                 }
                 Ok(req)
             })
@@ -335,7 +336,7 @@ impl GroupCoordinator {
                 Ok(HeartbeatRequest::default()
                     .with_group_id(group_id(&self.group_id))
                     .with_generation_id(generation)
-                    .with_member_id(sb(&member_id))
+                    .with_member_id(str_bytes(&member_id))
                     .with_group_instance_id(instance_field(
                         &group_instance_id,
                         version,
@@ -368,12 +369,12 @@ impl GroupCoordinator {
                 // v3 (KIP-345) names members in a batch; older versions take one member id.
                 if version >= 3 {
                     req.members = vec![MemberIdentity::default()
-                        .with_member_id(sb(&member_id))
-                        .with_group_instance_id(group_instance_id.as_deref().map(sb))
+                        .with_member_id(str_bytes(&member_id))
+                        .with_group_instance_id(group_instance_id.as_deref().map(str_bytes))
                         .with_reason(None)];
                 } else {
                     instance_field(&group_instance_id, version, 3, "LeaveGroup", conn)?;
-                    req.member_id = sb(&member_id);
+                    req.member_id = str_bytes(&member_id);
                 }
                 Ok(req)
             })
@@ -469,7 +470,7 @@ impl GroupCoordinator {
                     let mut p = OffsetCommitRequestPartition::default()
                         .with_partition_index(o.partition)
                         .with_committed_offset(o.offset)
-                        .with_committed_metadata(o.metadata.as_deref().map(sb));
+                        .with_committed_metadata(o.metadata.as_deref().map(str_bytes));
                     if version >= 6 {
                         p.committed_leader_epoch = o.leader_epoch.unwrap_or(-1);
                     }
@@ -478,7 +479,7 @@ impl GroupCoordinator {
                 Ok(OffsetCommitRequest::default()
                     .with_group_id(group_id(&self.group_id))
                     .with_generation_id_or_member_epoch(member.generation)
-                    .with_member_id(sb(member.member_id))
+                    .with_member_id(str_bytes(member.member_id))
                     .with_group_instance_id(instance_field(
                         member.group_instance_id,
                         version,
@@ -800,9 +801,9 @@ impl GroupCoordinator {
         let mut req = FindCoordinatorRequest::default().with_key_type(self.key_type);
         // v4 (KIP-699) batches keys; older versions take one.
         if version >= 4 {
-            req.coordinator_keys = vec![sb(&self.group_id)];
+            req.coordinator_keys = vec![str_bytes(&self.group_id)];
         } else {
-            req.key = sb(&self.group_id);
+            req.key = str_bytes(&self.group_id);
         }
         let resp = conn
             .call(&req, version, self.client.cfg.request_timeout)
@@ -902,20 +903,8 @@ fn instance_field(
             "group.instance.id (static membership) needs {api} v{since}+, but {} speaks v{version}",
             conn.label()
         ))),
-        Some(id) => Ok(Some(sb(id))),
+        Some(id) => Ok(Some(str_bytes(id))),
     }
-}
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
-pub(crate) fn group_id(id: &str) -> GroupId {
-    GroupId(sb(id))
-}
-
-pub(crate) fn topic_name(name: &str) -> TopicName {
-    TopicName(sb(name))
 }
 
 #[cfg(test)]

@@ -120,16 +120,16 @@ fn coordinator_answer(r: &Received, node: i32) -> Bytes {
     let req: FindCoordinatorRequest = r.decode();
     let host = StrBytes::from_static_str("fake");
     let resp = if r.api().1 >= 4 {
-        assert_eq!(req.coordinator_keys, vec![sb("g")]);
+        assert_eq!(req.coordinator_keys, vec![str_bytes("g")]);
         assert!(req.key.is_empty());
         FindCoordinatorResponse::default().with_coordinators(vec![Coordinator::default()
-            .with_key(sb("g"))
+            .with_key(str_bytes("g"))
             .with_node_id(BrokerId(node))
             .with_host(host)
             .with_port(node)
             .with_error_message(None)])
     } else {
-        assert_eq!(req.key, sb("g"));
+        assert_eq!(req.key, str_bytes("g"));
         assert!(req.coordinator_keys.is_empty());
         FindCoordinatorResponse::default()
             .with_node_id(BrokerId(node))
@@ -221,16 +221,16 @@ async fn join_group_rejoins_at_once_after_member_id_required() {
             let resp = if first {
                 JoinGroupResponse::default()
                     .with_error_code(code(KafkaCode::MemberIdRequired))
-                    .with_member_id(sb("m-1"))
+                    .with_member_id(str_bytes("m-1"))
             } else {
                 JoinGroupResponse::default()
                     .with_generation_id(3)
-                    .with_protocol_type(Some(sb("consumer")))
-                    .with_protocol_name(Some(sb("range")))
-                    .with_leader(sb("m-1"))
-                    .with_member_id(sb("m-1"))
+                    .with_protocol_type(Some(str_bytes("consumer")))
+                    .with_protocol_name(Some(str_bytes("range")))
+                    .with_leader(str_bytes("m-1"))
+                    .with_member_id(str_bytes("m-1"))
                     .with_members(vec![JoinGroupResponseMember::default()
-                        .with_member_id(sb("m-1"))
+                        .with_member_id(str_bytes("m-1"))
                         .with_metadata(Bytes::from_static(b"sub"))])
             };
             Some(r.answer(&resp))
@@ -263,16 +263,16 @@ async fn join_group_rejoins_at_once_after_member_id_required() {
     );
     let joins = joins.lock().unwrap();
     assert_eq!(joins.len(), 2);
-    assert_eq!(joins[1].member_id, sb("m-1"));
+    assert_eq!(joins[1].member_id, str_bytes("m-1"));
     for j in joins.iter() {
-        assert_eq!(j.group_id.0, sb("g"));
+        assert_eq!(j.group_id.0, str_bytes("g"));
         assert_eq!(j.group_instance_id, None);
         assert_eq!(j.reason, None);
         assert_eq!(j.session_timeout_ms, 45_000);
         assert_eq!(j.rebalance_timeout_ms, 300_000);
-        assert_eq!(j.protocol_type, sb("consumer"));
+        assert_eq!(j.protocol_type, str_bytes("consumer"));
         assert_eq!(j.protocols.len(), 1);
-        assert_eq!(j.protocols[0].name, sb("range"));
+        assert_eq!(j.protocols[0].name, str_bytes("range"));
         assert_eq!(j.protocols[0].metadata, Bytes::from_static(b"sub"));
     }
 }
@@ -320,16 +320,16 @@ fn membership_script(seen: Seen) -> Script {
             ApiKey::SyncGroup => {
                 let req: SyncGroupRequest = r.decode();
                 assert_eq!(req.generation_id, 4);
-                assert_eq!(req.protocol_type, Some(sb("consumer")));
-                assert_eq!(req.protocol_name, Some(sb("range")));
+                assert_eq!(req.protocol_type, Some(str_bytes("consumer")));
+                assert_eq!(req.protocol_name, Some(str_bytes("range")));
                 assert_eq!(req.assignments.len(), 1);
-                assert_eq!(req.assignments[0].member_id, sb("m"));
+                assert_eq!(req.assignments[0].member_id, str_bytes("m"));
                 seen.lock()
                     .unwrap()
                     .push((api, s(&req.member_id), o(&req.group_instance_id)));
                 let resp = SyncGroupResponse::default()
-                    .with_protocol_type(Some(sb("consumer")))
-                    .with_protocol_name(Some(sb("range")))
+                    .with_protocol_type(Some(str_bytes("consumer")))
+                    .with_protocol_name(Some(str_bytes("range")))
                     .with_assignment(Bytes::from_static(b"mine"));
                 Some(r.answer(&resp))
             }
@@ -518,16 +518,20 @@ async fn commit_retries_only_the_retriable_partitions() {
     assert_eq!(first.generation_id_or_member_epoch, -1);
     assert!(first.member_id.is_empty());
     assert_eq!(first.group_instance_id, None);
-    let t = first.topics.iter().find(|t| t.name.0 == sb("t")).unwrap();
+    let t = first
+        .topics
+        .iter()
+        .find(|t| t.name.0 == str_bytes("t"))
+        .unwrap();
     assert_eq!(t.partitions[0].committed_offset, 10);
     assert_eq!(t.partitions[0].committed_leader_epoch, 7);
-    assert_eq!(t.partitions[0].committed_metadata, Some(sb("meta")));
+    assert_eq!(t.partitions[0].committed_metadata, Some(str_bytes("meta")));
     assert_eq!(t.partitions[1].committed_leader_epoch, -1);
     assert_eq!(t.partitions[1].committed_metadata, None);
     // The retry carries only the partition that failed retriably.
     let retry = &commits[1];
     assert_eq!(retry.topics.len(), 1);
-    assert_eq!(retry.topics[0].name.0, sb("t"));
+    assert_eq!(retry.topics[0].name.0, str_bytes("t"));
     let parts: Vec<i32> = retry.topics[0]
         .partitions
         .iter()
@@ -580,7 +584,7 @@ async fn commit_that_never_reaches_a_coordinator_is_an_error() {
     let script: Script = Arc::new(|_, r| match r.api().0 {
         ApiKey::FindCoordinator => Some(r.answer(
             &FindCoordinatorResponse::default().with_coordinators(vec![Coordinator::default()
-                .with_key(sb("g"))
+                .with_key(str_bytes("g"))
                 .with_node_id(BrokerId(-1))
                 .with_error_code(code(KafkaCode::GroupAuthorizationFailed))]),
         )),
@@ -613,7 +617,7 @@ fn fetch_script(requests: Arc<Mutex<Vec<(i16, OffsetFetchRequest)>>>) -> Script 
                 assert!(req.group_id.is_empty());
                 assert_eq!(req.groups.len(), 1);
                 let g = &req.groups[0];
-                assert_eq!(g.group_id.0, sb("g"));
+                assert_eq!(g.group_id.0, str_bytes("g"));
                 assert_eq!(g.member_id, None);
                 assert_eq!(g.member_epoch, -1);
                 g.topics
@@ -622,7 +626,7 @@ fn fetch_script(requests: Arc<Mutex<Vec<(i16, OffsetFetchRequest)>>>) -> Script 
                     .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                     .collect()
             } else {
-                assert_eq!(req.group_id.0, sb("g"));
+                assert_eq!(req.group_id.0, str_bytes("g"));
                 assert!(req.groups.is_empty());
                 req.topics
                     .iter()
@@ -637,8 +641,8 @@ fn fetch_script(requests: Arc<Mutex<Vec<(i16, OffsetFetchRequest)>>>) -> Script 
                 0 if first && version >= 7 => {
                     (0, -1, -1, None, KafkaCode::UnstableOffsetCommit.code())
                 }
-                0 => (0, 42, 5, Some(sb("m")), 0),
-                _ => (p, -1, -1, Some(sb("")), 0),
+                0 => (0, 42, 5, Some(str_bytes("m")), 0),
+                _ => (p, -1, -1, Some(str_bytes("")), 0),
             };
             let resp = if version >= 8 {
                 let topics = asked

@@ -37,13 +37,14 @@ use crate::client::metadata::TopicsQuery;
 use crate::client::ClientInner;
 use crate::codes::KafkaCode;
 use crate::consumer::config::{ConsumerConfig, IsolationLevel};
-use crate::consumer::coordinator::{topic_name, GroupCoordinator};
+use crate::consumer::coordinator::GroupCoordinator;
 use crate::consumer::record::{ConsumerRecord, TimestampType};
 use crate::consumer::state::{
     Assignment, Budget, BudgetGuard, Delivery, Lookup, PartitionState, Position,
 };
 use crate::error::{Error, Result};
 use crate::protocol::records::Batches;
+use crate::protocol::topic_name;
 
 /// A partition in a request, with the epoch it was planned under.
 struct Planned {
@@ -576,18 +577,18 @@ impl Fetcher {
         // Each partition's record set keeps its wire bytes charged until the application has
         // its records; the rest of the request's reservation goes back now, so that decoding
         // below sees every free byte (`Fetcher::decode` stops at the budget).
-        let mut wire: Vec<Option<BudgetGuard>> = planned
+        let answered: Vec<_> = planned
             .iter()
             .map(|p| {
-                let data = by_tp.get(&(&*p.part.tp.topic, p.part.tp.partition))?;
+                let data = *by_tp.get(&(&*p.part.tp.topic, p.part.tp.partition))?;
                 let len = data.records.as_ref().map_or(0, |r| r.len());
-                Some(budget.split(len))
+                Some((data, budget.split(len)))
             })
             .collect();
         drop(budget);
-        for (i, p) in planned.iter().enumerate() {
+        for (p, answer) in planned.iter().zip(answered) {
             let tp = &p.part.tp;
-            let Some(data) = by_tp.get(&(&*tp.topic, tp.partition)) else {
+            let Some((data, mut guard)) = answer else {
                 self.settle(p, None, None);
                 continue;
             };
@@ -620,9 +621,6 @@ impl Fetcher {
                     continue;
                 }
             };
-            let mut guard = wire[i]
-                .take()
-                .expect("split above for every partition with data");
             let aborted = match self.cfg.isolation {
                 IsolationLevel::ReadCommitted => data
                     .aborted_transactions

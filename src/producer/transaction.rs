@@ -28,7 +28,7 @@ use kafka_protocol::messages::txn_offset_commit_request::{
 };
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, EndTxnRequest,
-    InitProducerIdRequest, ProducerId, TransactionalId, TxnOffsetCommitRequest,
+    InitProducerIdRequest, ProducerId, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
@@ -36,10 +36,11 @@ use tracing::{debug, info};
 
 use crate::classify::{classify, Action};
 use crate::client::ClientInner;
-use crate::consumer::coordinator::{group_id, topic_name, GroupCoordinator};
+use crate::consumer::coordinator::GroupCoordinator;
 use crate::consumer::{CommitOffset, ConsumerGroupMetadata, TopicPartition};
 use crate::error::{Error, Result};
 use crate::producer::idempotence::Identity;
+use crate::protocol::{group_id, topic_name, transactional_id as txn_id};
 
 /// Where the transactional producer stands.
 #[derive(Debug, Clone)]
@@ -469,10 +470,6 @@ impl Transactions {
         *self.state.lock().unwrap() = State::Ready;
         Ok(())
     }
-}
-
-fn txn_id(id: &str) -> TransactionalId {
-    TransactionalId(StrBytes::from_string(id.to_owned()))
 }
 
 fn name(s: &State) -> &'static str {

@@ -58,6 +58,26 @@ pub(crate) const API_VERSIONS_MAX: i16 = 4;
 pub(crate) const SOFTWARE_NAME: &str = "ferrokafka";
 pub(crate) const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Wire strings from the client's own names: the one place they are built.
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+/// A topic name as messages carry it.
+pub(crate) fn topic_name(name: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(str_bytes(name))
+}
+
+/// A group id as messages carry it.
+pub(crate) fn group_id(id: &str) -> kafka_protocol::messages::GroupId {
+    kafka_protocol::messages::GroupId(str_bytes(id))
+}
+
+/// A transactional id as messages carry it.
+pub(crate) fn transactional_id(id: &str) -> kafka_protocol::messages::TransactionalId {
+    kafka_protocol::messages::TransactionalId(str_bytes(id))
+}
+
 /// The version range ferrokafka speaks for `api`: what `kafka-protocol` can encode, narrowed
 /// where the client's own handling of a message's fields starts at a later version.
 pub(crate) fn client_range(api: ApiKey) -> (i16, i16) {
