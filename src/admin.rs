@@ -58,8 +58,13 @@ pub enum OffsetSpec {
     Earliest,
     /// The offset the next record will get (the high watermark).
     Latest,
-    /// The first offset whose timestamp is at or after this many milliseconds since the epoch.
+    /// The first offset whose timestamp is at or after this many milliseconds since the epoch;
+    /// -1 when no record is that recent (Kafka's answer, as Java's admin reports it).
     Timestamp(i64),
+    /// The offset of the record with the highest timestamp, which need not be the last one
+    /// (producers set CreateTime); -1 for an empty partition. Needs ListOffsets v7 (KIP-734,
+    /// Kafka 3.0).
+    MaxTimestamp,
 }
 
 /// Administrative operations through a [`Client`]. Obtained from [`Client::admin`].
@@ -237,6 +242,7 @@ impl Admin {
             OffsetSpec::Earliest => -2,
             OffsetSpec::Latest => -1,
             OffsetSpec::Timestamp(ts) => ts,
+            OffsetSpec::MaxTimestamp => -3,
         };
         let req = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
@@ -250,6 +256,18 @@ impl Admin {
             .retrying(ApiKey::ListOffsets, || async {
                 let leader = inner.leader(topic, partition).await?;
                 let conn = inner.broker(leader).await?;
+                // -3 means nothing to a broker before KIP-734: refuse rather than trust its
+                // answer.
+                let version = conn.version(ApiKey::ListOffsets)?;
+                if spec == OffsetSpec::MaxTimestamp && version < 7 {
+                    return Err(Error::InvalidInput(
+                        format!(
+                            "OffsetSpec::MaxTimestamp needs ListOffsets v7; broker {leader} \
+                             speaks v{version}"
+                        )
+                        .into(),
+                    ));
+                }
                 let resp = conn.send(&req).await?;
                 let p = resp
                     .topics

@@ -16,18 +16,24 @@
 //!
 //! # Which output records are committed
 //!
-//! ferrokafka's consumer never hands out control records, and Tansu answers read_committed
-//! fetches with an empty aborted-transactions list (it returns aborted records), so neither
-//! can tell. The test reads the output partitions itself: raw Fetch requests
+//! Two independent readings must agree. First the log itself: raw Fetch requests
 //! (read_uncommitted, kafka-protocol encoders, over TCP to the leader) return every data and
 //! control batch with its producer id and epoch, and Kafka's rule decides: a producer id's
 //! transactional data belongs to its open transaction until that producer's next control
 //! batch, COMMIT or ABORT (`sort_by_markers`, checked on a synthetic log below). Nothing may
 //! be left without a marker once every instance is gone, and every input (`src` header on
-//! each copy) must be among the committed copies exactly once. Tansu writes these markers
-//! (valid CRCs; the ABORT of a crashed instance's transaction when the next one calls
-//! `init_transactions`); librdkafka's mock writes none and does not store TxnOffsetCommit,
-//! so this test cannot run there (docs/EXACTLY_ONCE.md).
+//! each copy) must be among the committed copies exactly once. Then the consumer: a
+//! read_committed ferrokafka consumer must hand out exactly those committed copies, in
+//! order. On Apache Kafka that checks the consumer's aborted-transaction filtering; Tansu
+//! lists no aborted transactions in its Fetch answers, so there the consumer gets every copy
+//! and the test expects that (pinned by `what_the_test_brokers_do_with_transactions`).
+//! Tansu and Apache Kafka write the markers (the ABORT of a crashed instance's transaction
+//! when the next one calls `init_transactions`); librdkafka's mock writes none and does not
+//! store TxnOffsetCommit, so this test cannot run there (docs/EXACTLY_ONCE.md).
+//!
+//! On Apache Kafka the group runs with a static member id (a restart takes the dead member's
+//! place instead of waiting out its 6 s session), and committed offsets between instances
+//! are read without `require_stable` (see `stable_committed`).
 //!
 //! Between instances the test also notes the committed offsets (they never go back) and
 //! the output high watermarks, which say which instance wrote each copy: every instance
@@ -45,8 +51,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use common::{connect, mock_cluster, unique_topic, within, Broker, Tansu};
 use ferrokafka::{Client, Consumer, NewTopic, Producer, Record, TopicPartition};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, BrokerId, FetchRequest, FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    GroupId, OffsetFetchRequest, OffsetFetchResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
@@ -310,6 +318,48 @@ struct Fetched {
     records: Bytes,
 }
 
+/// Sends one request on `socket` and decodes its answer: the test's own minimal wire client,
+/// so what it reads from the broker does not depend on the client under test.
+async fn exchange<Req, Resp>(
+    socket: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    request: &Req,
+    correlation_id: i32,
+) -> Resp
+where
+    Req: Encodable + HeaderVersion,
+    Resp: Decodable + HeaderVersion,
+{
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("crash-test-raw")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, Req::header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut frame = BytesMut::with_capacity(4 + body.len());
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    within("raw request write", socket.write_all(&frame))
+        .await
+        .unwrap();
+    let len = within("raw response read", socket.read_i32())
+        .await
+        .unwrap() as usize;
+    let mut response = vec![0u8; len];
+    within("raw response read", socket.read_exact(&mut response))
+        .await
+        .unwrap();
+    let mut response = Bytes::from(response);
+    let header = ResponseHeader::decode(&mut response, Resp::header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, correlation_id);
+    Resp::decode(&mut response, version).unwrap()
+}
+
 /// One Fetch v11 (topic names, non-flexible) at `isolation` (0 read_uncommitted, 1
 /// read_committed).
 async fn fetch(
@@ -320,12 +370,6 @@ async fn fetch(
     isolation: i8,
     correlation_id: i32,
 ) -> Fetched {
-    const VERSION: i16 = 11;
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Fetch as i16)
-        .with_request_api_version(VERSION)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("crash-test-raw-fetch")));
     // Tansu answers min_bytes 0 with no partitions at all: ask for one byte, wait briefly.
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
@@ -340,27 +384,8 @@ async fn fetch(
                 .with_partition(partition)
                 .with_fetch_offset(offset)
                 .with_partition_max_bytes(8 << 20)])]);
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, FetchRequest::header_version(VERSION))
-        .unwrap();
-    request.encode(&mut body, VERSION).unwrap();
-    let mut frame = BytesMut::with_capacity(4 + body.len());
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    within("fetch write", socket.write_all(&frame))
-        .await
-        .unwrap();
-    let len = within("fetch read", socket.read_i32()).await.unwrap() as usize;
-    let mut response = vec![0u8; len];
-    within("fetch read", socket.read_exact(&mut response))
-        .await
-        .unwrap();
-    let mut response = Bytes::from(response);
-    let header =
-        ResponseHeader::decode(&mut response, FetchResponse::header_version(VERSION)).unwrap();
-    assert_eq!(header.correlation_id, correlation_id);
-    let response = FetchResponse::decode(&mut response, VERSION).unwrap();
+    let response: FetchResponse =
+        exchange(socket, ApiKey::Fetch, 11, &request, correlation_id).await;
     assert_eq!(response.error_code, 0, "Fetch: {response:?}");
     let p = &response.responses[0].partitions[0];
     assert_eq!(p.error_code, 0, "Fetch of {topic}-{partition}: {p:?}");
@@ -370,6 +395,58 @@ async fn fetch(
         aborted: p.aborted_transactions.as_ref().map_or(0, Vec::len),
         records: p.records.clone().unwrap_or_default(),
     }
+}
+
+/// The group's committed offsets of `topic`'s `partitions` (0 where nothing is committed),
+/// read with raw FindCoordinator v3 and OffsetFetch v7 with `require_stable` off.
+///
+/// Why not `Consumer::committed`: it asks, as Java's consumer does, with `require_stable`,
+/// and Apache Kafka answers UNSTABLE_OFFSET_COMMIT (retriable) for a partition whose offsets
+/// sit in a transaction still open. A SIGKILLed instance's transaction stays open until the
+/// next instance's `init_transactions` (or `transaction.timeout.ms`, 60 s), so right after a
+/// kill the client would retry until its API timeout. Without `require_stable` the
+/// coordinator answers the last committed offsets, which is what the snapshot records.
+async fn stable_committed(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> BTreeMap<i32, i64> {
+    let first = bootstrap.split(',').next().unwrap();
+    let mut socket = within("connect", TcpStream::connect(first)).await.unwrap();
+    let find = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(group.to_owned()))
+        .with_key_type(0);
+    let found: FindCoordinatorResponse =
+        exchange(&mut socket, ApiKey::FindCoordinator, 3, &find, 1).await;
+    assert_eq!(found.error_code, 0, "FindCoordinator: {found:?}");
+    let address = format!("{}:{}", found.host.as_str(), found.port);
+    let mut socket = within("connect", TcpStream::connect(&address))
+        .await
+        .unwrap();
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partition_indexes(partitions.to_vec())]))
+        .with_require_stable(false);
+    let response: OffsetFetchResponse =
+        exchange(&mut socket, ApiKey::OffsetFetch, 7, &request, 2).await;
+    assert_eq!(response.error_code, 0, "OffsetFetch: {response:?}");
+    let mut committed: BTreeMap<i32, i64> = partitions.iter().map(|&p| (p, 0)).collect();
+    for t in response
+        .topics
+        .iter()
+        .filter(|t| t.name.0.as_str() == topic)
+    {
+        for p in &t.partitions {
+            assert_eq!(p.error_code, 0, "OffsetFetch of {topic}-{p:?}");
+            if p.committed_offset >= 0 {
+                committed.insert(p.partition_index, p.committed_offset);
+            }
+        }
+    }
+    committed
 }
 
 /// The log's transactional data records sorted by Kafka's rule.
@@ -425,29 +502,28 @@ struct Ended {
 }
 
 /// Reads the group's committed offsets and the output high watermarks.
-async fn snapshot(
-    checker: &Consumer,
-    inputs: &[TopicPartition],
-    output: &str,
-    leaders: &[String],
-    transcript: String,
-) -> Ended {
+async fn snapshot(topics: &Topics<'_>, leaders: &[String], transcript: String) -> Ended {
     tokio::time::sleep(SETTLE).await;
-    let committed = within("committed", checker.committed(inputs))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(tp, o)| (tp.partition, o.unwrap_or(0)))
-        .collect();
+    let partitions: Vec<i32> = (0..INPUT_PARTITIONS).collect();
+    let committed =
+        stable_committed(topics.bootstrap, topics.group, topics.input, &partitions).await;
     let mut output_end = Vec::new();
     for (q, address) in leaders.iter().enumerate() {
-        output_end.push(high_watermark(address, output, q as i32).await);
+        output_end.push(high_watermark(address, topics.output, q as i32).await);
     }
     Ended {
         transcript,
         committed,
         output_end,
     }
+}
+
+/// Where the copy runs: what `snapshot` reads.
+struct Topics<'a> {
+    bootstrap: &'a str,
+    group: &'a str,
+    input: &'a str,
+    output: &'a str,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,6 +612,12 @@ async fn every_input_record_is_copied_exactly_once_through_20_crashes() {
         .keys()
         .map(|&p| TopicPartition::new(&input, p))
         .collect();
+    let topics = Topics {
+        bootstrap: &bootstrap,
+        group: &group,
+        input: &input,
+        output: &output,
+    };
     let mut leaders = Vec::new();
     for q in 0..OUTPUT_PARTITIONS {
         leaders.push(leader(&client, &output, q).await);
@@ -555,7 +637,7 @@ async fn every_input_record_is_copied_exactly_once_through_20_crashes() {
     let mut first_args = args.clone();
     first_args.extend(["--max-batches".to_owned(), "2".to_owned()]);
     let (status, said) = Instance::start(&first_args, 1).finish().await;
-    let ended = snapshot(&checker, &inputs, &output, &leaders, said).await;
+    let ended = snapshot(&topics, &leaders, said).await;
     assert!(
         status.success() && ended.transcript.contains("stopped after 2 transactions"),
         "{status}: {}",
@@ -613,7 +695,7 @@ async fn every_input_record_is_copied_exactly_once_through_20_crashes() {
         }
         let mut said = instance.sigkill().await;
         said.push_str(&format!("[{n}] SIGKILL\n"));
-        runs.push(snapshot(&checker, &inputs, &output, &leaders, said).await);
+        runs.push(snapshot(&topics, &leaders, said).await);
     }
 
     // The last instance runs until the committed offsets reach the input's end, then stops
@@ -649,7 +731,7 @@ async fn every_input_record_is_copied_exactly_once_through_20_crashes() {
         .unwrap()
         .success());
     let (status, said) = last.finish().await;
-    let ended = snapshot(&checker, &inputs, &output, &leaders, said).await;
+    let ended = snapshot(&topics, &leaders, said).await;
     assert!(
         status.success() && ended.transcript.contains("stopped after"),
         "the last instance did not stop cleanly ({status}):\n{}",
@@ -659,6 +741,14 @@ async fn every_input_record_is_copied_exactly_once_through_20_crashes() {
         ended.committed, ends,
         "committed input offsets vs the input's end"
     );
+    // Nothing is pending any more: the client's own (require_stable) read agrees.
+    let stable: BTreeMap<i32, i64> = within("committed", checker.committed(&inputs))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(tp, o)| (tp.partition, o.unwrap_or(0)))
+        .collect();
+    assert_eq!(stable, ends, "Consumer::committed vs the input's end");
     runs.push(ended);
     let transcript = transcript(&runs);
 
@@ -756,6 +846,34 @@ async fn every_input_record_is_copied_exactly_once_through_20_crashes() {
         "seed {seed}: inputs without a committed copy {missing:?}; with several {twice:#?}\n\
          {transcript}"
     );
+    // The consumer's view of the same log: a read_committed ferrokafka consumer gets
+    // exactly the copies the markers commit, each partition in offset order. Apache Kafka
+    // lists the aborted transactions in its read_committed Fetch answers and the consumer
+    // drops their records; Tansu lists none, so there it gets every copy, aborted ones too
+    // (pinned in `what_the_test_brokers_do_with_transactions`).
+    let final_end = &runs.last().unwrap().output_end;
+    let got = read_committed_copies(&client, &output, final_end).await;
+    let mut want: Vec<(i32, i64)> = if broker.is_external() {
+        outcome
+            .committed
+            .iter()
+            .map(|r| (r.partition, r.offset))
+            .collect()
+    } else {
+        data.iter().map(|r| (r.partition, r.offset)).collect()
+    };
+    want.sort();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "seed {seed}: read_committed consumer vs the committed copies by the markers"
+    );
+    assert!(
+        got == want,
+        "seed {seed}: read_committed consumer got {:?} where the markers say {:?}",
+        got.iter().zip(&want).find(|(g, w)| g != w),
+        got.iter().zip(&want).find(|(g, w)| g != w).map(|(_, w)| w)
+    );
     // Or the kills proved little.
     assert!(
         !outcome.aborted.is_empty(),
@@ -773,6 +891,48 @@ async fn every_input_record_is_copied_exactly_once_through_20_crashes() {
     );
     checker.close().await.unwrap();
     client.close().await;
+}
+
+/// The output as a read_committed ferrokafka consumer (no group) sees it: `(partition,
+/// offset)` of every record it hands out, per partition in the order received, until its
+/// position reaches `end` (the high watermarks once every instance is gone).
+async fn read_committed_copies(client: &Client, output: &str, end: &[i64]) -> Vec<(i32, i64)> {
+    let consumer = Consumer::builder(client)
+        .isolation_level(ferrokafka::IsolationLevel::ReadCommitted)
+        .offset_reset(ferrokafka::OffsetReset::Earliest)
+        .build()
+        .await
+        .unwrap();
+    let tps: Vec<TopicPartition> = (0..end.len() as i32)
+        .map(|q| TopicPartition::new(output, q))
+        .collect();
+    within("assign", consumer.assign(&tps)).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The last batches are markers (and maybe aborted copies): no record comes for them, but
+    // the position moves past them.
+    while tps
+        .iter()
+        .any(|tp| consumer.position(tp).unwrap().unwrap_or(0) < end[tp.partition as usize])
+    {
+        assert!(
+            Instant::now() < deadline,
+            "read_committed consumer stuck at {:?}, ends {end:?}",
+            tps.iter()
+                .map(|tp| consumer.position(tp).unwrap())
+                .collect::<Vec<_>>()
+        );
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+            let r = r.unwrap();
+            got.push((r.partition, r.offset));
+        }
+    }
+    consumer.close().await.unwrap();
+    // Per partition in the order received (interleaving across partitions is free).
+    got.sort_by_key(|&(q, _)| q);
+    let in_order = got.windows(2).all(|w| w[0].0 != w[1].0 || w[0].1 < w[1].1);
+    assert!(in_order, "read_committed records out of order: {got:?}");
+    got
 }
 
 /// The marker rule above on a synthetic log: interleaved producers, a commit, an abort, a
@@ -888,9 +1048,10 @@ async fn quirk_run(bootstrap: &str, topic: &str) -> QuirkRun {
     )
     .await
     .unwrap();
+    let tid = unique_topic("quirks");
     let producer = || async {
         let p = Producer::builder(&client)
-            .set("transactional.id", "quirks")
+            .set("transactional.id", &tid)
             .build()
             .await
             .unwrap();
@@ -1042,4 +1203,44 @@ async fn what_the_test_brokers_do_with_transactions() {
         m.read_committed,
         ["committed", "aborted", "left open", "new", "late"]
     );
+}
+
+/// The same run on Apache Kafka 4.4 (the shared node), the reference the two test brokers
+/// above are measured against.
+#[tokio::test]
+async fn what_apache_kafka_does_with_transactions() {
+    let v = |s: &str| Some(s.to_owned());
+    let kafka = common::kafka();
+    let client = connect(&kafka.bootstrap()).await;
+    let topic = unique_topic("quirks");
+    common::create_topic(&client, &topic, 1).await;
+    let k = quirk_run(&kafka.bootstrap(), &topic).await;
+    let pid = k.log[0].1;
+    assert_eq!(
+        k.log,
+        [
+            (v("committed"), pid, 0, None),
+            (None, pid, 0, Some(true)),
+            (v("aborted"), pid, 0, None),
+            (None, pid, 0, Some(false)),
+            (v("left open"), pid, 0, None),
+            (None, pid, 1, Some(false)),
+            (v("new"), pid, 2, None),
+            (None, pid, 2, Some(true)),
+        ]
+    );
+    assert_eq!(
+        (k.high_watermark, k.last_stable_offset, k.aborted_entries),
+        (5, 4, 1)
+    );
+    assert!(
+        matches!(&k.old_end_txn, Err(e) if matches!(
+            e.kafka_code(),
+            Some(ferrokafka::KafkaCode::ProducerFenced | ferrokafka::KafkaCode::InvalidProducerEpoch)
+        )),
+        "{:?}",
+        k.old_end_txn
+    );
+    assert_eq!(k.read_committed, ["committed", "new"]);
+    client.close().await;
 }
