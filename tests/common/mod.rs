@@ -532,6 +532,7 @@ pub fn cap_group_api_versions(cluster: &MockCluster<'_, DefaultProducerContext>)
 
 pub mod cutting_proxy;
 pub mod faults;
+pub mod java;
 pub mod kafka;
 
 pub use kafka::{KafkaCluster, KafkaOptions};
