@@ -79,6 +79,12 @@ pub(crate) struct PartitionState {
     pub(crate) in_flight_to: Option<i32>,
     /// Sender-owned: the next base sequence (idempotence).
     pub(crate) next_sequence: i32,
+    /// Sender-owned (idempotence): a batch stamped with the current producer identity was
+    /// acknowledged here. Until then the partition has one batch in flight at a time: a broker
+    /// that has no state for a producer id accepts *any* first sequence, so a batch pipelined
+    /// behind a first one that fails retriably (NOT_LEADER_OR_FOLLOWER right after the topic
+    /// was created) would be appended, and the first could only follow it, out of order.
+    pub(crate) sequence_confirmed: bool,
 }
 
 /// A topic's partitions. Replaced by a larger one if the topic grows.

@@ -228,6 +228,12 @@ impl Sender {
                     // their outcome so order is kept.
                     continue;
                 }
+                if self.idempotent && !st.sequence_confirmed && st.in_flight > 0 {
+                    // No batch of this identity acknowledged here yet: the broker would take
+                    // a later batch as the producer's first if this one fails (see
+                    // `PartitionState::sequence_confirmed`).
+                    continue;
+                }
                 if let Some(Queued::Sealed(b)) = st.queue.front() {
                     if let Some(at) = b.retry_at {
                         if at > now {
@@ -487,7 +493,6 @@ impl Sender {
         }
         let acks_none = self.acks == Acks::None;
         for batch in done.batches {
-            self.partition_done(&batch);
             let outcome = match &done.result {
                 Err(e) => Err(e.clone()),
                 Ok(_) if acks_none => Ok(BatchOutcome {
@@ -496,6 +501,7 @@ impl Sender {
                 }),
                 Ok(resp) => partition_outcome(resp, &batch),
             };
+            self.partition_done(&batch, outcome.is_ok());
             match outcome {
                 Ok(o) => batch.finish(Ok(o)),
                 Err(e) => self.failed(batch, e),
@@ -503,11 +509,14 @@ impl Sender {
         }
     }
 
-    fn partition_done(&self, batch: &ProducerBatch) {
+    /// One of the partition's requests is back; `appended` when its batch is in the log
+    /// (which confirms the partition's sequence to the broker).
+    fn partition_done(&self, batch: &ProducerBatch, appended: bool) {
         if let Some(t) = self.acc.topic(batch.topic()) {
             if let Some(slot) = t.partitions.get(batch.partition() as usize) {
                 let mut st = slot.lock().unwrap();
                 st.in_flight = st.in_flight.saturating_sub(1);
+                st.sequence_confirmed |= appended;
             }
         }
     }
@@ -628,6 +637,7 @@ impl Sender {
             for slot in &topic.partitions {
                 let mut st = slot.lock().unwrap();
                 st.next_sequence = 0;
+                st.sequence_confirmed = false;
                 let queue = std::mem::take(&mut st.queue);
                 for q in queue {
                     match q {
@@ -718,3 +728,7 @@ fn partition_outcome(resp: &ProduceResponse, batch: &ProducerBatch) -> Result<Ba
         log_append_time: (p.log_append_time_ms >= 0).then_some(p.log_append_time_ms),
     })
 }
+
+#[cfg(test)]
+#[path = "sender_tests.rs"]
+mod tests;

@@ -1,0 +1,144 @@
+//! The sender against a scripted broker that checks idempotent sequences as Kafka does,
+//! including the rule that makes pipelining a new producer's first batches unsafe: a broker
+//! with no state for a producer id accepts *any* first sequence on a partition.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
+    ProducerId,
+};
+
+use crate::codes::KafkaCode;
+use crate::protocol::records::decode_batches;
+use crate::testing::{FakeCluster, Received};
+use crate::{Producer, Record};
+
+/// One partition's log and the broker's producer state for it, as Kafka keeps them.
+#[derive(Default)]
+struct Partition {
+    /// `(producer id, epoch, last sequence)` of the last append.
+    producer: Option<(i64, i16, i32)>,
+    log: Vec<String>,
+    produce_requests: usize,
+}
+
+impl Partition {
+    /// Kafka's sequence check (`ProducerAppendInfo.checkSequence`): an unknown producer may
+    /// start at any sequence; a new epoch must start at 0; otherwise the next one in line.
+    fn check(&self, pid: i64, epoch: i16, seq: i32) -> Result<(), KafkaCode> {
+        match self.producer {
+            None => Ok(()),
+            Some((p, e, _)) if p != pid || e != epoch => {
+                if seq == 0 {
+                    Ok(())
+                } else {
+                    Err(KafkaCode::OutOfOrderSequenceNumber)
+                }
+            }
+            Some((_, _, last)) if seq == last + 1 => Ok(()),
+            Some(_) => Err(KafkaCode::OutOfOrderSequenceNumber),
+        }
+    }
+}
+
+fn broker(state: &Mutex<Partition>, r: &Received) -> Option<bytes::Bytes> {
+    Some(match r.api().0 {
+        ApiKey::InitProducerId => {
+            let req: InitProducerIdRequest = r.decode();
+            // A bump keeps the id and raises the epoch.
+            let epoch = if req.producer_id.0 >= 0 {
+                req.producer_epoch + 1
+            } else {
+                0
+            };
+            r.answer(
+                &InitProducerIdResponse::default()
+                    .with_producer_id(ProducerId(7))
+                    .with_producer_epoch(epoch),
+            )
+        }
+        ApiKey::Produce => {
+            let req: ProduceRequest = r.decode();
+            let t = &req.topic_data[0];
+            let p = &t.partition_data[0];
+            let batch = &decode_batches(p.records.clone().unwrap(), true, 1 << 20).unwrap()[0];
+            let mut st = state.lock().unwrap();
+            st.produce_requests += 1;
+            let first = st.produce_requests == 1;
+            let outcome = if first {
+                // The leader has not caught up with the topic yet (as right after
+                // CreateTopics): the first batch fails, not appended. It answers late, so a
+                // client that pipelines has sent the next batches already.
+                drop(st);
+                std::thread::sleep(Duration::from_millis(300));
+                st = state.lock().unwrap();
+                Err(KafkaCode::NotLeaderOrFollower)
+            } else {
+                st.check(batch.producer_id, batch.producer_epoch, batch.base_sequence)
+            };
+            let mut answer = PartitionProduceResponse::default().with_index(p.index);
+            match outcome {
+                Ok(()) => {
+                    answer = answer.with_base_offset(st.log.len() as i64);
+                    let last = batch.base_sequence + batch.records.len() as i32 - 1;
+                    st.producer = Some((batch.producer_id, batch.producer_epoch, last));
+                    for rec in &batch.records {
+                        let v = rec.value.as_ref().unwrap();
+                        st.log.push(String::from_utf8_lossy(v).into_owned());
+                    }
+                }
+                Err(code) => answer = answer.with_error_code(code.code()),
+            }
+            r.answer(&ProduceResponse::default().with_responses(
+                vec![TopicProduceResponse::default()
+                    .with_name(t.name.clone())
+                    .with_partition_responses(vec![answer])],
+            ))
+        }
+        other => panic!("not scripted: {other:?}"),
+    })
+}
+
+/// Found on a real 3-node Kafka (tests/kafka_failover.rs): a partition's first batch failed
+/// with a retriable error while the next ones, pipelined behind it, were appended (the broker
+/// knew nothing of the producer id yet, so any first sequence was fine); the first batch then
+/// got OUT_OF_ORDER_SEQUENCE_NUMBER, an epoch bump renumbered it, and it landed after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_producers_first_batch_is_not_overtaken_when_it_fails() {
+    let state = Arc::new(Mutex::new(Partition::default()));
+    let cluster = FakeCluster::with_brokers(&[1]);
+    let s = state.clone();
+    *cluster.handler.lock().unwrap() = Some(Box::new(move |r: &Received| broker(&s, r)));
+    let client = cluster
+        .client_builder()
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    // One record per batch and no linger: every record is its own batch, so up to five go
+    // out at once.
+    let p = Producer::builder(&client)
+        .batch_size(1)
+        .linger(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..20 {
+        let record = Record::new("t").partition(0).value(format!("v{i}"));
+        deliveries.push(p.send(record).await.unwrap());
+    }
+    for d in deliveries {
+        tokio::time::timeout(Duration::from_secs(10), d)
+            .await
+            .expect("delivery hangs")
+            .expect("delivery failed");
+    }
+    let log = state.lock().unwrap().log.clone();
+    let want: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    assert_eq!(log, want, "the partition's log is not in send order");
+    p.close(Duration::from_secs(5)).await.unwrap();
+}
