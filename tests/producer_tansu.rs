@@ -7,13 +7,31 @@ use std::time::Duration;
 use common::peer::read_all;
 use common::{broker_with_topic, connect, create_topic, unique_topic, within, Broker};
 use ferrokafka::{
-    Acks, Client, Compression, Error, Producer, ProducerBuilder, Record, StringSerializer,
+    Acks, Client, Compression, Error, OffsetSpec, Producer, ProducerBuilder, Record,
+    StringSerializer,
 };
 
 #[tokio::test]
 async fn every_acks_level_is_delivered_and_read_back_by_librdkafka() {
     for acks in [Acks::None, Acks::Leader, Acks::All] {
         let (broker, client, topic) = broker_with_topic("prod", 3).await;
+        if acks == Acks::None {
+            // Apache Kafka answers CreateTopics once the controller has the topic, and its
+            // Metadata may name the leader before that broker has created the partition: a
+            // Produce then fails with NOT_LEADER_OR_FOLLOWER, and at acks=0 the broker's only
+            // way to say so is closing the connection, taking every request in flight with
+            // it (the Java client loses them too). Tansu creates topics synchronously. The
+            // test is about delivery at acks=0, so it waits until every leader serves its
+            // partition (ListOffsets is answered by the leader's partition itself).
+            for p in 0..3 {
+                within(
+                    "partition served",
+                    client.admin().list_offsets(&topic, p, OffsetSpec::Earliest),
+                )
+                .await
+                .unwrap();
+            }
+        }
         let producer = Producer::builder(&client).acks(acks).build().await.unwrap();
         let mut deliveries = Vec::new();
         for i in 0..300 {

@@ -414,7 +414,13 @@ impl Connection {
                     .iter()
                     .map(|k| (k.api_key, k.min_version, k.max_version)),
             );
-            debug!(broker = %self.cfg.label, version, "API versions negotiated");
+            // Once per connection: the version chosen for every API the client uses.
+            debug!(
+                broker = %self.cfg.label,
+                version,
+                apis = %protocol::negotiated_summary(&table, version),
+                "API versions negotiated"
+            );
             let _ = self.versions.set(table);
             return Ok(());
         }

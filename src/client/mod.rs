@@ -406,6 +406,12 @@ impl ClientInner {
         self.pool.get(id, Wait::ForBackoff).await
     }
 
+    /// The coordinator socket of `owner` (see [`Pool::coordinator`]).
+    pub(crate) async fn coordinator_socket(&self, owner: u64) -> Result<Arc<Connection>> {
+        self.check_open()?;
+        self.pool.coordinator(owner, Wait::ForBackoff).await
+    }
+
     /// The current leader of a partition, refreshing metadata once if it is unknown.
     pub(crate) async fn leader(&self, topic: &str, partition: i32) -> Result<i32> {
         let snapshot = self.metadata.snapshot();

@@ -5,10 +5,17 @@
 //! share one connection attempt (single flight) and the reconnect backoff
 //! (`reconnect.backoff.ms` doubling up to `reconnect.backoff.max.ms`, with jitter) is kept per
 //! broker. Bootstrap addresses get slots with negative ids (-1, -2, …) so they share the same
-//! machinery until metadata names the real brokers. A group coordinator gets a slot of its own
-//! ([`coordinator_slot`]), a second socket to its broker: Kafka answers in order per
-//! connection, so heartbeats sharing the fetcher's socket would wait behind long-polling
-//! Fetches.
+//! machinery until metadata names the real brokers.
+//!
+//! Every group member (and transactional producer) reaches its coordinator through a socket
+//! of its own ([`Pool::coordinator`], keyed by an owner number from
+//! [`Pool::new_coordinator_owner`]), not in the broker map. Kafka reads the next request on a
+//! connection only once it has answered the previous one, so a shared socket makes every call
+//! wait for the one before it: heartbeats would wait behind long-polling Fetches, and — worse
+//! — behind another member's JoinGroup, which the coordinator holds until the rebalance
+//! completes. Two consumers of one client in one group then starve each other's heartbeats
+//! and take turns being expelled forever (seen on Apache Kafka 4.4; Tansu did not hold the
+//! heartbeats back, which hid it).
 //!
 //! Ownership: the pool is owned by the client's shared state; slots and connections are
 //! dropped (and their socket tasks aborted) when the pool is closed or a broker's address
@@ -18,6 +25,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kafka_protocol::protocol::StrBytes;
@@ -101,6 +109,10 @@ pub(crate) struct Pool {
     client_id: StrBytes,
     connector: Arc<dyn Connector>,
     slots: Mutex<HashMap<i32, Arc<Slot>>>,
+    /// Coordinator sockets by owner (one group member or transactional producer each).
+    coordinators: Mutex<HashMap<u64, Arc<Slot>>>,
+    /// The next owner number [`Pool::new_coordinator_owner`] hands out.
+    next_owner: AtomicU64,
 }
 
 impl std::fmt::Debug for Pool {
@@ -117,6 +129,8 @@ impl Pool {
             cfg,
             connector,
             slots: Mutex::new(HashMap::new()),
+            coordinators: Mutex::new(HashMap::new()),
+            next_owner: AtomicU64::new(0),
         };
         let bootstrap: Vec<(i32, String)> = pool
             .cfg
@@ -146,12 +160,47 @@ impl Pool {
         id
     }
 
-    /// Registers the group coordinator found on broker `node_id` at `addr`, under
-    /// [`coordinator_slot`]`(node_id)`, and returns that slot id for [`Pool::get`].
-    pub(crate) fn set_coordinator(&self, node_id: i32, addr: String) -> i32 {
-        let id = coordinator_slot(node_id);
-        self.upsert([(id, addr, true)]);
-        id
+    /// A fresh owner number for [`Pool::set_coordinator`] and [`Pool::coordinator`]: one per
+    /// group member or transactional producer, so each gets a coordinator socket of its own.
+    pub(crate) fn new_coordinator_owner(&self) -> u64 {
+        self.next_owner.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Points `owner`'s coordinator socket at broker `node_id` at `addr`. A different broker
+    /// or address drops the old connection (and its backoff: it was another broker's).
+    pub(crate) fn set_coordinator(&self, owner: u64, node_id: i32, addr: String) {
+        let mut coordinators = self.coordinators.lock().unwrap();
+        if let Some(slot) = coordinators.get(&owner) {
+            if slot.id == coordinator_slot(node_id) && *slot.addr.lock().unwrap() == addr {
+                return;
+            }
+        }
+        let slot = self.new_slot(coordinator_slot(node_id), addr, true);
+        coordinators.insert(owner, Arc::new(slot));
+    }
+
+    /// `owner`'s connection to its coordinator (set by [`Pool::set_coordinator`]), opening it
+    /// if needed.
+    pub(crate) async fn coordinator(&self, owner: u64, wait: Wait) -> Result<Arc<Connection>> {
+        let slot = self
+            .coordinators
+            .lock()
+            .unwrap()
+            .get(&owner)
+            .cloned()
+            .ok_or_else(|| Error::Connect {
+                broker: "group coordinator".into(),
+                source: Arc::new(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no coordinator found yet",
+                )),
+            })?;
+        self.connect_slot(&slot, wait).await
+    }
+
+    /// Drops `owner`'s coordinator socket: its group member or producer is gone.
+    pub(crate) fn release_coordinator(&self, owner: u64) {
+        self.coordinators.lock().unwrap().remove(&owner);
     }
 
     fn upsert(&self, entries: impl IntoIterator<Item = (i32, String, bool)>) {
@@ -231,6 +280,12 @@ impl Pool {
                     "broker id not in the cluster metadata",
                 )),
             })?;
+        self.connect_slot(&slot, wait).await
+    }
+
+    /// The usable connection of `slot`, opening it (single flight, after any backoff) if
+    /// needed.
+    async fn connect_slot(&self, slot: &Arc<Slot>, wait: Wait) -> Result<Arc<Connection>> {
         if let Some(conn) = slot.usable() {
             return Ok(conn);
         }
@@ -245,14 +300,14 @@ impl Pool {
                     Wait::ForBackoff => tokio::time::sleep_until(not_before).await,
                     Wait::No => {
                         return Err(state.last_error.clone().unwrap_or_else(|| Error::Connect {
-                            broker: self.label(&slot).into(),
+                            broker: self.label(slot).into(),
                             source: Arc::new(io::Error::other("in reconnect backoff")),
                         }))
                     }
                 }
             }
         }
-        match self.open(&slot).await {
+        match self.open(slot).await {
             Ok(conn) => {
                 state.backoff.reset();
                 state.not_before = None;
@@ -329,6 +384,7 @@ impl Pool {
     /// Drops every connection (their tasks stop) and forgets the brokers.
     pub(crate) fn close(&self) {
         self.slots.lock().unwrap().clear();
+        self.coordinators.lock().unwrap().clear();
     }
 }
 
@@ -336,8 +392,9 @@ fn bootstrap_id(index: usize) -> i32 {
     -1 - index as i32
 }
 
-/// The pool slot of the group coordinator on broker `node_id`: `i32::MAX - node_id`, the id
-/// the Java client gives the same separate connection. The mapping is its own inverse.
+/// The slot id of a coordinator socket to broker `node_id`: `i32::MAX - node_id`, the id
+/// the Java client gives the same separate connection. It only names the socket (the slots
+/// live in [`Pool::coordinator`]'s own map); the mapping is its own inverse.
 pub(crate) const fn coordinator_slot(node_id: i32) -> i32 {
     i32::MAX - node_id
 }

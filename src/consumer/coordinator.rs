@@ -7,9 +7,11 @@
 //! own, through the client's retry loop, until `default.api.timeout.ms`, because their callers
 //! only want the outcome.
 //!
-//! The coordinator gets a socket of its own (pool slot `coordinator_slot(node)`), never the
-//! one the fetcher uses to the same broker: Kafka answers in order per connection, so a Fetch
-//! long-polling for `fetch.max.wait.ms` would hold every heartbeat queued behind it.
+//! Each `GroupCoordinator` (one group member, or one transactional producer) reaches the
+//! coordinator through a socket of its own (`Pool::coordinator`), shared with nothing: Kafka
+//! handles one request at a time per connection, so a Fetch long-polling for
+//! `fetch.max.wait.ms`, or another member's JoinGroup held until the rebalance completes,
+//! would keep this member's heartbeats queued until its session expired.
 //!
 //! The coordinator's broker id is cached. Errors that say it moved (NOT_COORDINATOR,
 //! COORDINATOR_NOT_AVAILABLE) or that its connection is gone make this layer forget it before
@@ -39,7 +41,6 @@ use tracing::debug;
 use crate::classify::{classify, Action};
 use crate::client::connection::Connection;
 use crate::client::metadata::{BrokerMetadata, TopicsQuery};
-use crate::client::pool::coordinator_slot;
 use crate::client::ClientInner;
 use crate::codes::KafkaCode;
 use crate::error::{Error, Result};
@@ -122,26 +123,38 @@ pub(crate) struct GroupCoordinator {
     /// Held while looking the coordinator up, so callers that all lost it at once (heartbeat,
     /// commit, offset fetch) share one FindCoordinator.
     lookup: tokio::sync::Mutex<()>,
+    /// This member's key for its own coordinator socket in the pool.
+    owner: u64,
+}
+
+impl Drop for GroupCoordinator {
+    /// The member is gone: its coordinator socket closes with it.
+    fn drop(&mut self) {
+        self.client.pool.release_coordinator(self.owner);
+    }
 }
 
 impl GroupCoordinator {
     /// The coordinator layer for `group_id`; nothing is sent until the first call.
     pub(crate) fn new(client: Arc<ClientInner>, group_id: String) -> GroupCoordinator {
-        GroupCoordinator {
-            client,
-            group_id,
-            key_type: 0,
-            node: Mutex::new(None),
-            lookup: tokio::sync::Mutex::new(()),
-        }
+        GroupCoordinator::with_key_type(client, group_id, 0)
     }
 
     /// The coordinator layer for a transactional id (FindCoordinator key type 1); only the
     /// generic [`exchange`](Self::exchange) is meant for it.
     pub(crate) fn for_transactional_id(client: Arc<ClientInner>, id: String) -> GroupCoordinator {
+        GroupCoordinator::with_key_type(client, id, 1)
+    }
+
+    fn with_key_type(client: Arc<ClientInner>, key: String, key_type: i8) -> GroupCoordinator {
+        let owner = client.pool.new_coordinator_owner();
         GroupCoordinator {
-            key_type: 1,
-            ..GroupCoordinator::new(client, id)
+            client,
+            group_id: key,
+            key_type,
+            node: Mutex::new(None),
+            lookup: tokio::sync::Mutex::new(()),
+            owner,
         }
     }
 
@@ -736,7 +749,7 @@ impl GroupCoordinator {
             Some(node) => node,
             None => self.discover().await?,
         };
-        match self.client.broker(coordinator_slot(node)).await {
+        match self.client.coordinator_socket(self.owner).await {
             Ok(conn) => Ok((node, conn)),
             Err(e) => Err(self.failed(node, ApiKey::FindCoordinator, e)),
         }
@@ -771,7 +784,9 @@ impl GroupCoordinator {
         }
         let broker = self.find_coordinator().await?;
         let addr = broker.address();
-        self.client.pool.set_coordinator(broker.id, addr.clone());
+        self.client
+            .pool
+            .set_coordinator(self.owner, broker.id, addr.clone());
         *self.node.lock().unwrap() = Some(broker.id);
         debug!(group = %self.group_id, coordinator = broker.id, %addr, "group coordinator found");
         Ok(broker.id)

@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
 };
 
 use super::*;
+use crate::client::pool::coordinator_slot;
 use crate::client::Client;
 use crate::testing::{Behaviour, FakeCluster, FakeConnector, Received, DEFAULT_RANGES};
 
@@ -181,6 +182,44 @@ async fn find_coordinator_v4_plus_uses_a_socket_of_its_own() {
     g.mark_dead();
     g.coordinator().await.unwrap();
     assert_eq!(h.count(ApiKey::FindCoordinator), 2);
+}
+
+/// Kafka handles one request per connection at a time and holds a JoinGroup until the
+/// rebalance completes: two members of one client sharing a coordinator socket would queue
+/// each other's heartbeats behind their joins until their sessions expired.
+#[tokio::test]
+async fn every_member_of_a_client_gets_a_coordinator_socket_of_its_own() {
+    let script: Script = Arc::new(|_, r| match r.api().0 {
+        ApiKey::FindCoordinator => Some(coordinator_answer(r, 1)),
+        other => panic!("unexpected {other:?}"),
+    });
+    let h = harness(&[1], None, script).await;
+    let (a, b) = (h.group(), h.group());
+    let (ca, cb) = (
+        a.coordinator().await.unwrap(),
+        b.coordinator().await.unwrap(),
+    );
+    assert!(
+        !Arc::ptr_eq(&ca, &cb),
+        "two members share a coordinator socket"
+    );
+    assert!(
+        cb.label().starts_with("coordinator on broker 1"),
+        "{}",
+        cb.label()
+    );
+    // Each keeps its own across calls.
+    assert!(Arc::ptr_eq(&a.coordinator().await.unwrap(), &ca));
+    assert!(Arc::ptr_eq(&b.coordinator().await.unwrap(), &cb));
+    // A member that is dropped closes its socket; the other keeps its own.
+    let weak = Arc::downgrade(&ca);
+    drop(ca);
+    drop(a);
+    assert!(
+        weak.upgrade().is_none(),
+        "a dropped member's socket stays open"
+    );
+    assert!(Arc::ptr_eq(&b.coordinator().await.unwrap(), &cb));
 }
 
 #[tokio::test]

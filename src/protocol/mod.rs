@@ -144,6 +144,51 @@ impl ApiVersionTable {
     }
 }
 
+/// Every API ferrokafka sends, in API key order (ApiVersions, which the handshake itself
+/// uses, is not in it): what the negotiation log lists per connection.
+pub(crate) const CLIENT_APIS: [ApiKey; 19] = [
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::Metadata,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::SyncGroup,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::InitProducerId,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::EndTxn,
+    ApiKey::TxnOffsetCommit,
+    ApiKey::DescribeCluster,
+];
+
+/// What a connection negotiated, as one line: `ApiVersions v<handshake>` then, for every API
+/// in [`CLIENT_APIS`], `Name vN` with the version [`ApiVersionTable::pick`] chooses, or
+/// `Name unsupported` where the broker's range and the client's do not meet. Brokers drop old
+/// versions (Kafka 4.0 removed many, KIP-896) and lack APIs (Tansu has no fetch sessions),
+/// so this line is what to read first when a broker refuses a request.
+pub(crate) fn negotiated_summary(table: &ApiVersionTable, handshake_version: i16) -> String {
+    let mut line = format!("ApiVersions v{handshake_version}");
+    for api in CLIENT_APIS {
+        line.push(' ');
+        line.push_str(api_name(api));
+        match table.pick(api, "") {
+            Ok(v) => {
+                line.push_str(" v");
+                line.push_str(&v.to_string());
+            }
+            Err(_) => line.push_str(" unsupported"),
+        }
+    }
+    line
+}
+
 /// The API's name as Kafka spells it, for errors and tracing.
 pub(crate) fn api_name(api: ApiKey) -> &'static str {
     // `ApiKey`'s Debug output is the variant name, which is Kafka's API name; cache nothing,
@@ -450,6 +495,63 @@ mod tests {
             matches!(e, Error::UnsupportedApi { api: "Produce", .. }),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_negotiation_summary_names_every_client_api_with_its_chosen_version() {
+        // A broker with KIP-896's floors (Produce from v3, Fetch from v4) and no transactions.
+        let mut ranges: Vec<(i16, i16, i16)> = CLIENT_APIS
+            .iter()
+            .map(|&api| (api as i16, 0, 100))
+            .collect();
+        ranges[0] = (ApiKey::Produce as i16, 3, 11);
+        ranges[1] = (ApiKey::Fetch as i16, 4, 8);
+        ranges
+            .retain(|&(k, _, _)| k != ApiKey::EndTxn as i16 && k != ApiKey::AddOffsetsToTxn as i16);
+        // OffsetCommit offered only below what the client speaks: no common version.
+        ranges.push((ApiKey::OffsetCommit as i16, 0, 0));
+        let t = ApiVersionTable::from_ranges(ranges);
+        let line = negotiated_summary(&t, 3);
+        let words: Vec<&str> = line.split(' ').collect();
+        assert_eq!(words.len(), 2 * (CLIENT_APIS.len() + 1), "{line}");
+        assert_eq!(
+            &words[..6],
+            ["ApiVersions", "v3", "Produce", "v11", "Fetch", "v8"]
+        );
+        for (api, chosen) in CLIENT_APIS.iter().zip(words[2..].chunks(2)) {
+            assert_eq!(chosen[0], api_name(*api), "{line}");
+            let expected = match t.pick(*api, "") {
+                Ok(v) => format!("v{v}"),
+                Err(_) => "unsupported".to_owned(),
+            };
+            assert_eq!(chosen[1], expected, "{line}");
+        }
+        for gone in [
+            "EndTxn unsupported",
+            "AddOffsetsToTxn unsupported",
+            "OffsetCommit unsupported",
+        ] {
+            assert!(line.contains(gone), "{line}");
+        }
+        // ListOffsets: the broker offers up to 100, the client's own maximum is chosen.
+        let lo = client_range(ApiKey::ListOffsets).1;
+        assert!(line.contains(&format!("ListOffsets v{lo} ")), "{line}");
+    }
+
+    /// The summary's list is the list of APIs whose responses the client decodes: adding an
+    /// API to the client without listing it would leave its version out of the log.
+    #[test]
+    fn client_apis_are_the_apis_the_client_decodes() {
+        macro_rules! keys {
+            ($($r:ident),*) => {
+                vec![$(kafka_protocol::messages::$r::KEY),*]
+            };
+        }
+        let mut decoded: Vec<i16> = for_each_decoded_response!(keys);
+        decoded.retain(|&k| k != ApiKey::ApiVersions as i16);
+        decoded.sort_unstable();
+        let listed: Vec<i16> = CLIENT_APIS.iter().map(|&a| a as i16).collect();
+        assert_eq!(listed, decoded);
     }
 
     #[test]
