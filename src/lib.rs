@@ -53,6 +53,7 @@ pub mod fuzzing;
 mod producer;
 mod protocol;
 mod record;
+mod security;
 mod serde;
 #[cfg(test)]
 mod testing;
@@ -75,6 +76,7 @@ pub use producer::partitioner::{
 };
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder};
 pub use record::{Header, Record, RecordMetadata};
+pub use security::{SaslMechanism, SecurityProtocol, TlsErrorKind};
 pub use serde::{
     BigEndianDeserializer, BigEndianSerializer, Deserializer, Serializer, StringDeserializer,
     StringSerializer,

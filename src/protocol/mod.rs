@@ -41,7 +41,9 @@ macro_rules! for_each_decoded_response {
             AddOffsetsToTxnRequest,
             EndTxnRequest,
             TxnOffsetCommitRequest,
-            DescribeClusterRequest
+            DescribeClusterRequest,
+            SaslHandshakeRequest,
+            SaslAuthenticateRequest
         )
     };
 }
