@@ -233,9 +233,34 @@ mod tests {
         .await
     }
 
+    /// Everything `tracing` writes while the test runs, at every level.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[tokio::test]
-    async fn scram_accepts_a_server_that_proves_the_password() {
+    async fn scram_accepts_a_server_that_proves_the_password_and_logs_no_secret() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        // The test runtime is single-threaded: every task of the exchange logs through this.
+        let _guard = tracing::subscriber::set_default(subscriber);
         scram_with_server_signature(None).await.unwrap();
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("SASL authenticated"), "{text}");
+        assert!(!text.contains("pencil"), "the password was logged: {text}");
     }
 
     #[tokio::test]

@@ -51,6 +51,9 @@ pub enum TlsErrorKind {
     HandshakeRefused,
     /// The peer does not speak TLS: a plaintext listener, or something else on the port.
     NotTls,
+    /// The other way round: a plaintext client (`security.protocol` PLAINTEXT or
+    /// SASL_PLAINTEXT) reached a TLS listener, which answered with a TLS record.
+    ListenerExpectsTls,
     /// Any other TLS failure.
     Other,
 }
@@ -64,6 +67,7 @@ impl fmt::Display for TlsErrorKind {
             TlsErrorKind::BadCertificate => "bad certificate",
             TlsErrorKind::HandshakeRefused => "handshake refused",
             TlsErrorKind::NotTls => "peer is not speaking TLS",
+            TlsErrorKind::ListenerExpectsTls => "the listener expects TLS",
             TlsErrorKind::Other => "TLS error",
         })
     }
@@ -198,7 +202,7 @@ fn private_key(
             .ok_or_else(|| {
                 Error::config(format!("{key}: the encrypted key's PEM is not closed"))
             })?;
-        let (_, der) = pkcs8::der::pem::decode_vec(text[start..end].as_bytes())
+        let (_, der) = pkcs8::der::pem::decode_vec(&text.as_bytes()[start..end])
             .map_err(|e| Error::config(format!("{key}: bad PEM: {e}")))?;
         let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
             .map_err(|e| Error::config(format!("{key}: not an encrypted PKCS#8 key: {e}")))?;
@@ -444,10 +448,35 @@ pub(crate) fn connect_error(broker: Arc<str>, e: io::Error) -> Error {
     }
 }
 
-/// Turns an error of the first request on a TLS connection into [`Error::Tls`] when rustls
-/// caused it (a TLS 1.3 alert after the handshake, such as "certificate required"). Other
-/// errors pass through.
+/// Whether a response "length" is really the start of a TLS record: content type alert (21)
+/// or handshake (22), then protocol major version 3. A Kafka TLS listener answers a plaintext
+/// ApiVersions request with a TLS alert, which the frame reader takes for a length of about
+/// 350 MB and refuses as too large.
+fn looks_like_tls_record(size: u64) -> bool {
+    let [_, _, _, _, kind, major, _, _] = size.to_be_bytes();
+    matches!(kind, 21 | 22) && major == 3
+}
+
+/// Turns an error of the first exchange on a connection into [`Error::Tls`] when TLS is the
+/// cause: on a TLS connection, a rustls error (a TLS 1.3 alert after the handshake, such as
+/// "certificate required"); on a plaintext one, a TLS record where a response should be.
+/// Other errors pass through.
 pub(crate) fn refine(err: Error, broker: &Arc<str>, addr: &str) -> Error {
+    if let Error::Disconnected { cause, .. } = &err {
+        match cause.as_ref() {
+            Error::FrameTooLarge { size, .. } if looks_like_tls_record(*size) => {
+                return Error::Tls {
+                    broker: broker.clone(),
+                    kind: TlsErrorKind::ListenerExpectsTls,
+                    detail: "the broker answered with a TLS record: this is a TLS listener, \
+                             so set security.protocol to SSL or SASL_SSL (with ssl.ca.location)"
+                        .into(),
+                };
+            }
+            Error::Tls { .. } => return cause.as_ref().clone(),
+            _ => {}
+        }
+    }
     let io = match &err {
         Error::Io(e) => Some(e.clone()),
         Error::Disconnected { cause, .. } => match cause.as_ref() {
@@ -516,6 +545,38 @@ mod tests {
             "{e}"
         );
         assert!(!e.is_retriable());
+    }
+
+    #[test]
+    fn a_tls_alert_read_as_a_frame_length_is_recognised() {
+        // 0x15 0x03 0x03 0x00: an alert record of TLS 1.2/1.3, as Kafka's TLS listener sends.
+        let lost = |size| Error::Disconnected {
+            broker: "b".into(),
+            cause: Arc::new(Error::FrameTooLarge {
+                size,
+                limit: 100_000_512,
+            }),
+        };
+        let e = refine(lost(0x1503_0300), &"b".into(), "h:1");
+        assert!(
+            matches!(
+                e,
+                Error::Tls {
+                    kind: TlsErrorKind::ListenerExpectsTls,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("security.protocol to SSL or SASL_SSL"),
+            "{e}"
+        );
+        assert!(!e.is_retriable());
+        // A genuinely large frame stays what it is.
+        let e = refine(lost(200_000_000), &"b".into(), "h:1");
+        assert!(matches!(e, Error::Disconnected { .. }), "{e}");
     }
 
     #[test]
