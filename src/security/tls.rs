@@ -594,6 +594,30 @@ mod tests {
         assert!(e.contains("ssl.ca.pem: no PEM certificate"), "{e}");
     }
 
+    #[tokio::test]
+    async fn a_silent_peer_cannot_hang_the_handshake() {
+        // Accepts TCP and never answers the ClientHello: the connect timeout must end it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let started = std::time::Instant::now();
+        let e = crate::Client::builder()
+            .bootstrap_servers(&addr)
+            .security_protocol(crate::SecurityProtocol::Ssl)
+            .connect_timeout(std::time::Duration::from_millis(300))
+            .build()
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{e}");
+        assert!(e.to_string().contains("timed out"), "{e}");
+        hold.abort();
+    }
+
     #[test]
     fn default_roots_are_mozillas() {
         let mut sec = SecurityConfig::default();
