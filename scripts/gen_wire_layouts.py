@@ -40,6 +40,8 @@ APIS = [
     ("EndTxn", "end_txn_response", "EndTxnResponse"),
     ("TxnOffsetCommit", "txn_offset_commit_response", "TxnOffsetCommitResponse"),
     ("DescribeCluster", "describe_cluster_response", "DescribeClusterResponse"),
+    ("SaslHandshake", "sasl_handshake_response", "SaslHandshakeResponse"),
+    ("SaslAuthenticate", "sasl_authenticate_response", "SaslAuthenticateResponse"),
 ]
 
 MAX_VERSION = 40

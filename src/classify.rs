@@ -117,6 +117,15 @@ pub(crate) fn classify(err: &Error, api: Option<ApiKey>) -> Action {
         | Error::NoOffset { .. }
         | Error::PollIntervalExceeded { .. }
         | Error::Closed => A::PERMANENT | A::NOT_PERSISTED,
+        // Security failures are configuration problems (wrong CA, wrong password, wrong
+        // listener): trying again with the same settings fails the same way, so no loop
+        // retries them and the caller of `build()` or of the request sees them at once. They
+        // are not FATAL either: the client stays usable, the pool's reconnect backoff spaces
+        // out later attempts, and a broker whose credentials or certificate are fixed is
+        // reached again without rebuilding the client.
+        Error::Tls { .. } | Error::SaslAuthenticationFailed { .. } => {
+            A::PERMANENT | A::NOT_PERSISTED
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::security::SecurityConfig;
 
 /// Settings shared by everything that uses a [`Client`](crate::Client).
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub(crate) struct ClientConfig {
     pub(crate) max_response_size: usize,
     /// `allow.auto.create.topics`: whether metadata requests may create missing topics.
     pub(crate) allow_auto_create_topics: bool,
+    /// `security.protocol`, `ssl.*`, `sasl.*`: see `security/config.rs`.
+    pub(crate) security: SecurityConfig,
 }
 
 impl Default for ClientConfig {
@@ -55,6 +58,7 @@ impl Default for ClientConfig {
             // librdkafka's default: fetch responses up to 100 MB plus framing.
             max_response_size: 100_000_000 + 512,
             allow_auto_create_topics: true,
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -72,6 +76,21 @@ pub(crate) const CLIENT_KEYS: &[&str] = &[
     "retry.backoff.max.ms",
     "receive.message.max.bytes",
     "allow.auto.create.topics",
+    // Security (kept in step with `security::SECURITY_KEYS`, which a test checks).
+    "security.protocol",
+    "ssl.ca.location",
+    "ssl.ca.pem",
+    "ssl.certificate.location",
+    "ssl.certificate.pem",
+    "ssl.key.location",
+    "ssl.key.pem",
+    "ssl.key.password",
+    "ssl.endpoint.identification.algorithm",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+    "sasl.jaas.config",
 ];
 
 impl ClientConfig {
@@ -100,7 +119,7 @@ impl ClientConfig {
                 self.max_response_size = parse_int(key, value, 1_000, 2_147_483_647)? as usize
             }
             "allow.auto.create.topics" => self.allow_auto_create_topics = parse_bool(key, value)?,
-            _ => return Ok(false),
+            _ => return self.security.apply(key, value),
         }
         Ok(true)
     }
@@ -126,7 +145,7 @@ impl ClientConfig {
                 self.retry_backoff.as_millis()
             )));
         }
-        Ok(())
+        self.security.validate()
     }
 }
 
@@ -318,6 +337,22 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid configuration: unknown configuration property `frobnicate`"
+        );
+    }
+
+    #[test]
+    fn security_keys_are_client_keys() {
+        for key in crate::security::SECURITY_KEYS {
+            assert!(CLIENT_KEYS.contains(key), "{key} missing from CLIENT_KEYS");
+        }
+        let mut c = ClientConfig::default();
+        assert!(c.apply("security.protocol", "SSL").unwrap());
+        assert!(c.apply("sasl.username", "u").unwrap());
+        c.bootstrap = vec!["a:1".into()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("sasl.username is set but security.protocol is SSL"),
+            "{e}"
         );
     }
 

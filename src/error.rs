@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::classify::{classify, Action};
 use crate::codes::KafkaCode;
+use crate::security::{SaslMechanism, TlsErrorKind};
 
 /// A `Result` whose error is ferrokafka's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -103,6 +104,28 @@ pub enum Error {
     PollIntervalExceeded {
         /// The configured `max.poll.interval.ms`.
         interval: Duration,
+    },
+    /// A TLS connection to a broker could not be established: the certificate was not
+    /// trusted or not valid for the host, the broker refused the handshake, or the peer does
+    /// not speak TLS. Not retriable: the same settings will fail the same way.
+    Tls {
+        /// The broker's address (and id, when known).
+        broker: Arc<str>,
+        /// What failed.
+        kind: TlsErrorKind,
+        /// What failed in words, with the setting to look at.
+        detail: Arc<str>,
+    },
+    /// The broker refused the SASL credentials (or the mechanism), or a SCRAM server could
+    /// not prove it knows them. Carries the broker's message; never the password. Not
+    /// retriable.
+    SaslAuthenticationFailed {
+        /// The broker's address (and id, when known).
+        broker: Arc<str>,
+        /// The mechanism used.
+        mechanism: SaslMechanism,
+        /// The broker's message, or what the client found wrong.
+        message: Arc<str>,
     },
     /// The operation needs a consumer group (`group.id`), or a state the consumer is not in
     /// (e.g. `commit` with nothing assigned, `subscribe` after `assign`).
@@ -216,6 +239,19 @@ impl fmt::Display for Error {
                 interval.as_millis()
             ),
             Error::InvalidState(m) => write!(f, "invalid state: {m}"),
+            Error::Tls {
+                broker,
+                kind,
+                detail,
+            } => write!(f, "TLS connection to {broker} failed ({kind}): {detail}"),
+            Error::SaslAuthenticationFailed {
+                broker,
+                mechanism,
+                message,
+            } => write!(
+                f,
+                "SASL {mechanism} authentication with {broker} failed: {message}"
+            ),
         }
     }
 }

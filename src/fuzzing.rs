@@ -25,7 +25,8 @@ pub const RESPONSES: usize = for_each_decoded_response!(count);
 /// as the client decodes the response to API number `api % RESPONSES` (Produce, Fetch,
 /// ListOffsets, Metadata, OffsetCommit, OffsetFetch, FindCoordinator, JoinGroup, Heartbeat,
 /// LeaveGroup, SyncGroup, ApiVersions, CreateTopics, DeleteTopics, InitProducerId,
-/// AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeCluster), at the
+/// AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeCluster,
+/// SaslHandshake, SaslAuthenticate), at the
 /// version `version` picks from the client's range for it. Returns the API's name.
 pub fn response_frame(api: u8, version: u8, frame: &[u8]) -> (&'static str, Result<()>) {
     let frame = Bytes::copy_from_slice(frame);

@@ -13,6 +13,9 @@
 //!   async rebalance hooks ([`RebalanceListener`]), and a `futures::Stream` of records.
 //! - [`Admin`]: topic and cluster administration through a `Client`.
 //! - [`Error`]: the one error type; [`Error::is_retriable`] says whether trying again may help.
+//! - Security: `security.protocol` ([`SecurityProtocol`]), TLS with rustls and the ring
+//!   provider (client certificates too), SASL PLAIN and SCRAM-SHA-256/512 ([`SaslMechanism`]);
+//!   set on the [`ClientBuilder`]. `docs/SECURITY.md` lists every setting.
 //!
 //! `docs/DESIGN.md` in the repository maps every file, task and data flow.
 //!
@@ -53,6 +56,7 @@ pub mod fuzzing;
 mod producer;
 mod protocol;
 mod record;
+mod security;
 mod serde;
 #[cfg(test)]
 mod testing;
@@ -75,6 +79,7 @@ pub use producer::partitioner::{
 };
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder};
 pub use record::{Header, Record, RecordMetadata};
+pub use security::{SaslMechanism, SecurityProtocol, TlsErrorKind};
 pub use serde::{
     BigEndianDeserializer, BigEndianSerializer, Deserializer, Serializer, StringDeserializer,
     StringSerializer,

@@ -31,7 +31,9 @@ use crate::config::{self, ClientConfig, CLIENT_KEYS};
 use crate::error::{Error, Result};
 use connection::Connection;
 use metadata::{ClusterMetadata, MetadataCache, Snapshot, TopicsQuery};
-use pool::{Connector, Pool, TcpConnector, Wait};
+use pool::{Connector, Pool, Wait};
+
+use crate::security::{Pem, SaslMechanism, Secret, SecurityProtocol};
 
 /// Builds a [`Client`].
 ///
@@ -98,7 +100,11 @@ impl ClientBuilder {
     /// `request.timeout.ms`, `socket.connection.setup.timeout.ms`, `reconnect.backoff.ms`,
     /// `reconnect.backoff.max.ms`, `metadata.max.age.ms`, `retry.backoff.ms`,
     /// `retry.backoff.max.ms`, `receive.message.max.bytes`, `allow.auto.create.topics`,
-    /// `default.api.timeout.ms`).
+    /// `default.api.timeout.ms`), and the security settings (`security.protocol`,
+    /// `ssl.ca.location`, `ssl.ca.pem`, `ssl.certificate.location`, `ssl.certificate.pem`,
+    /// `ssl.key.location`, `ssl.key.pem`, `ssl.key.password`,
+    /// `ssl.endpoint.identification.algorithm`, `sasl.mechanism` (or `sasl.mechanisms`),
+    /// `sasl.username`, `sasl.password`, `sasl.jaas.config`; see `docs/SECURITY.md`).
     pub fn set(mut self, key: &str, value: &str) -> ClientBuilder {
         let result = match key {
             "default.api.timeout.ms" => {
@@ -185,6 +191,80 @@ impl ClientBuilder {
         self
     }
 
+    /// `security.protocol`: PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub fn security_protocol(mut self, protocol: SecurityProtocol) -> ClientBuilder {
+        self.cfg.security.protocol = protocol;
+        self
+    }
+
+    /// `sasl.mechanism`, `sasl.username` and `sasl.password` at once. Needs
+    /// `security.protocol` SASL_PLAINTEXT or SASL_SSL. The password is never logged or shown
+    /// in `Debug` output or errors.
+    pub fn sasl(
+        mut self,
+        mechanism: SaslMechanism,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> ClientBuilder {
+        let s = &mut self.cfg.security;
+        s.mechanism = Some(mechanism);
+        s.username = Some(username.into());
+        s.password = Some(Secret::new(password));
+        s.credentials_from_jaas = false;
+        self
+    }
+
+    /// `ssl.ca.location`: a PEM file of the CA certificates that may sign brokers'
+    /// certificates (default: Mozilla's root CAs, built in).
+    pub fn ssl_ca_location(mut self, path: impl Into<std::path::PathBuf>) -> ClientBuilder {
+        self.cfg.security.ca = Some(Pem::File(path.into()));
+        self
+    }
+
+    /// `ssl.ca.pem`: the CA certificates as PEM text.
+    pub fn ssl_ca_pem(mut self, pem: impl Into<String>) -> ClientBuilder {
+        self.cfg.security.ca = Some(Pem::Inline(Secret::new(pem)));
+        self
+    }
+
+    /// `ssl.certificate.location` and `ssl.key.location`: the client certificate (chain) and
+    /// its private key as PEM files, for brokers that require client certificates (mTLS).
+    pub fn ssl_client_cert_location(
+        mut self,
+        certificate: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> ClientBuilder {
+        self.cfg.security.certificate = Some(Pem::File(certificate.into()));
+        self.cfg.security.key = Some(Pem::File(key.into()));
+        self
+    }
+
+    /// `ssl.certificate.pem` and `ssl.key.pem`: the client certificate (chain) and its private
+    /// key as PEM text.
+    pub fn ssl_client_cert_pem(
+        mut self,
+        certificate: impl Into<String>,
+        key: impl Into<String>,
+    ) -> ClientBuilder {
+        self.cfg.security.certificate = Some(Pem::Inline(Secret::new(certificate)));
+        self.cfg.security.key = Some(Pem::Inline(Secret::new(key)));
+        self
+    }
+
+    /// `ssl.key.password`: the password of an encrypted PKCS#8 private key.
+    pub fn ssl_key_password(mut self, password: impl Into<String>) -> ClientBuilder {
+        self.cfg.security.key_password = Some(Secret::new(password));
+        self
+    }
+
+    /// `ssl.endpoint.identification.algorithm`: `true` (`https`, the default) checks that a
+    /// broker's certificate names the host connected to; `false` (`none`) skips that check
+    /// (the CA chain is still verified) and logs a warning.
+    pub fn ssl_hostname_verification(mut self, verify: bool) -> ClientBuilder {
+        self.cfg.security.verify_hostname = verify;
+        self
+    }
+
     #[cfg(test)]
     pub(crate) fn connector(mut self, connector: Arc<dyn Connector>) -> ClientBuilder {
         self.connector = Some(connector);
@@ -201,7 +281,12 @@ impl ClientBuilder {
             return Err(e);
         }
         self.cfg.validate()?;
-        let connector = self.connector.unwrap_or_else(|| Arc::new(TcpConnector));
+        // TLS settings are turned into a rustls configuration here, reading the certificate
+        // and key files once: a missing or malformed file fails `build()`, naming its key.
+        let connector = match self.connector {
+            Some(c) => c,
+            None => crate::security::connector(&self.cfg.security)?,
+        };
         let cfg = Arc::new(self.cfg);
         let inner = Arc::new(ClientInner {
             pool: Pool::new(cfg.clone(), connector),

@@ -37,14 +37,15 @@ use super::connection::{Connection, ConnectionConfig, Stream};
 use crate::backoff::Backoff;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::security;
 
 /// A boxed byte stream to a broker.
 pub(crate) type BoxStream = Box<dyn Stream>;
 /// The future a [`Connector`] returns.
 pub(crate) type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<BoxStream>> + Send>>;
 
-/// Opens byte streams to `host:port` addresses. TCP in production; tests plug in duplex pipes,
-/// and TLS will wrap the TCP connector.
+/// Opens byte streams to `host:port` addresses. TCP, or TLS wrapping TCP
+/// (`security/tls.rs`); tests plug in duplex pipes.
 pub(crate) trait Connector: Send + Sync + 'static {
     fn connect(&self, addr: &str) -> ConnectFuture;
 }
@@ -364,7 +365,8 @@ impl Pool {
         };
         let stream = match tokio::time::timeout(timeout, self.connector.connect(&addr)).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(connect_err(e)),
+            // A TLS handshake failure becomes `Error::Tls`, which is not retried.
+            Ok(Err(e)) => return Err(security::tls::connect_error(label, e)),
             Err(_) => {
                 return Err(connect_err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -378,7 +380,27 @@ impl Pool {
             request_timeout: self.cfg.request_timeout,
             max_response_size: self.cfg.max_response_size,
         };
-        Connection::connect(stream, cfg, timeout).await
+        // With TLS 1.3 a broker refusing the client certificate says so on the first read.
+        let refine = |e: Error| security::tls::refine(e, &label, &addr);
+        let conn = Connection::connect(stream, cfg, timeout)
+            .await
+            .map_err(refine)?;
+        if self.cfg.security.protocol.uses_sasl() {
+            // Before the pool hands the connection to anyone: no request of the caller's can
+            // reach an unauthenticated socket. The connect timeout bounds the whole exchange.
+            let auth = security::sasl::authenticate(&conn, &self.cfg.security, timeout);
+            match tokio::time::timeout(timeout, auth).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(refine(e)),
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        operation: format!("SASL authentication with {label}").into(),
+                        after: timeout,
+                    })
+                }
+            }
+        }
+        Ok(conn)
     }
 
     /// Drops every connection (their tasks stop) and forgets the brokers.

@@ -28,6 +28,8 @@ pub(super) fn root(api: ApiKey) -> Option<usize> {
         ApiKey::EndTxn => 53,
         ApiKey::TxnOffsetCommit => 54,
         ApiKey::DescribeCluster => 57,
+        ApiKey::SaslHandshake => 59,
+        ApiKey::SaslAuthenticate => 60,
         _ => return None,
     })
 }
@@ -1720,6 +1722,56 @@ pub(super) static LAYOUTS: &[Layout] = &[
             },
         ],
         tagged_from: 0,
+        tagged: &[],
+    },
+    // 59
+    Layout {
+        name: "SaslHandshakeResponse",
+        versions: (0, 1),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Arr(&Ty::Str),
+            },
+        ],
+        tagged_from: i16::MAX,
+        tagged: &[],
+    },
+    // 60
+    Layout {
+        name: "SaslAuthenticateResponse",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Bytes,
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CBytes,
+            },
+            Field {
+                versions: (1, 2),
+                ty: Ty::Fixed(8),
+            },
+        ],
+        tagged_from: 2,
         tagged: &[],
     },
 ];

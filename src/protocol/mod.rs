@@ -41,7 +41,9 @@ macro_rules! for_each_decoded_response {
             AddOffsetsToTxnRequest,
             EndTxnRequest,
             TxnOffsetCommitRequest,
-            DescribeClusterRequest
+            DescribeClusterRequest,
+            SaslHandshakeRequest,
+            SaslAuthenticateRequest
         )
     };
 }
@@ -146,7 +148,7 @@ impl ApiVersionTable {
 
 /// Every API ferrokafka sends, in API key order (ApiVersions, which the handshake itself
 /// uses, is not in it): what the negotiation log lists per connection.
-pub(crate) const CLIENT_APIS: [ApiKey; 19] = [
+pub(crate) const CLIENT_APIS: [ApiKey; 21] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -158,6 +160,7 @@ pub(crate) const CLIENT_APIS: [ApiKey; 19] = [
     ApiKey::Heartbeat,
     ApiKey::LeaveGroup,
     ApiKey::SyncGroup,
+    ApiKey::SaslHandshake,
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::InitProducerId,
@@ -165,6 +168,7 @@ pub(crate) const CLIENT_APIS: [ApiKey; 19] = [
     ApiKey::AddOffsetsToTxn,
     ApiKey::EndTxn,
     ApiKey::TxnOffsetCommit,
+    ApiKey::SaslAuthenticate,
     ApiKey::DescribeCluster,
 ];
 

@@ -69,6 +69,12 @@ pub struct KafkaOptions {
     pub format_args: Vec<String>,
     /// Where logs go: `<dir>/kafka-<cluster>-node<id>.log`.
     pub log_dir: PathBuf,
+    /// Extra client listeners, `(name, security protocol)` (e.g. `("SASL_SSL", "SASL_SSL")`),
+    /// each on a port of its own on every node, advertised next to the PLAINTEXT one (which
+    /// stays the inter-broker listener; CONTROLLER stays PLAINTEXT too). Their `ssl.*` /
+    /// `sasl.*` settings go in [`KafkaOptions::properties`], prefixed with
+    /// `listener.name.<lowercase name>.` where they differ per listener.
+    pub listeners: Vec<(String, String)>,
 }
 
 impl KafkaOptions {
@@ -81,12 +87,25 @@ impl KafkaOptions {
             properties: Vec::new(),
             format_args: Vec::new(),
             log_dir,
+            listeners: Vec::new(),
         }
     }
 
     /// Adds or overrides one server property on every node.
     pub fn property(mut self, key: &str, value: &str) -> KafkaOptions {
         self.properties.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Adds a client listener `name` speaking `protocol` (PLAINTEXT, SSL, SASL_PLAINTEXT,
+    /// SASL_SSL) on a port of its own; see [`KafkaCluster::listener_address`].
+    pub fn listener(mut self, name: &str, protocol: &str) -> KafkaOptions {
+        assert!(
+            !matches!(name, "PLAINTEXT" | "CONTROLLER"),
+            "{name} is the harness's own listener"
+        );
+        self.listeners
+            .push((name.to_string(), protocol.to_string()));
         self
     }
 }
@@ -96,6 +115,8 @@ struct Node {
     id: i32,
     port: u16,
     controller_port: u16,
+    /// One port per [`KafkaOptions::listeners`] entry, in that order.
+    listener_ports: Vec<(String, u16)>,
     dir: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -150,7 +171,8 @@ impl KafkaCluster {
         // handed the same port.
         let mut held = Vec::new();
         let mut ports = Vec::new();
-        for _ in 0..options.nodes * 2 {
+        let per_node = 2 + options.listeners.len();
+        for _ in 0..options.nodes * per_node {
             let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                 .map_err(|e| format!("cannot bind a loopback port: {e}"))?;
             ports.push(l.local_addr().map_err(|e| e.to_string())?.port());
@@ -170,8 +192,14 @@ impl KafkaCluster {
             let dir = root.join(format!("node{id}"));
             cluster.nodes.push(Node {
                 id,
-                port: ports[2 * i],
-                controller_port: ports[2 * i + 1],
+                port: ports[per_node * i],
+                controller_port: ports[per_node * i + 1],
+                listener_ports: options
+                    .listeners
+                    .iter()
+                    .enumerate()
+                    .map(|(j, (name, _))| (name.clone(), ports[per_node * i + 2 + j]))
+                    .collect(),
                 log: options.log_dir.join(format!("kafka-{name}-node{id}.log")),
                 dir,
                 child: None,
@@ -221,6 +249,27 @@ impl KafkaCluster {
     /// `127.0.0.1:PORT` of one node's broker listener.
     pub fn address(&self, id: i32) -> String {
         format!("127.0.0.1:{}", self.node(id).port)
+    }
+
+    /// `127.0.0.1:PORT` of one node's extra listener `name` (see [`KafkaOptions::listener`]).
+    pub fn listener_address(&self, id: i32, name: &str) -> String {
+        let node = self.node(id);
+        let port = node
+            .listener_ports
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("node {id} has no listener {name}"))
+            .1;
+        format!("127.0.0.1:{port}")
+    }
+
+    /// Every node's address on listener `name`, comma-separated.
+    pub fn listener_bootstrap(&self, name: &str) -> String {
+        self.nodes
+            .iter()
+            .map(|n| self.listener_address(n.id, name))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The node's log file (stdout and stderr of its JVM).
@@ -472,6 +521,13 @@ fn watchdog(dir: &Path) -> Result<(Child, ChildStdin), String> {
 
 fn server_properties(node: &Node, voters: &str, options: &KafkaOptions) -> String {
     let (rf, isr) = if options.nodes >= 3 { (3, 2) } else { (1, 1) };
+    let extra = |f: &dyn Fn(&str, &str, u16) -> String| -> String {
+        node.listener_ports
+            .iter()
+            .zip(&options.listeners)
+            .map(|((name, port), (_, protocol))| f(name, protocol, *port))
+            .collect()
+    };
     let mut props: Vec<(String, String)> = [
         ("process.roles", "broker,controller".to_string()),
         ("node.id", node.id.to_string()),
@@ -479,19 +535,28 @@ fn server_properties(node: &Node, voters: &str, options: &KafkaOptions) -> Strin
         (
             "listeners",
             format!(
-                "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                node.port, node.controller_port
+                "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}{}",
+                node.port,
+                node.controller_port,
+                extra(&|name, _, port| format!(",{name}://127.0.0.1:{port}"))
             ),
         ),
         (
             "advertised.listeners",
-            format!("PLAINTEXT://127.0.0.1:{}", node.port),
+            format!(
+                "PLAINTEXT://127.0.0.1:{}{}",
+                node.port,
+                extra(&|name, _, port| format!(",{name}://127.0.0.1:{port}"))
+            ),
         ),
         ("controller.listener.names", "CONTROLLER".into()),
         ("inter.broker.listener.name", "PLAINTEXT".into()),
         (
             "listener.security.protocol.map",
-            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+            format!(
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{}",
+                extra(&|name, protocol, _| format!(",{name}:{protocol}"))
+            ),
         ),
         ("log.dirs", node.dir.join("data").display().to_string()),
         ("offsets.topic.replication.factor", rf.to_string()),
