@@ -228,6 +228,7 @@ mod tests {
         let t = Error::Timeout {
             operation: "x".into(),
             after: std::time::Duration::from_secs(1),
+            last: None,
         };
         assert!(classify(&t, Some(ApiKey::Produce)).contains(Action::POSSIBLY_PERSISTED));
         let a = classify(&broker(KafkaCode::RequestTimedOut), Some(ApiKey::Produce));

@@ -56,6 +56,10 @@ pub enum Error {
         operation: Arc<str>,
         /// The deadline that elapsed.
         after: Duration,
+        /// The last error seen before the deadline ended the retries, when there was one
+        /// (e.g. the broker's NOT_ENOUGH_REPLICAS for a delivery): [`Error::kafka_code`]
+        /// reports its code, as the Java client reports the cause of an expired batch.
+        last: Option<Arc<Error>>,
     },
     /// The broker sent bytes that do not form a valid response (bad frame, mismatched
     /// correlation id, undecodable body). The connection is closed and not reused.
@@ -145,6 +149,9 @@ impl Error {
         match self {
             Error::Broker { code, .. } => Some(*code),
             Error::Disconnected { cause, .. } => cause.kafka_code(),
+            Error::Timeout {
+                last: Some(last), ..
+            } => last.kafka_code(),
             _ => None,
         }
     }
@@ -206,8 +213,16 @@ impl fmt::Display for Error {
                 write!(f, "connection to {broker} lost: {cause}")
             }
             Error::Io(e) => write!(f, "I/O error: {e}"),
-            Error::Timeout { operation, after } => {
-                write!(f, "{operation} timed out after {} ms", after.as_millis())
+            Error::Timeout {
+                operation,
+                after,
+                last,
+            } => {
+                write!(f, "{operation} timed out after {} ms", after.as_millis())?;
+                match last {
+                    Some(last) => write!(f, " (last error: {last})"),
+                    None => Ok(()),
+                }
             }
             Error::Protocol(m) => write!(f, "protocol error: {m}"),
             Error::FrameTooLarge { size, limit } => write!(
@@ -313,6 +328,31 @@ mod tests {
         );
         assert_eq!(e.kafka_code(), Some(KafkaCode::NotLeaderOrFollower));
         assert!(e.is_retriable());
+    }
+
+    #[test]
+    fn a_timeout_reports_the_code_of_the_last_error_it_ended() {
+        let plain = Error::Timeout {
+            operation: "delivery to t-0".into(),
+            after: Duration::from_secs(5),
+            last: None,
+        };
+        assert_eq!(plain.kafka_code(), None);
+        assert_eq!(plain.to_string(), "delivery to t-0 timed out after 5000 ms");
+        let e = Error::Timeout {
+            operation: "delivery to t-0".into(),
+            after: Duration::from_secs(5),
+            last: Some(Arc::new(Error::broker(
+                KafkaCode::NotEnoughReplicas,
+                None,
+                "Produce to t-0",
+            ))),
+        };
+        assert_eq!(e.kafka_code(), Some(KafkaCode::NotEnoughReplicas));
+        assert!(e.is_timeout() && e.is_retriable());
+        let text = e.to_string();
+        assert!(text.starts_with("delivery to t-0 timed out after 5000 ms (last error: "));
+        assert!(text.contains("NOT_ENOUGH_REPLICAS"), "{text}");
     }
 
     #[test]

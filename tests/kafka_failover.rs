@@ -858,8 +858,9 @@ async fn two_of_three_brokers_down_acks_all_waits_then_delivers_once() {
         untyped.is_empty(),
         "failed sends must carry a typed, retriable error: {untyped:?}"
     );
-    // For the report: whether the broker's code reaches the caller as such (a delivery
-    // timeout carries the last error in its message only, as Java's and librdkafka's do).
+    // The batches that reached the broker were refused for lack of in-sync replicas: their
+    // failure (the broker's answer, or the delivery timeout that ended its retries) reports
+    // that code. Batches still queued behind them never reached a broker and carry none.
     let codes: BTreeSet<String> = b_outage
         .failed
         .values()
@@ -867,6 +868,17 @@ async fn two_of_three_brokers_down_acks_all_waits_then_delivers_once() {
         .map(|e| format!("{:?}", e.kafka_code()))
         .collect();
     turn.log(format!("B's failures carry the codes {codes:?}"));
+    assert!(
+        b_outage
+            .failed
+            .values()
+            .flat_map(BTreeMap::values)
+            .any(|e| matches!(
+                e.kafka_code(),
+                Some(KafkaCode::NotEnoughReplicas | KafkaCode::NotEnoughReplicasAfterAppend)
+            )),
+        "no failed send reports NOT_ENOUGH_REPLICAS: {codes:?}"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         a_outage.acked(),

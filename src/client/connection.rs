@@ -177,6 +177,7 @@ impl Connection {
             Err(_) => Err(Error::Timeout {
                 operation: format!("ApiVersions handshake with {label}").into(),
                 after: timeout,
+                last: None,
             }),
         }
     }
@@ -313,6 +314,7 @@ impl Connection {
             )
             .into(),
             after: timeout,
+            last: None,
         };
         let head_expired = self
             .shared

@@ -396,6 +396,7 @@ impl Pool {
                     return Err(Error::Timeout {
                         operation: format!("SASL authentication with {label}").into(),
                         after: timeout,
+                        last: None,
                     })
                 }
             }

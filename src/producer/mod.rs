@@ -433,6 +433,7 @@ impl Producer {
                 return Err(last.unwrap_or_else(|| Error::Timeout {
                     operation: format!("metadata for topic {topic} (max.block.ms)").into(),
                     after: inner.cfg.max_block,
+                    last: None,
                 }));
             }
             if let Some(e) = &last {
@@ -492,6 +493,7 @@ impl Producer {
             return Err(Error::Timeout {
                 operation: "producer close (records left undelivered)".into(),
                 after: timeout,
+                last: None,
             });
         }
         Ok(())

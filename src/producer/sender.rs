@@ -559,16 +559,13 @@ impl Sender {
             return self.requeue(batch, err, now);
         }
         if action.contains(Action::RETRY) {
-            let operation = format!(
-                "delivery to {}-{} (last error: {err})",
-                batch.topic(),
-                batch.partition()
-            );
+            let operation = format!("delivery to {}-{}", batch.topic(), batch.partition());
             return self.fail(
                 batch,
                 Error::Timeout {
                     operation: operation.into(),
                     after: self.acc.cfg.delivery_timeout,
+                    last: Some(Arc::new(err)),
                 },
             );
         }
@@ -666,6 +663,7 @@ fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, time
         b.owner.finish(Err(Error::Timeout {
             operation: "delivery (no leader or broker available)".into(),
             after: timeout,
+            last: None,
         }));
     }
     if st.queue.iter().any(|q| match q {
@@ -678,16 +676,14 @@ fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, time
                 Queued::Open(b) if expired(b.created) => b.owner.finish(Err(Error::Timeout {
                     operation: "delivery (no leader or broker available)".into(),
                     after: timeout,
+                    last: None,
                 })),
                 Queued::Sealed(b) if expired(b.created) => {
-                    let last = b.last_error.clone();
-                    let op = match last {
-                        Some(e) => format!("delivery (last error: {e})"),
-                        None => "delivery".to_owned(),
-                    };
+                    let last = b.last_error.clone().map(Arc::new);
                     b.finish(Err(Error::Timeout {
-                        operation: op.into(),
+                        operation: "delivery".into(),
                         after: timeout,
+                        last,
                     }))
                 }
                 keep => st.queue.push_back(keep),
