@@ -181,10 +181,9 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    // Two clients, so two sets of connections. A broker answers the requests of one
-    // connection in order, and the consumer's Fetch waits there up to fetch.max.wait.ms for
-    // new input: on a shared connection every Produce and coordinator lookup of the
-    // transaction would queue behind that long poll.
+    // Two clients only so that each role has its own client.id in broker logs. One shared
+    // Client works as well: the consumer's long-polling Fetches have sockets of their own,
+    // so the transaction's Produce and coordinator requests never queue behind them.
     let client = |role: &str| {
         Client::builder()
             .bootstrap_servers(&args.bootstrap)

@@ -116,6 +116,7 @@ pub(crate) fn classify(err: &Error, api: Option<ApiKey>) -> Action {
         | Error::InvalidState(_)
         | Error::NoOffset { .. }
         | Error::PollIntervalExceeded { .. }
+        | Error::ProducerDropped
         | Error::Closed => A::PERMANENT | A::NOT_PERSISTED,
         // Security failures are configuration problems (wrong CA, wrong password, wrong
         // listener): trying again with the same settings fails the same way, so no loop
@@ -133,6 +134,12 @@ fn classify_code(code: KafkaCode, api: Option<ApiKey>) -> Action {
     use Action as A;
     use KafkaCode as K;
     match code {
+        // DeleteTopics goes to the controller, which knows every topic: "unknown" is its
+        // final answer, not stale metadata (retrying it only delayed the error by the whole
+        // `default.api.timeout.ms`).
+        K::UnknownTopicOrPartition if api == Some(ApiKey::DeleteTopics) => {
+            A::PERMANENT | A::NOT_PERSISTED
+        }
         // Leadership and topic-existence errors: the cached leader is wrong or missing.
         K::NotLeaderOrFollower
         | K::LeaderNotAvailable
@@ -254,6 +261,13 @@ mod tests {
         let a = classify(&d, None);
         assert!(a.contains(Action::RETRY | Action::RECONNECT | Action::POSSIBLY_PERSISTED));
         assert!(d.is_retriable());
+    }
+
+    #[test]
+    fn deleting_a_missing_topic_is_final() {
+        let e = broker(KafkaCode::UnknownTopicOrPartition);
+        assert!(!classify(&e, Some(ApiKey::DeleteTopics)).contains(Action::RETRY));
+        assert!(classify(&e, Some(ApiKey::Produce)).contains(Action::RETRY));
     }
 
     #[test]

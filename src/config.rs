@@ -40,6 +40,9 @@ pub(crate) struct ClientConfig {
     pub(crate) allow_auto_create_topics: bool,
     /// `security.protocol`, `ssl.*`, `sasl.*`: see `security/config.rs`.
     pub(crate) security: SecurityConfig,
+    /// `statistics.interval.ms`: accepted so librdkafka configs carry over, but there is no
+    /// statistics callback; `build()` logs what to use instead when it is not 0.
+    pub(crate) statistics_interval: Duration,
 }
 
 impl Default for ClientConfig {
@@ -59,6 +62,7 @@ impl Default for ClientConfig {
             max_response_size: 100_000_000 + 512,
             allow_auto_create_topics: true,
             security: SecurityConfig::default(),
+            statistics_interval: Duration::ZERO,
         }
     }
 }
@@ -76,6 +80,7 @@ pub(crate) const CLIENT_KEYS: &[&str] = &[
     "retry.backoff.max.ms",
     "receive.message.max.bytes",
     "allow.auto.create.topics",
+    "statistics.interval.ms",
     // Security (kept in step with `security::SECURITY_KEYS`, which a test checks).
     "security.protocol",
     "ssl.ca.location",
@@ -92,6 +97,9 @@ pub(crate) const CLIENT_KEYS: &[&str] = &[
     "sasl.password",
     "sasl.jaas.config",
 ];
+
+/// Client keys the `ClientBuilder` handles itself, outside `ClientConfig`.
+pub(crate) const BUILDER_ONLY_CLIENT_KEYS: &[&str] = &["default.api.timeout.ms", "connect.lazily"];
 
 impl ClientConfig {
     /// Applies one property. `Ok(false)` means the key is not a client key (the caller may know
@@ -119,6 +127,9 @@ impl ClientConfig {
                 self.max_response_size = parse_int(key, value, 1_000, 2_147_483_647)? as usize
             }
             "allow.auto.create.topics" => self.allow_auto_create_topics = parse_bool(key, value)?,
+            "statistics.interval.ms" => {
+                self.statistics_interval = parse_ms(key, value, 0, 86_400_000)?
+            }
             _ => return self.security.apply(key, value),
         }
         Ok(true)
@@ -236,7 +247,7 @@ pub(crate) fn route_property(
     own_keys: &[&str],
 ) -> Result<Route> {
     let client_key = CLIENT_KEYS.contains(&key)
-        || key == "default.api.timeout.ms"
+        || BUILDER_ONLY_CLIENT_KEYS.contains(&key)
         || key == "metadata.broker.list";
     match applied? {
         true => Ok(Route::Own),
@@ -244,7 +255,10 @@ pub(crate) fn route_property(
         false if client_key => Err(Error::config(format!(
             "`{key}` is a client property: set it on the Client this builder was made from"
         ))),
-        false => Err(unknown_key(key, &[own_keys, CLIENT_KEYS])),
+        false => Err(unknown_key(
+            key,
+            &[own_keys, CLIENT_KEYS, BUILDER_ONLY_CLIENT_KEYS],
+        )),
     }
 }
 

@@ -21,7 +21,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Match on the variant for details; ask [`Error::is_retriable`] whether trying the same
 /// operation again may succeed, and [`Error::kafka_code`] for the broker's error code.
-#[derive(Clone)]
+///
+/// `{:?}` shows the variant and its fields (`Broker { code: NotLeaderOrFollower, .. }`);
+/// `{}` the same in words.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// A broker answered with a Kafka error code.
@@ -95,6 +98,11 @@ pub enum Error {
     BufferFull,
     /// The client (or the handle used) was closed.
     Closed,
+    /// The last handle of a [`Producer`](crate::Producer) was dropped without `close()` or
+    /// `flush()` while this record was still queued or in flight: it was not delivered (or
+    /// its fate is unknown). Close the producer before dropping it (see the README's "Using
+    /// it in a service"). Not retriable with this producer.
+    ProducerDropped,
     /// A consumer partition has no committed offset (or its offset is out of range) and
     /// `auto.offset.reset` is `none`. Seek the partition to go on.
     NoOffset {
@@ -244,6 +252,10 @@ impl fmt::Display for Error {
             Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
             Error::BufferFull => f.write_str("producer buffer.memory is full"),
             Error::Closed => f.write_str("the client is closed"),
+            Error::ProducerDropped => f.write_str(
+                "producer dropped before close/flush: the record was still queued or in flight \
+                 (call Producer::close or Producer::flush before dropping the last handle)",
+            ),
             Error::NoOffset { topic, partition } => write!(
                 f,
                 "no offset for {topic}-{partition} and auto.offset.reset is none"
@@ -268,13 +280,6 @@ impl fmt::Display for Error {
                 "SASL {mechanism} authentication with {broker} failed: {message}"
             ),
         }
-    }
-}
-
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Display already carries every field; Debug repeats it so `unwrap()` output is readable.
-        write!(f, "Error({self})")
     }
 }
 
@@ -353,6 +358,43 @@ mod tests {
         let text = e.to_string();
         assert!(text.starts_with("delivery to t-0 timed out after 5000 ms (last error: "));
         assert!(text.contains("NOT_ENOUGH_REPLICAS"), "{text}");
+    }
+
+    #[test]
+    fn debug_shows_the_variant_and_its_fields() {
+        let e = Error::broker(
+            KafkaCode::NotLeaderOrFollower,
+            Some("moved"),
+            "Produce to t-0",
+        );
+        let debug = format!("{e:?}");
+        assert!(debug.starts_with("Broker {"), "{debug}");
+        for field in [
+            "code: NotLeaderOrFollower",
+            "message: Some(\"moved\")",
+            "context: \"Produce to t-0\"",
+        ] {
+            assert!(debug.contains(field), "{field} missing from {debug}");
+        }
+        let e = Error::Timeout {
+            operation: "delivery to t-0".into(),
+            after: Duration::from_secs(5),
+            last: Some(Arc::new(Error::NoOffset {
+                topic: "t".into(),
+                partition: 3,
+            })),
+        };
+        let debug = format!("{e:?}");
+        assert!(debug.starts_with("Timeout {"), "{debug}");
+        assert!(
+            debug.contains("NoOffset { topic: \"t\", partition: 3 }"),
+            "{debug}"
+        );
+        assert_eq!(format!("{:?}", Error::ProducerDropped), "ProducerDropped");
+        assert!(!Error::ProducerDropped.is_retriable());
+        assert!(Error::ProducerDropped
+            .to_string()
+            .contains("producer dropped before close/flush"));
     }
 
     #[test]

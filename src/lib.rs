@@ -77,7 +77,7 @@ pub use error::{Error, Result};
 pub use producer::partitioner::{
     DefaultPartitioner, Murmur2Partitioner, Partitioner, RoundRobinPartitioner,
 };
-pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder};
+pub use producer::{Acks, DeliveryError, DeliveryFuture, Producer, ProducerBuilder, WithRecord};
 pub use record::{Header, Record, RecordMetadata};
 pub use security::{SaslMechanism, SecurityProtocol, TlsErrorKind};
 pub use serde::{

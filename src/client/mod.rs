@@ -56,6 +56,8 @@ pub struct ClientBuilder {
     /// `default.api.timeout.ms`; kept apart from `ClientConfig` because only whole-operation
     /// retry loops use it, never a connection.
     api_timeout: Option<Duration>,
+    /// `connect.lazily`: `build()` returns without waiting for a broker (see `lazy_connect`).
+    lazy: bool,
     error: Option<Error>,
     connector: Option<Arc<dyn Connector>>,
 }
@@ -80,6 +82,7 @@ impl ClientBuilder {
         ClientBuilder {
             cfg: ClientConfig::default(),
             api_timeout: None,
+            lazy: false,
             error: None,
             connector: None,
         }
@@ -110,11 +113,12 @@ impl ClientBuilder {
             "default.api.timeout.ms" => {
                 config::parse_ms(key, value, 1, i32::MAX as u64).map(|d| self.api_timeout = Some(d))
             }
+            "connect.lazily" => config::parse_bool(key, value).map(|b| self.lazy = b),
             _ => match self.cfg.apply(key, value) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(config::unknown_key(
                     key,
-                    &[CLIENT_KEYS, &["default.api.timeout.ms"]],
+                    &[CLIENT_KEYS, config::BUILDER_ONLY_CLIENT_KEYS],
                 )),
                 Err(e) => Err(e),
             },
@@ -271,14 +275,39 @@ impl ClientBuilder {
         self
     }
 
+    /// `connect.lazily` (default false): with `true`, [`ClientBuilder::build`] validates the
+    /// configuration and returns at once, without waiting for a broker, as the Java client
+    /// and librdkafka do; a background task keeps trying the bootstrap addresses
+    /// (`reconnect.backoff.ms` up to `reconnect.backoff.max.ms`), and every request waits
+    /// and retries within its own timeout (`max.block.ms` for a producer's first record
+    /// to a topic, `default.api.timeout.ms` for admin calls, the group's join loop for a
+    /// consumer). For a service whose pod may start before Kafka. A wrong address or
+    /// credentials then shows in those requests' errors (and in warnings), not in `build()`;
+    /// [`Client::wait_ready`] waits for the first metadata, as a readiness check.
+    ///
+    /// The default (`false`) is the eager check: `build()` fails at once, with
+    /// [`Error::NoBrokerAvailable`], when no bootstrap address answers.
+    pub fn lazy_connect(mut self, lazy: bool) -> ClientBuilder {
+        self.lazy = lazy;
+        self
+    }
+
     /// Validates the configuration, connects to the first bootstrap address that answers and
     /// loads the cluster's metadata.
     ///
     /// Fails with [`Error::Config`] for an invalid setting (before any network activity) and
-    /// with [`Error::NoBrokerAvailable`] when no bootstrap address answers.
+    /// with [`Error::NoBrokerAvailable`] when no bootstrap address answers — unless
+    /// [`ClientBuilder::lazy_connect`] is on, in which case it returns without connecting.
     pub async fn build(self) -> Result<Client> {
         if let Some(e) = self.error {
             return Err(e);
+        }
+        if !self.cfg.statistics_interval.is_zero() {
+            warn!(
+                "statistics.interval.ms is set, but ferrokafka has no statistics callback: \
+                 use Consumer::metrics() for consumer counters and the `tracing` events \
+                 (target `ferrokafka`) for the rest; the setting has no effect"
+            );
         }
         self.cfg.validate()?;
         // TLS settings are turned into a rustls configuration here, reading the certificate
@@ -296,9 +325,11 @@ impl ClientBuilder {
             tasks: Mutex::new(Vec::new()),
             cfg,
         });
-        inner
-            .refresh_metadata(TopicsQuery::Some(Vec::new()), None)
-            .await?;
+        if !self.lazy {
+            inner
+                .refresh_metadata(TopicsQuery::Some(Vec::new()), None)
+                .await?;
+        }
         let task = tokio::spawn(periodic_refresh(Arc::downgrade(&inner)));
         inner.tasks.lock().unwrap().push(task);
         Ok(Client { inner })
@@ -364,6 +395,36 @@ impl Client {
         let mut cluster = snapshot.cluster.clone();
         cluster.topics.retain(|t| names.contains(&t.name));
         Ok(cluster)
+    }
+
+    /// Waits until the client has the cluster's metadata (one broker answered), retrying
+    /// within `timeout`: the readiness check of a client built with
+    /// [`ClientBuilder::lazy_connect`]. Returns at once if metadata is already there (always
+    /// the case for an eagerly built client). Fails with the last error (typically
+    /// [`Error::NoBrokerAvailable`]) when no broker answered in time, or at once with a
+    /// permanent one (TLS, SASL).
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let cfg = &self.inner.cfg;
+        let mut backoff = Backoff::new(cfg.reconnect_backoff, cfg.reconnect_backoff_max);
+        loop {
+            if self.inner.metadata.snapshot().fetched_at.is_some() {
+                return Ok(());
+            }
+            let err = match self
+                .inner
+                .refresh_metadata(TopicsQuery::Some(Vec::new()), None)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let delay = backoff.next_delay();
+            if !err.is_retriable() || Instant::now() + delay >= deadline {
+                return Err(err);
+            }
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// The metadata the client currently holds, without asking the cluster.
@@ -571,8 +632,39 @@ fn is_broker_unreachable(e: &Error) -> bool {
     )
 }
 
-/// Keeps metadata for the topics of interest no older than `metadata.max.age.ms`.
+/// Keeps metadata for the topics of interest no older than `metadata.max.age.ms`. A client
+/// built lazily has none yet: it is fetched first, retried with the reconnect backoff until
+/// a broker answers.
 async fn periodic_refresh(client: Weak<ClientInner>) {
+    let mut backoff = match client.upgrade() {
+        Some(c) => Backoff::new(c.cfg.reconnect_backoff, c.cfg.reconnect_backoff_max),
+        None => return,
+    };
+    let mut failures = 0u32;
+    loop {
+        let delay = {
+            let Some(c) = client.upgrade() else { return };
+            if c.metadata.snapshot().fetched_at.is_some() {
+                break;
+            }
+            match c
+                .refresh_metadata(TopicsQuery::Some(Vec::new()), None)
+                .await
+            {
+                Ok(_) => break,
+                Err(Error::Closed) => return,
+                Err(e) => {
+                    failures += 1;
+                    // Once, then every 20th try: a broker that is still starting is normal.
+                    if failures == 1 || failures % 20 == 0 {
+                        warn!(error = %e, failures, "no broker answered yet; still trying");
+                    }
+                    backoff.next_delay()
+                }
+            }
+        };
+        tokio::time::sleep(delay).await;
+    }
     loop {
         let age = match client.upgrade() {
             Some(c) => c.cfg.metadata_max_age,

@@ -90,6 +90,16 @@ pub(crate) struct ConsumerConfig {
     pub(crate) check_crcs: bool,
     /// `partition.assignment.strategy`: assignor names, preferred first.
     pub(crate) assignors: Vec<String>,
+    /// `enable.auto.offset.store` (librdkafka): `true` stores each record's offset + 1 as it
+    /// is handed out; `false` leaves storing to `Consumer::store_offset(s)`, and commits
+    /// (auto and `commit()`) send only what was stored.
+    pub(crate) auto_offset_store: bool,
+    /// `max.poll.records`: the most records one `recv_batch` hands out; `None`: no cap
+    /// beyond `recv_batch`'s own argument.
+    pub(crate) max_poll_records: Option<usize>,
+    /// `client.rack`: sent as Fetch's rack id (v11+, KIP-392) and in the JoinGroup
+    /// subscription (v3, KIP-881) for rack-aware assignment.
+    pub(crate) client_rack: Option<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -112,6 +122,9 @@ impl Default for ConsumerConfig {
             isolation: IsolationLevel::ReadUncommitted,
             check_crcs: true,
             assignors: vec!["range".to_owned()],
+            auto_offset_store: true,
+            max_poll_records: None,
+            client_rack: None,
         }
     }
 }
@@ -138,6 +151,9 @@ pub(crate) const CONSUMER_KEYS: &[&str] = &[
     "isolation.level",
     "check.crcs",
     "partition.assignment.strategy",
+    "enable.auto.offset.store",
+    "max.poll.records",
+    "client.rack",
 ];
 
 impl ConsumerConfig {
@@ -190,6 +206,11 @@ impl ConsumerConfig {
                 }
             }
             "check.crcs" => self.check_crcs = parse_bool(key, value)?,
+            "enable.auto.offset.store" => self.auto_offset_store = parse_bool(key, value)?,
+            "max.poll.records" => {
+                self.max_poll_records = Some(parse_int(key, value, 1, i32::MAX as i64)? as usize)
+            }
+            "client.rack" => self.client_rack = non_empty(value),
             "partition.assignment.strategy" => {
                 let names: Vec<String> = value
                     .split(',')
@@ -302,6 +323,27 @@ mod tests {
                 e.to_string().contains("fetch.connections.per.broker"),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn service_keys_are_accepted() {
+        let mut c = ConsumerConfig::default();
+        assert!(c.auto_offset_store);
+        assert_eq!(c.max_poll_records, None);
+        assert_eq!(c.client_rack, None);
+        c.apply("enable.auto.offset.store", "false").unwrap();
+        c.apply("max.poll.records", "7").unwrap();
+        c.apply("client.rack", "eu-west-1a").unwrap();
+        assert!(!c.auto_offset_store);
+        assert_eq!(c.max_poll_records, Some(7));
+        assert_eq!(c.client_rack.as_deref(), Some("eu-west-1a"));
+        for (k, v) in [
+            ("max.poll.records", "0"),
+            ("enable.auto.offset.store", "maybe"),
+        ] {
+            let e = c.apply(k, v).unwrap_err();
+            assert!(e.to_string().contains(k), "{k}: {e}");
         }
     }
 

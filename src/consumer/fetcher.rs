@@ -28,6 +28,7 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
 };
+use kafka_protocol::protocol::StrBytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -348,6 +349,14 @@ impl Fetcher {
             .with_session_id(0)
             .with_session_epoch(-1)
             .with_topics(topics)
+            // KIP-392 (Fetch v11+; ignored by older versions): lets the broker point this
+            // consumer at a replica in its rack.
+            .with_rack_id(
+                self.cfg
+                    .client_rack
+                    .as_deref()
+                    .map_or_else(StrBytes::default, |r| StrBytes::from_string(r.to_owned())),
+            )
     }
 
     /// Applies the reset policy to a partition without a usable offset.

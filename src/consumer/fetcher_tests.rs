@@ -109,6 +109,8 @@ struct Broker {
 #[derive(Debug, Clone)]
 struct SeenFetch {
     max_bytes: i32,
+    /// The consumer's `client.rack` (KIP-392), empty when not set.
+    rack_id: String,
     /// (partition, fetch offset), in request order.
     partitions: Vec<(i32, i64)>,
 }
@@ -153,6 +155,7 @@ fn answer(broker: &Broker, r: &Received) -> Option<Bytes> {
             broker.fetches.fetch_add(1, AtomicOrdering::SeqCst);
             broker.requests.lock().unwrap().push(SeenFetch {
                 max_bytes: req.max_bytes,
+                rack_id: req.rack_id.to_string(),
                 partitions: req
                     .topics
                     .iter()
@@ -584,4 +587,24 @@ async fn successive_fetches_rotate_the_partition_order() {
         3,
         "every partition leads a request in turn: {seen:?}"
     );
+}
+
+#[tokio::test]
+async fn client_rack_is_sent_in_every_fetch() {
+    for (rack, want) in [(Some("eu-west-1a"), "eu-west-1a"), (None, "")] {
+        let (client, broker) = setup(Log::with(8)).await;
+        let mut settings = vec![("fetch.max.wait.ms", "10")];
+        if let Some(rack) = rack {
+            settings.push(("client.rack", rack));
+        }
+        let c = consumer_with(&client, &settings, None).await;
+        c.assign(&[tp()]).await.unwrap();
+        assert_eq!(recv_offset(&c).await, 0);
+        let seen = broker.requests.lock().unwrap().clone();
+        assert!(!seen.is_empty());
+        for f in &seen {
+            assert_eq!(f.rack_id, want, "{f:?}");
+        }
+        c.close().await.unwrap();
+    }
 }

@@ -74,6 +74,11 @@ pub(crate) struct GroupTask {
     polls_seen: u64,
     last_poll: Instant,
     close_reply: Option<oneshot::Sender<()>>,
+    /// The subscribed topics' partition counts (0: missing) as this member saw them before
+    /// its last join; a change means the assignment is out of date (see `topics.rs`).
+    topic_counts: BTreeMap<String, usize>,
+    /// Missing topics already warned about, so each is named once, not at every check.
+    warned_missing: BTreeSet<String>,
 }
 
 impl GroupTask {
@@ -94,6 +99,8 @@ impl GroupTask {
             polls_seen: 0,
             last_poll: Instant::now(),
             close_reply: None,
+            topic_counts: BTreeMap::new(),
+            warned_missing: BTreeSet::new(),
         }
     }
 
@@ -159,6 +166,11 @@ impl GroupTask {
         }
     }
 
+    /// The subscribed topics' partition counts; see `topics.rs`.
+    async fn check_topics(&mut self) -> BTreeMap<String, usize> {
+        super::topics::check_topics(&self.shared, &self.topics, &mut self.warned_missing).await
+    }
+
     fn set_topics(&mut self, mut topics: Vec<String>) {
         topics.sort();
         topics.dedup();
@@ -184,13 +196,16 @@ impl GroupTask {
             let all: Vec<TopicPartition> = self.owned.iter().cloned().collect();
             self.revoke(&all).await;
         }
+        // What this member knows of its topics before joining: a later change (a missing
+        // topic created, partitions added) makes it rejoin.
+        self.topic_counts = self.check_topics().await;
         let (generation, _) = shared.membership();
         let subscription = Subscription {
             topics: self.topics.clone(),
             user_data: None,
             owned_partitions: group_by_topic(self.owned.iter()),
             generation_id: generation,
-            rack_id: None,
+            rack_id: cfg.client_rack.clone(),
         };
         let metadata = encode_subscription(&subscription, SUBSCRIPTION_VERSION);
         let protocols: Vec<(String, Bytes)> = cfg
@@ -386,8 +401,18 @@ impl GroupTask {
         let mut auto_commit = tokio::time::interval(cfg.auto_commit_interval);
         auto_commit.set_missed_tick_behavior(MissedTickBehavior::Delay);
         auto_commit.tick().await;
+        let mut topic_check = tokio::time::interval(super::topics::TOPIC_CHECK_INTERVAL);
+        topic_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        topic_check.tick().await;
         loop {
             tokio::select! {
+                _ = topic_check.tick() => {
+                    let counts = self.check_topics().await;
+                    if counts != self.topic_counts {
+                        info!(before = ?self.topic_counts, now = ?counts, "subscribed topics changed: rejoining");
+                        return Next::Rejoin;
+                    }
+                }
                 _ = heartbeat.tick() => {
                     if self.poll_expired() {
                         return self.poll_timeout().await;

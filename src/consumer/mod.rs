@@ -19,6 +19,8 @@ mod group;
 mod listener;
 mod record;
 mod state;
+mod store;
+mod topics;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -117,9 +119,35 @@ impl ConsumerBuilder {
         self
     }
 
-    /// `enable.auto.commit` (default true).
+    /// `enable.auto.commit` (default true): commit every `auto.commit.interval.ms` (5 s),
+    /// when partitions are revoked, and on [`Consumer::close`]. What is committed is the
+    /// offset after the last record *handed out* by `recv`/`stream`, or, with
+    /// [`ConsumerBuilder::auto_offset_store`] off, the last offset *stored* with
+    /// [`Consumer::store_offset`]. See [`Consumer::recv`] for what that means on a crash.
     pub fn auto_commit(mut self, on: bool) -> ConsumerBuilder {
         self.cfg.auto_commit = on;
+        self
+    }
+
+    /// `enable.auto.offset.store` (default true). Off: handing a record out no longer
+    /// marks it for commit; the application calls [`Consumer::store_offset`] once it has
+    /// processed the record, and commits send only stored offsets (librdkafka's semantics).
+    pub fn auto_offset_store(mut self, on: bool) -> ConsumerBuilder {
+        self.cfg.auto_offset_store = on;
+        self
+    }
+
+    /// `max.poll.records`: the most records one [`Consumer::recv_batch`] returns.
+    pub fn max_poll_records(mut self, n: usize) -> ConsumerBuilder {
+        self.cfg.max_poll_records = Some(n.max(1));
+        self
+    }
+
+    /// `client.rack`: this consumer's rack (e.g. availability zone), sent in Fetch (v11+)
+    /// for follower fetching (KIP-392) and in the group subscription for rack-aware
+    /// assignors.
+    pub fn client_rack(mut self, rack: impl Into<String>) -> ConsumerBuilder {
+        self.cfg.client_rack = Some(rack.into());
         self
     }
 
@@ -289,7 +317,17 @@ impl Shared {
             .ok_or_else(|| Error::InvalidState("committing offsets needs group.id".into()))
     }
 
-    /// Commits the consumed positions of every assigned partition that moved.
+    /// What a commit sends for `p`: the offset after the last record handed out, or with
+    /// `enable.auto.offset.store=false` the offset the application stored (-1: nothing).
+    pub(crate) fn commit_point(&self, p: &PartitionState) -> i64 {
+        if self.cfg.auto_offset_store {
+            p.consumed.load(Ordering::Acquire)
+        } else {
+            p.stored.load(Ordering::Acquire)
+        }
+    }
+
+    /// Commits the consumed (or stored) positions of every assigned partition that moved.
     pub(crate) async fn commit_consumed(&self) -> Result<()> {
         let parts = self.assignment.all();
         self.commit_parts(&parts).await
@@ -300,7 +338,7 @@ impl Shared {
         let mut offsets = Vec::new();
         let mut which = Vec::new();
         for p in parts {
-            let consumed = p.consumed.load(Ordering::Acquire);
+            let consumed = self.commit_point(p);
             if consumed >= 0 && consumed != p.committed.load(Ordering::Acquire) {
                 offsets.push(WireCommit {
                     topic: p.tp.topic.to_string(),
@@ -554,6 +592,21 @@ impl Consumer {
 
     /// The next record. Waits for one; fails with a partition's error (e.g.
     /// [`Error::NoOffset`]) or the consumer's ([`Error::PollIntervalExceeded`], fenced).
+    ///
+    /// # What is committed when
+    /// With the defaults (`enable.auto.commit=true`, `enable.auto.offset.store=true`), a
+    /// record counts as consumed the moment `recv` returns it: the next auto-commit (every
+    /// `auto.commit.interval.ms`), a rebalance that takes the partition away, and
+    /// [`Consumer::close`] commit its offset + 1 — whether or not the application has
+    /// finished processing it. A crash then loses at most the records handed out but not
+    /// processed (at-most-once for those), and redelivers what was processed after the last
+    /// commit (at-least-once for the rest).
+    ///
+    /// For at-least-once processing of every record, set `enable.auto.offset.store=false`
+    /// and call [`Consumer::store_offset`] after each record is processed: commits (auto,
+    /// on revoke, on close, and [`Consumer::commit`]) then send only stored offsets, so a
+    /// record handed out but not processed is read again after a crash or rebalance. Or turn
+    /// `enable.auto.commit` off and call [`Consumer::commit_offsets`] yourself.
     pub async fn recv(&self) -> Result<ConsumerRecord> {
         loop {
             if let Some(r) = self.pop()? {
@@ -584,8 +637,15 @@ impl Consumer {
         }
     }
 
-    /// Up to `max` records: waits for at least one, then takes what is already fetched.
+    /// Up to `max` records (and at most `max.poll.records` when set): waits for at least
+    /// one, then takes what is already fetched. What is committed when is as for
+    /// [`Consumer::recv`].
     pub async fn recv_batch(&self, max: usize) -> Result<Vec<ConsumerRecord>> {
+        let max = self
+            .shared
+            .cfg
+            .max_poll_records
+            .map_or(max, |cap| max.min(cap));
         let mut out = Vec::with_capacity(max.min(1024));
         out.push(self.recv().await?);
         while out.len() < max {
@@ -683,6 +743,12 @@ impl Consumer {
     }
 
     /// The records as a `futures::Stream` (never ends by itself; errors are items).
+    ///
+    /// Each record is taken with [`Consumer::recv`], so the same rule decides what is
+    /// committed: by default a record handed out by the stream is committed by the next
+    /// auto-commit even if it is still being processed (e.g. inside `for_each_concurrent`).
+    /// With `enable.auto.offset.store=false`, only offsets passed to
+    /// [`Consumer::store_offset`] after processing are committed.
     pub fn stream(&self) -> impl Stream<Item = Result<ConsumerRecord>> + '_ {
         futures::stream::unfold(self, |c| async move { Some((c.recv().await, c)) })
     }
@@ -756,7 +822,8 @@ impl Consumer {
     }
 
     /// Commits the position of every assigned partition (the offset after the last record
-    /// `recv` returned) and waits for the coordinator.
+    /// `recv` returned; with `enable.auto.offset.store=false`, the offset stored with
+    /// [`Consumer::store_offset`]) and waits for the coordinator.
     pub async fn commit(&self) -> Result<()> {
         self.shared.commit_consumed().await
     }
@@ -770,7 +837,7 @@ impl Consumer {
         let parts = shared.assignment.all();
         let snapshot: Vec<(Arc<PartitionState>, i64)> = parts
             .iter()
-            .map(|p| (p.clone(), p.consumed.load(Ordering::Acquire)))
+            .map(|p| (p.clone(), shared.commit_point(p)))
             .filter(|(p, c)| *c >= 0 && *c != p.committed.load(Ordering::Acquire))
             .collect();
         let offsets: HashMap<TopicPartition, CommitOffset> = snapshot

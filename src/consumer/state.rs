@@ -91,6 +91,9 @@ pub(crate) struct PartitionState {
     /// The last offset committed for it by this consumer (-1 if none), so auto-commit skips
     /// partitions that did not move.
     pub(crate) committed: AtomicI64,
+    /// With `enable.auto.offset.store=false`: the offset the application stored
+    /// (`Consumer::store_offset`, last processed + 1), what commits send; -1 while none.
+    pub(crate) stored: AtomicI64,
     pub(crate) paused: AtomicBool,
     /// Set when the partition leaves the assignment; its data is dropped everywhere.
     pub(crate) revoked: AtomicBool,
@@ -104,6 +107,7 @@ impl PartitionState {
             epoch: AtomicU64::new(0),
             consumed: AtomicI64::new(-1),
             committed: AtomicI64::new(-1),
+            stored: AtomicI64::new(-1),
             paused: AtomicBool::new(false),
             revoked: AtomicBool::new(false),
             fetch: Mutex::new(FetchState {

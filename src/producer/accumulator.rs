@@ -39,6 +39,9 @@ pub(crate) struct Shared {
     /// Undecided batches by id, for `flush`.
     incomplete: Mutex<BTreeMap<u64, Arc<BatchCompletion>>>,
     next_id: AtomicU64,
+    /// The producer's last handle was dropped without `close`: batches dropped undecided
+    /// fail with `Error::ProducerDropped`, which names the cause, not `Error::Closed`.
+    pub(crate) dropped: AtomicBool,
 }
 
 impl Shared {
@@ -56,6 +59,21 @@ pub(crate) struct OpenBatch {
     pub(crate) builder: BatchBuilder,
     pub(crate) owner: BatchOwner,
     pub(crate) created: Instant,
+}
+
+impl OpenBatch {
+    /// Fails the batch's records with `err`, keeping its records (encoded, uncompressed) so
+    /// [`DeliveryFuture::with_record`] can give them back. Only failures pay for that.
+    pub(crate) fn fail(self, err: Error) {
+        let mut owner = self.owner;
+        if let Ok(bytes) = self
+            .builder
+            .finish(crate::compression::Compression::None, None)
+        {
+            owner.encoded = Some(bytes.freeze());
+        }
+        owner.finish(Err(err));
+    }
 }
 
 /// A batch waiting for the sender: still unencoded-header (`Open`) or sealed for a retry.
@@ -196,6 +214,7 @@ impl Accumulator {
                 budget,
                 incomplete: Mutex::new(BTreeMap::new()),
                 next_id: AtomicU64::new(0),
+                dropped: AtomicBool::new(false),
             }),
             topics: RwLock::new(FastMap::default()),
             wake: Notify::new(),
@@ -356,11 +375,11 @@ impl Accumulator {
             for p in &topic.partitions {
                 let mut st = p.lock().unwrap();
                 if let Some(open) = st.open.take() {
-                    open.owner.finish(Err(err.clone()));
+                    open.fail(err.clone());
                 }
                 for q in st.queue.drain(..) {
                     match q {
-                        Queued::Open(b) => b.owner.finish(Err(err.clone())),
+                        Queued::Open(b) => b.fail(err.clone()),
                         Queued::Sealed(b) => b.finish(Err(err.clone())),
                     }
                 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::record::RecordMetadata;
+use crate::record::{Record, RecordMetadata};
 
 /// What the broker said about a whole batch.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +30,9 @@ pub(crate) struct BatchCompletion {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
     result: OnceLock<Result<BatchOutcome>>,
+    /// The encoded batch, kept only when it failed: a [`DeliveryFuture::with_record`]
+    /// decodes its record back from it, so the success path keeps no copy of any record.
+    failed_batch: OnceLock<Bytes>,
     wakers: Mutex<Vec<Waker>>,
 }
 
@@ -49,6 +52,7 @@ impl BatchCompletion {
             topic,
             partition,
             result: OnceLock::new(),
+            failed_batch: OnceLock::new(),
             wakers: Mutex::new(Vec::new()),
         })
     }
@@ -81,6 +85,9 @@ enum DeliveryInner {
     Pending {
         batch: Arc<BatchCompletion>,
         offset_delta: i32,
+        /// The application chose the partition (so a record given back on failure names it);
+        /// fits in the padding after `offset_delta`.
+        explicit_partition: bool,
         timestamp: i64,
     },
 }
@@ -107,10 +114,137 @@ impl DeliveryFuture {
             inner: DeliveryInner::Pending {
                 batch,
                 offset_delta,
+                explicit_partition: false,
                 timestamp,
             },
         }
     }
+
+    /// Marks the record as sent to a partition the application chose.
+    pub(crate) fn explicit_partition(mut self) -> Self {
+        let DeliveryInner::Pending {
+            explicit_partition, ..
+        } = &mut self.inner;
+        *explicit_partition = true;
+        self
+    }
+
+    /// This delivery, but a failure gives the record back: resolves to
+    /// `Err(`[`DeliveryError`]`)` holding the error and the record (topic, key, value,
+    /// headers, timestamp, and the partition if the application chose one), ready to be
+    /// re-sent or written to a dead-letter topic without having kept a clone.
+    ///
+    /// Costs nothing when the record is delivered: the producer never keeps a copy of a
+    /// record; on failure the record is decoded back from its batch's encoded bytes.
+    ///
+    /// ```no_run
+    /// # async fn f(producer: ferrokafka::Producer) -> ferrokafka::Result<()> {
+    /// use ferrokafka::Record;
+    /// let delivery = producer.send(Record::new("orders").value("v")).await?;
+    /// if let Err(failed) = delivery.with_record().await {
+    ///     eprintln!("not delivered: {}", failed.error);
+    ///     let mut record = failed.record;
+    ///     record.topic = "orders.dlq".into();
+    ///     record.partition = None;
+    ///     let _ = producer.send(record).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn with_record(self) -> WithRecord {
+        WithRecord { inner: self }
+    }
+}
+
+/// A delivery that failed, with the record it was for. From
+/// [`DeliveryFuture::with_record`]; converts into [`Error`] with `?`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DeliveryError {
+    /// Why the record was not delivered.
+    pub error: Error,
+    /// The record, as it was sent. `partition` is set only if the application chose it.
+    /// The timestamp is the one the record was written with (`send` fills in "now").
+    pub record: Record,
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "record for topic {} not delivered: {}",
+            self.record.topic, self.error
+        )
+    }
+}
+
+impl std::error::Error for DeliveryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<DeliveryError> for Error {
+    fn from(e: DeliveryError) -> Error {
+        e.error
+    }
+}
+
+/// The future of [`DeliveryFuture::with_record`].
+#[must_use = "a delivery tells whether the record was delivered"]
+#[derive(Debug)]
+pub struct WithRecord {
+    inner: DeliveryFuture,
+}
+
+impl Future for WithRecord {
+    type Output = std::result::Result<RecordMetadata, DeliveryError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let error = match Pin::new(&mut self.inner).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(m)) => return Poll::Ready(Ok(m)),
+            Poll::Ready(Err(e)) => e,
+        };
+        let DeliveryInner::Pending {
+            batch,
+            offset_delta,
+            explicit_partition,
+            timestamp,
+        } = &self.inner.inner;
+        let mut record = batch
+            .failed_batch
+            .get()
+            .and_then(|bytes| record_at(bytes, *offset_delta))
+            .unwrap_or_else(|| {
+                // Not reachable by the producer's own paths (every failure keeps its batch);
+                // the record's identity is still given back rather than panicking.
+                Record::new(&*batch.topic)
+            });
+        record.topic = batch.topic.to_string();
+        record.partition = explicit_partition.then_some(batch.partition);
+        record.timestamp.get_or_insert(*timestamp);
+        Poll::Ready(Err(DeliveryError { error, record }))
+    }
+}
+
+/// Decodes the record at `offset_delta` of an encoded (possibly compressed) batch.
+fn record_at(bytes: &Bytes, offset_delta: i32) -> Option<Record> {
+    let batch = crate::protocol::records::Batches::new(bytes.clone(), false, usize::MAX)
+        .next()?
+        .ok()?;
+    // A producer batch has base offset 0: a record's offset is its delta.
+    let r = batch
+        .records
+        .into_iter()
+        .find(|r| r.offset - batch.base_offset == i64::from(offset_delta))?;
+    Some(Record {
+        topic: String::new(),
+        partition: None,
+        key: r.key,
+        value: r.value,
+        headers: r.headers,
+        timestamp: Some(r.timestamp),
+    })
 }
 
 impl Future for DeliveryFuture {
@@ -122,6 +256,7 @@ impl Future for DeliveryFuture {
                 batch,
                 offset_delta,
                 timestamp,
+                ..
             } => {
                 let ready = |r: &Result<BatchOutcome>| match r {
                     Ok(o) => Ok(RecordMetadata {
@@ -166,6 +301,9 @@ pub(crate) struct BatchOwner {
     pub(crate) id: u64,
     reserved: usize,
     shared: Arc<super::accumulator::Shared>,
+    /// The sealed batch's bytes (a reference, not a copy), handed to the completion if the
+    /// batch fails, so its records can be given back.
+    pub(crate) encoded: Option<Bytes>,
 }
 
 impl std::fmt::Debug for BatchOwner {
@@ -188,6 +326,7 @@ impl BatchOwner {
             id,
             reserved: 0,
             shared,
+            encoded: None,
         }
     }
 
@@ -204,6 +343,11 @@ impl BatchOwner {
         if self.completion.is_complete() {
             return;
         }
+        if result.is_err() {
+            if let Some(bytes) = self.encoded.take() {
+                let _ = self.completion.failed_batch.set(bytes);
+            }
+        }
         self.completion.complete(result);
         self.shared
             .release(self.id, std::mem::take(&mut self.reserved));
@@ -212,7 +356,18 @@ impl BatchOwner {
 
 impl Drop for BatchOwner {
     fn drop(&mut self) {
-        self.settle(Err(Error::Closed));
+        // Dropped undecided: the producer's last handle went without close (its batches are
+        // failed with a cause that says so), or the client was closed under it.
+        let err = if self
+            .shared
+            .dropped
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            Error::ProducerDropped
+        } else {
+            Error::Closed
+        };
+        self.settle(Err(err));
     }
 }
 

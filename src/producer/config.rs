@@ -70,6 +70,9 @@ pub(crate) struct ProducerConfig {
     pub(crate) transactional_id: Option<String>,
     /// `transaction.timeout.ms`: the coordinator aborts a transaction open longer than this.
     pub(crate) transaction_timeout: Duration,
+    /// `retries`: how often a batch is re-sent after a retriable error; `delivery.timeout.ms`
+    /// bounds the retries whatever this says (Java's semantics; default `i32::MAX`).
+    pub(crate) retries: u32,
 }
 
 impl Default for ProducerConfig {
@@ -91,6 +94,7 @@ impl Default for ProducerConfig {
             partitioner: None,
             transactional_id: None,
             transaction_timeout: Duration::from_millis(60_000),
+            retries: i32::MAX as u32,
         }
     }
 }
@@ -112,6 +116,22 @@ pub(crate) const PRODUCER_KEYS: &[&str] = &[
     "partitioner",
     "transactional.id",
     "transaction.timeout.ms",
+    "retries",
+    "partitioner.class",
+];
+
+/// The Java client's built-in partitioner classes and the names they map to. Java 3.3+
+/// deprecated `DefaultPartitioner` and `UniformStickyPartitioner` in favour of the built-in
+/// logic, which is what `default` is here (sticky for keyless records, murmur2 for keys).
+const JAVA_PARTITIONERS: &[(&str, &str)] = &[
+    (
+        "org.apache.kafka.clients.producer.internals.DefaultPartitioner",
+        "default",
+    ),
+    (
+        "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+        "round_robin",
+    ),
 ];
 
 impl ProducerConfig {
@@ -154,6 +174,37 @@ impl ProducerConfig {
             }
             "transaction.timeout.ms" => {
                 self.transaction_timeout = parse_ms(key, value, 1, i32::MAX as u64)?
+            }
+            "retries" | "message.send.max.retries" => {
+                self.retries = parse_int(key, value, 0, i32::MAX as i64)? as u32
+            }
+            "partitioner.class" => {
+                let class = value.trim();
+                let name = JAVA_PARTITIONERS
+                    .iter()
+                    .find(|(c, _)| *c == class)
+                    .map(|(_, name)| *name);
+                match name {
+                    Some(name) => self.partitioner = Some(name.to_owned()),
+                    None if class.ends_with(".UniformStickyPartitioner") => {
+                        return Err(Error::config(format!(
+                            "{key}: `{class}` (sticky, keys ignored) is not built in: use \
+                             ProducerBuilder::partitioner with a Partitioner of your own, or \
+                             `partitioner=default` (sticky for keyless records, murmur2 for keys)"
+                        )))
+                    }
+                    None => {
+                        return Err(Error::config(format!(
+                            "{key}: `{class}` is not a built-in partitioner class (known: {}); \
+                             a partitioner of your own is set with ProducerBuilder::partitioner",
+                            JAVA_PARTITIONERS
+                                .iter()
+                                .map(|(c, _)| *c)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )))
+                    }
+                }
             }
             "partitioner" => {
                 let v = value.trim().to_ascii_lowercase();
@@ -204,6 +255,12 @@ impl ProducerConfig {
         if self.idempotence == Some(true) && self.acks.is_some_and(|a| a != Acks::All) {
             return Err(Error::config(
                 "enable.idempotence=true requires acks=all (set acks=all, or enable.idempotence=false)",
+            ));
+        }
+        if self.idempotence == Some(true) && self.retries == 0 {
+            // As in Java: without retries a transient error would leave a sequence gap.
+            return Err(Error::config(
+                "enable.idempotence=true requires retries > 0 (set retries, or enable.idempotence=false)",
             ));
         }
         if self.idempotent() && self.max_in_flight > 5 {
@@ -259,6 +316,60 @@ mod tests {
             assert!(e.to_string().contains(k), "{k}: {e}");
         }
         assert!(!c.apply("bootstrap.servers", "x:1").unwrap());
+    }
+
+    #[test]
+    fn retries_are_parsed_and_bounded() {
+        let mut c = ProducerConfig::default();
+        assert_eq!(c.retries, i32::MAX as u32);
+        c.apply("retries", "3").unwrap();
+        assert_eq!(c.retries, 3);
+        c.apply("message.send.max.retries", "0").unwrap();
+        assert_eq!(c.retries, 0);
+        c.validate().unwrap();
+        c.apply("enable.idempotence", "true").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("requires retries > 0"), "{e}");
+        for bad in ["-1", "many"] {
+            let e = c.apply("retries", bad).unwrap_err().to_string();
+            assert!(e.contains("retries"), "{e}");
+        }
+    }
+
+    #[test]
+    fn java_partitioner_classes_map_to_the_built_in_ones() {
+        let mut c = ProducerConfig::default();
+        c.apply(
+            "partitioner.class",
+            "org.apache.kafka.clients.producer.RoundRobinPartitioner",
+        )
+        .unwrap();
+        assert_eq!(c.partitioner.as_deref(), Some("round_robin"));
+        c.apply(
+            "partitioner.class",
+            "org.apache.kafka.clients.producer.internals.DefaultPartitioner",
+        )
+        .unwrap();
+        assert_eq!(c.partitioner.as_deref(), Some("default"));
+        let e = c
+            .apply(
+                "partitioner.class",
+                "org.apache.kafka.clients.producer.UniformStickyPartitioner",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not built in") && e.contains("ProducerBuilder::partitioner"),
+            "{e}"
+        );
+        let e = c
+            .apply("partitioner.class", "com.example.MyPartitioner")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("com.example.MyPartitioner") && e.contains("RoundRobinPartitioner"),
+            "{e}"
+        );
     }
 
     #[test]

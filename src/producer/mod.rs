@@ -16,7 +16,8 @@
 //!
 //! Ownership: the `Producer` handle owns the sender task (aborted when the last handle is
 //! dropped; `close()` drains it first). Dropping batches anywhere fails their records with
-//! `Error::Closed` and returns their budget (see `batch.rs`), so no future ever hangs.
+//! `Error::Closed` — `Error::ProducerDropped` when the last handle went without `close` —
+//! and returns their budget (see `batch.rs`), so no future ever hangs.
 
 mod accumulator;
 mod batch;
@@ -25,6 +26,10 @@ mod idempotence;
 pub(crate) mod partitioner;
 mod sender;
 mod transaction;
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod service_tests;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,7 +49,7 @@ use crate::error::{Error, Result};
 use crate::protocol::records::{fields_len, max_record_len_of, RECORD_BATCH_OVERHEAD};
 use crate::record::{now_millis, Record};
 use accumulator::{Accumulator, NewRecord, TopicQueue};
-pub use batch::DeliveryFuture;
+pub use batch::{DeliveryError, DeliveryFuture, WithRecord};
 pub use config::Acks;
 use config::{ProducerConfig, PRODUCER_KEYS};
 use partitioner::{DefaultPartitioner, Murmur2Partitioner, Partitioner, RoundRobinPartitioner};
@@ -292,10 +297,13 @@ impl Drop for ProducerInner {
     fn drop(&mut self) {
         // The sender task belongs to the handles. Aborting it drops the batches it holds,
         // which fails their records (BatchOwner) instead of leaving their futures pending.
+        // Records still queued fail with `Error::ProducerDropped`, which says why: a service
+        // that forgot `close()` learns it from the error, not from a bare "closed".
+        self.acc.shared.dropped.store(true, Ordering::Release);
         if let Some(t) = self.task.get_mut().unwrap().take() {
             t.abort();
         }
-        self.acc.abort_all(&Error::Closed);
+        self.acc.abort_all(&Error::ProducerDropped);
     }
 }
 
@@ -403,8 +411,10 @@ impl Producer {
         let future = future?;
         if placed {
             queue.on_append(&*inner.partitioner, partition, key, len);
+            Ok(future)
+        } else {
+            Ok(future.explicit_partition())
         }
-        Ok(future)
     }
 
     /// The queue of `topic`, learning its partition count from metadata the first time.

@@ -279,10 +279,14 @@ impl Sender {
                             .identity
                             .filter(|_| self.idempotent)
                             .map(|id| self.stamp_next(&mut st, &mut bytes, id, record_count));
+                        let bytes = bytes.freeze();
+                        let mut owner = open.owner;
+                        // A reference, not a copy: a failed batch gives its records back.
+                        owner.encoded = Some(bytes.clone());
                         ProducerBatch {
                             record_count,
-                            bytes: bytes.freeze(),
-                            owner: open.owner,
+                            bytes,
+                            owner,
                             created: open.created,
                             attempts: 0,
                             retry_at: None,
@@ -552,6 +556,11 @@ impl Sender {
             batch.base_sequence = None;
             return self.requeue(batch, err, now);
         }
+        if action.contains(Action::RETRY) && batch.attempts > self.acc.cfg.retries {
+            // `retries` spent: the retriable error is the batch's final one (Java's
+            // semantics; `delivery.timeout.ms` may end the retries sooner).
+            return self.fail(batch, err);
+        }
         if action.contains(Action::RETRY) && now + self.client.cfg.retry_backoff < deadline {
             if action.contains(Action::REFRESH_METADATA) {
                 self.request_metadata();
@@ -660,11 +669,11 @@ fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, time
     let expired = |created: Instant| created + timeout <= now;
     if st.open.as_ref().is_some_and(|b| expired(b.created)) {
         let b = st.open.take().unwrap();
-        b.owner.finish(Err(Error::Timeout {
+        b.fail(Error::Timeout {
             operation: "delivery (no leader or broker available)".into(),
             after: timeout,
             last: None,
-        }));
+        });
     }
     if st.queue.iter().any(|q| match q {
         Queued::Open(b) => expired(b.created),
@@ -673,11 +682,11 @@ fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, time
         let queue = std::mem::take(&mut st.queue);
         for q in queue {
             match q {
-                Queued::Open(b) if expired(b.created) => b.owner.finish(Err(Error::Timeout {
+                Queued::Open(b) if expired(b.created) => b.fail(Error::Timeout {
                     operation: "delivery (no leader or broker available)".into(),
                     after: timeout,
                     last: None,
-                })),
+                }),
                 Queued::Sealed(b) if expired(b.created) => {
                     let last = b.last_error.clone().map(Arc::new);
                     b.finish(Err(Error::Timeout {
