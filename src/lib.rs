@@ -17,7 +17,9 @@
 //!   provider (client certificates too), SASL PLAIN and SCRAM-SHA-256/512 ([`SaslMechanism`]);
 //!   set on the [`ClientBuilder`]. `docs/SECURITY.md` lists every setting.
 //!
-//! `docs/DESIGN.md` in the repository maps every file, task and data flow.
+//! `docs/DESIGN.md` in the repository maps every file, task and data flow;
+//! `docs/CONFIGURATION.md` lists every setting, and the README's "Using it in a service" what
+//! is committed when and the shutdown order.
 //!
 //! # Example
 //! ```no_run

@@ -229,7 +229,9 @@ impl Future for WithRecord {
 
 /// Decodes the record at `offset_delta` of an encoded (possibly compressed) batch.
 fn record_at(bytes: &Bytes, offset_delta: i32) -> Option<Record> {
-    let batch = crate::protocol::records::Batches::new(bytes.clone(), false, usize::MAX)
+    // Our own batch, so no bound is needed against a hostile expansion; i32::MAX is the
+    // most a batch can hold (and leaves the decoders' +1 overflow check room).
+    let batch = crate::protocol::records::Batches::new(bytes.clone(), false, i32::MAX as usize)
         .next()?
         .ok()?;
     // A producer batch has base offset 0: a record's offset is its delta.

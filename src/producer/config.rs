@@ -232,7 +232,9 @@ impl ProducerConfig {
         }
         match self.idempotence {
             Some(v) => v,
-            None => matches!(self.acks, None | Some(Acks::All)),
+            // As in Java: settings that contradict idempotence (acks 0/1, retries=0) turn
+            // the default off instead of failing.
+            None => matches!(self.acks, None | Some(Acks::All)) && self.retries > 0,
         }
     }
 
@@ -257,7 +259,8 @@ impl ProducerConfig {
                 "enable.idempotence=true requires acks=all (set acks=all, or enable.idempotence=false)",
             ));
         }
-        if self.idempotence == Some(true) && self.retries == 0 {
+        if (self.idempotence == Some(true) || self.transactional_id.is_some()) && self.retries == 0
+        {
             // As in Java: without retries a transient error would leave a sequence gap.
             return Err(Error::config(
                 "enable.idempotence=true requires retries > 0 (set retries, or enable.idempotence=false)",
@@ -327,6 +330,10 @@ mod tests {
         c.apply("message.send.max.retries", "0").unwrap();
         assert_eq!(c.retries, 0);
         c.validate().unwrap();
+        assert!(
+            !c.idempotent(),
+            "retries=0 turns the default idempotence off"
+        );
         c.apply("enable.idempotence", "true").unwrap();
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("requires retries > 0"), "{e}");

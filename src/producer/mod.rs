@@ -258,6 +258,10 @@ impl ProducerBuilder {
 
 /// An asynchronous Kafka producer. Cheap to clone; all clones share batches and connections.
 ///
+/// Call [`Producer::close`] (or at least [`Producer::flush`]) before the last handle goes:
+/// dropping it stops the producer at once, and records still queued or in flight fail with
+/// [`Error::ProducerDropped`].
+///
 /// ```no_run
 /// # async fn f(client: ferrokafka::Client) -> ferrokafka::Result<()> {
 /// use ferrokafka::{Producer, Record};

@@ -92,7 +92,13 @@ async fn by_default_retries_go_on_until_the_delivery_timeout() {
 
 #[tokio::test]
 async fn a_failed_delivery_gives_the_record_back() {
-    for codec in [Compression::None, Compression::Gzip] {
+    for codec in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let (client, _) = broker_answering(Some(KafkaCode::RecordListTooLarge.code())).await;
         let p = Producer::builder(&client)
             .acks(Acks::Leader)
