@@ -22,6 +22,10 @@ mod state;
 mod store;
 mod topics;
 
+#[cfg(test)]
+#[path = "rack_tests.rs"]
+mod rack_tests;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
