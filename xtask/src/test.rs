@@ -20,6 +20,7 @@ pub const GENERIC_SUITES: &[&str] = &[
     "cli_fk",
     "bad_input",
     "transactional_copy_crash",
+    "service",
 ];
 
 /// The steps, in order. `extra` goes to `cargo test` (a filter, or `-- --nocapture`); with
