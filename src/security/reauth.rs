@@ -61,7 +61,10 @@ async fn run(
             return;
         }
         match reauthenticate(&conn, &cfg).await {
-            Ok(Some(next)) => lifetime = next,
+            Ok(Some(next)) => {
+                debug!(broker = %conn.label(), session_lifetime_ms = next.as_millis() as u64, "re-authenticated");
+                lifetime = next;
+            }
             // The broker no longer sets a lifetime: nothing more to do.
             Ok(None) => return,
             Err(e) => {

@@ -359,8 +359,10 @@ impl KafkaCluster {
     fn format(&self, i: usize, options: &KafkaOptions) -> Result<(), String> {
         let node = &self.nodes[i];
         let mut cmd = self.java();
-        cmd.args(["-Xmx256m", "kafka.tools.StorageTool", "format", "-t"])
-            .arg(&self.cluster_id)
+        // One `--cluster-id=` argument: an id starting with `-` (a quarter of them, base64url)
+        // would otherwise be read as an option and fail the format.
+        cmd.args(["-Xmx256m", "kafka.tools.StorageTool", "format"])
+            .arg(format!("--cluster-id={}", self.cluster_id))
             .arg("-c")
             .arg(node.dir.join("server.properties"))
             .args(&options.format_args)
