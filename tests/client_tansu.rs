@@ -327,7 +327,7 @@ const KAFKA_4_4_VERSIONS: &str = "ApiVersions v4 Produce v12 Fetch v12 ListOffse
 const TANSU_0_6_VERSIONS: &str = "ApiVersions v4 Produce v11 Fetch v12 ListOffsets v9 \
     Metadata v12 OffsetCommit v9 OffsetFetch v9 FindCoordinator v6 JoinGroup v9 Heartbeat v4 \
     LeaveGroup v5 SyncGroup v5 SaslHandshake v1 CreateTopics v7 DeleteTopics v6 InitProducerId v5 \
-    AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 TxnOffsetCommit v4 SaslAuthenticate v2 DescribeCluster v1";
+    AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 TxnOffsetCommit v4 CreateAcls v3 SaslAuthenticate v2 DescribeCluster v1";
 
 #[tokio::test]
 async fn every_connection_logs_a_version_for_every_api_the_client_uses() {
