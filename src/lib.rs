@@ -39,6 +39,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+mod acl;
 mod admin;
 mod backoff;
 mod classify;
@@ -61,6 +62,7 @@ mod serde;
 #[cfg(test)]
 mod testing;
 
+pub use acl::{AclBinding, AclOperation, AclPatternType, AclPermission, AclResourceType};
 pub use admin::{Admin, NewTopic, OffsetSpec};
 /// Re-exported so `RebalanceListener` implementations need no direct dependency.
 pub use async_trait::async_trait;
@@ -79,7 +81,10 @@ pub use producer::partitioner::{
 };
 pub use producer::{Acks, DeliveryFuture, Producer, ProducerBuilder};
 pub use record::{Header, Record, RecordMetadata};
-pub use security::{SaslMechanism, SecurityProtocol, TlsErrorKind};
+pub use security::{
+    OAuthBearerToken, OAuthBearerTokenProvider, SaslMechanism, SecurityProtocol, TlsErrorKind,
+    TokenProviderError,
+};
 pub use serde::{
     BigEndianDeserializer, BigEndianSerializer, Deserializer, Serializer, StringDeserializer,
     StringSerializer,
