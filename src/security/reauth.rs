@@ -91,6 +91,7 @@ pub(crate) async fn reauthenticate(
             Err(_) => Err(Error::Timeout {
                 operation: format!("SASL re-authentication with {}", conn.label()).into(),
                 after: timeout,
+                last: None,
             }),
         };
     // On failure the caller closes the connection first, so held requests fail with the
