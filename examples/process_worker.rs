@@ -15,12 +15,11 @@
 //! process exits 0.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferrokafka::{ConsumerBuilder, OffsetReset, ProcessOptions, ProcessOrdering};
-use tokio::io::AsyncReadExt;
 
 fn now_ns() -> u128 {
     SystemTime::now()
@@ -107,10 +106,10 @@ async fn main() {
         }
     });
     let handle = processor.handle();
-    tokio::spawn(async move {
+    std::thread::spawn(move || {
         // EOF (or anything) on stdin: stop gracefully.
         let mut buf = [0u8; 1];
-        let _ = tokio::io::stdin().read(&mut buf).await;
+        let _ = std::io::stdin().read(&mut buf);
         handle.stop();
     });
     println!("ready");
