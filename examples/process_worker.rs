@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! process_worker BOOTSTRAP TOPIC GROUP LOG [--in-flight N] [--max-latency-ms M]
-//!                [--commit-ms C] [--instance ID] [--no-done-offsets]
+//!                [--commit-ms C] [--max-uncommitted U] [--instance ID] [--no-done-offsets]
 //! ```
 //!
 //! Each handler call appends `S <partition> <offset> <unix-ns>` when it starts and
@@ -51,6 +51,7 @@ async fn main() {
     let mut commit_ms = 0u64;
     let mut instance = None;
     let mut done_offsets = true;
+    let mut max_uncommitted = None;
     let mut rest = args[4..].iter();
     while let Some(a) = rest.next() {
         let mut value = || rest.next().expect("option needs a value").clone();
@@ -59,6 +60,7 @@ async fn main() {
             "--max-latency-ms" => max_latency_ms = value().parse().unwrap(),
             "--commit-ms" => commit_ms = value().parse().unwrap(),
             "--instance" => instance = Some(value()),
+            "--max-uncommitted" => max_uncommitted = Some(value().parse().unwrap()),
             "--no-done-offsets" => done_offsets = false,
             other => panic!("unknown option {other}"),
         }
@@ -82,11 +84,14 @@ async fn main() {
     let consumer = builder.build().await.unwrap();
     consumer.subscribe(&[topic.as_str()]).await.unwrap();
     let nonce = now_ns() as u64;
-    let options = ProcessOptions::new()
+    let mut options = ProcessOptions::new()
         .ordering(ProcessOrdering::PerKey)
         .max_in_flight(in_flight)
         .commit_interval(Duration::from_millis(commit_ms))
         .store_done_offsets(done_offsets);
+    if let Some(n) = max_uncommitted {
+        options = options.max_uncommitted(n);
+    }
     let handler_log = log.clone();
     let processor = consumer.processor(options, move |record| {
         let log = handler_log.clone();

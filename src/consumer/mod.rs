@@ -22,6 +22,7 @@ mod process;
 mod process_hook;
 mod process_metrics;
 mod process_options;
+mod process_task;
 mod record;
 mod state;
 

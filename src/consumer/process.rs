@@ -19,14 +19,12 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -37,17 +35,18 @@ use crate::consumer::process_hook::{
     read_seeds, CommitGate, HookCmd, ProcessingHook, Seed, ToCommit,
 };
 use crate::consumer::process_metrics::{LatencyHistogram, PartitionProcessMetrics, ProcessMetrics};
-use crate::consumer::process_options::{
-    FailureAction, FailurePolicy, ProcessOptions, ProcessOrdering,
-};
+use crate::consumer::process_options::{ProcessOptions, ProcessOrdering};
+use crate::consumer::process_task::{run_one, Done, Outcome};
 use crate::consumer::record::{ConsumerRecord, SeekTo, TopicPartition};
 use crate::consumer::{Consumer, Shared};
 use crate::error::{Error, Result};
-use crate::record::Record;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type HandlerFuture = Pin<Box<dyn Future<Output = std::result::Result<(), BoxError>> + Send>>;
-type DynHandler = Arc<dyn Fn(ConsumerRecord) -> HandlerFuture + Send + Sync>;
+pub(crate) type DynHandler = Arc<dyn Fn(ConsumerRecord) -> HandlerFuture + Send + Sync>;
+
+/// A finished read of seeds: the partitions (with incarnations) it was for, and the seeds.
+type SeedRead = (Vec<(TopicPartition, u64)>, Result<Vec<Seed>>);
 
 /// Records taken per `recv_batch` call.
 const TAKE: usize = 500;
@@ -59,11 +58,17 @@ impl Consumer {
     /// what is done: per partition, the first offset not finished yet (see
     /// [`ProcessOptions`] for ordering, limits and failures).
     ///
-    /// Nothing happens until [`Processor::run`] is awaited. While a processor runs (and
-    /// ever after), the consumer does not auto-commit consumed positions: records handed
+    /// Nothing happens until [`Processor::run`] is awaited. Once a processor is created,
+    /// the consumer does not auto-commit consumed positions: records handed
     /// to the processor are not processed yet. Do not `seek` or `recv` yourself meanwhile,
     /// and do not call `commit()` in a rebalance listener (it fails): the processor
-    /// commits on its own revoke hook, which runs before yours.
+    /// commits on its own revoke hook, which runs before yours. One processor runs at a
+    /// time on a consumer (a second `run` fails with [`Error::InvalidState`]); a stopped one
+    /// moves each partition's position back to its first record not done, so a later
+    /// processor takes the rest.
+    ///
+    /// Memory: the records held stay within `max_held_bytes` plus one `recv_batch` of 500
+    /// records, on top of the consumer's own `fetch.buffer.bytes`.
     ///
     /// ```no_run
     /// # async fn f(consumer: ferrokafka::Consumer) -> ferrokafka::Result<()> {
@@ -93,6 +98,9 @@ impl Consumer {
         F: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
+        // From here on, positions handed out are not "processed": no auto-commit of them,
+        // even before `run` starts (a rebalance may come first).
+        self.shared.processing.store(true, Ordering::Release);
         let handler = Arc::new(handler);
         let handler: DynHandler = Arc::new(move |record| {
             let handler = handler.clone();
@@ -186,7 +194,7 @@ impl Processor<'_> {
                 gate: gate.clone(),
                 revoke_timeout,
             }),
-        );
+        )?;
         let mut driver = Driver::new(self, shared.clone(), gate);
         // Partitions assigned before the processor started get their seeds here (later
         // ones through the hook).
@@ -205,9 +213,15 @@ impl Processor<'_> {
 struct HookGuard(Arc<Shared>);
 
 impl HookGuard {
-    fn install(shared: &Arc<Shared>, hook: Arc<ProcessingHook>) -> HookGuard {
-        *shared.hook.lock().unwrap() = Some(hook);
-        HookGuard(shared.clone())
+    fn install(shared: &Arc<Shared>, hook: Arc<ProcessingHook>) -> Result<HookGuard> {
+        let mut slot = shared.hook.lock().unwrap();
+        if slot.is_some() {
+            return Err(Error::InvalidState(
+                "a processor is already running on this consumer".into(),
+            ));
+        }
+        *slot = Some(hook);
+        Ok(HookGuard(shared.clone()))
     }
 }
 
@@ -229,7 +243,7 @@ impl Drop for CommitTask {
 }
 
 /// The queue a record waits in: its partition, and its key in per-key mode.
-type QKey = (TopicPartition, Option<Bytes>);
+pub(crate) type QKey = (TopicPartition, Option<Bytes>);
 
 #[derive(Default)]
 struct KeyQueue {
@@ -251,6 +265,8 @@ struct Part {
     incarnation: u64,
     tracker: Option<OffsetTracker>,
     seed: Option<Seed>,
+    /// Records held while the seed is read (`Some` until it arrives).
+    stash: Option<Vec<ConsumerRecord>>,
     /// In flight: offset → (abort handle, bytes held).
     in_flight: HashMap<i64, (AbortHandle, usize)>,
     queued: usize,
@@ -258,24 +274,6 @@ struct Part {
     committed: i64,
     committed_meta: Option<String>,
     revoking: bool,
-}
-
-/// What happened to one record.
-enum Outcome {
-    Processed(Duration),
-    Skipped,
-    DeadLettered,
-    Failed(String),
-}
-
-struct Done {
-    tp: TopicPartition,
-    incarnation: u64,
-    offset: i64,
-    qkey: Option<QKey>,
-    outcome: Outcome,
-    retries: u64,
-    panics: u64,
 }
 
 struct PendingRevoke {
@@ -313,6 +311,13 @@ struct Driver<'a> {
     held_bytes: usize,
     revokes: Vec<PendingRevoke>,
     counters: Counters,
+    /// Records finished since the last successful commit's snapshot (for
+    /// `max_uncommitted`), and how many of them the commit in flight covers.
+    done_since_commit: usize,
+    commit_covers: usize,
+    /// Partitions (and incarnations) whose seeds are to be read, and the reads running.
+    need_seeds: Vec<(TopicPartition, u64)>,
+    seed_tasks: JoinSet<SeedRead>,
     /// Set when the driver must stop, with the error `run` returns (if any).
     stopping: bool,
     failure: Option<Error>,
@@ -348,6 +353,10 @@ impl<'a> Driver<'a> {
             held_bytes: 0,
             revokes: Vec::new(),
             counters: Counters::default(),
+            done_since_commit: 0,
+            commit_covers: 0,
+            need_seeds: Vec::new(),
+            seed_tasks: JoinSet::new(),
             stopping: false,
             failure: None,
             closed: false,
@@ -360,6 +369,7 @@ impl<'a> Driver<'a> {
             incarnation: self.next_incarnation,
             tracker: None,
             seed,
+            stash: None,
             in_flight: HashMap::new(),
             queued: 0,
             committed: -1,
@@ -402,7 +412,10 @@ impl<'a> Driver<'a> {
                     break;
                 }
             } else {
-                while self.in_flight < self.options.max_in_flight && self.start_next() {}
+                while self.in_flight < self.options.max_in_flight
+                    && self.within_uncommitted_limit()
+                    && self.start_next()
+                {}
             }
             let can_take = !self.stopping && self.held_bytes < self.options.max_held_bytes;
             let revoke_deadline = self.revokes.iter().map(|r| r.deadline).min();
@@ -424,7 +437,10 @@ impl<'a> Driver<'a> {
                         self.on_cmd(cmd);
                     }
                     match taken {
-                        Ok(records) => self.on_records(records),
+                        Ok(records) => {
+                            self.on_records(records);
+                            self.read_missing_seeds();
+                        }
                         Err(Error::PollIntervalExceeded { .. }) => {
                             // The group task already dropped the partitions (lost).
                             warn!("processing: max.poll.interval.ms exceeded; rejoining");
@@ -440,6 +456,11 @@ impl<'a> Driver<'a> {
                         }
                     }
                 }
+                Some(seeded) = self.seed_tasks.join_next(), if !self.seed_tasks.is_empty() => {
+                    if let Ok((parts, seeds)) = seeded {
+                        self.on_seeds(parts, seeds);
+                    }
+                }
                 _ = stop.changed() => self.stopping = true,
                 finished = async { commit_task.0.as_mut().unwrap().await }, if commit_task.0.is_some() => {
                     commit_task.0 = None;
@@ -447,7 +468,12 @@ impl<'a> Driver<'a> {
                 }
                 _ = commit_tick.tick(), if !self.stopping && commit_task.0.is_none() => {
                     let items = self.to_commit();
-                    if !items.is_empty() {
+                    if items.is_empty() {
+                        // Every finished record is covered by an earlier commit.
+                        self.done_since_commit = 0;
+                    } else {
+                        // What this commit covers: every record finished until now.
+                        self.commit_covers = self.done_since_commit;
                         let (shared, gate) = (self.shared.clone(), self.gate.clone());
                         commit_task.0 = Some(tokio::spawn(async move { gate.commit(&shared, items).await }));
                     }
@@ -472,8 +498,13 @@ impl<'a> Driver<'a> {
             // Records taken but never started are not done: read them again if the
             // consumer is used on.
             for (tp, part) in &self.parts {
-                if let Some(t) = &part.tracker {
-                    let _ = self.shared.seek(tp, SeekTo::Offset(t.committable()));
+                let first_not_done = match (&part.tracker, &part.stash) {
+                    (Some(t), _) => Some(t.committable()),
+                    (None, Some(held)) => held.first().map(|r| r.offset),
+                    (None, None) => None,
+                };
+                if let Some(offset) = first_not_done {
+                    let _ = self.shared.seek(tp, SeekTo::Offset(offset));
                 }
             }
         }
@@ -543,12 +574,27 @@ impl<'a> Driver<'a> {
         for record in records {
             let tp = record.topic_partition();
             if !self.parts.contains_key(&tp) {
-                // Assigned without a hook (manual assignment): start where records start.
-                let part = self.new_part(None);
+                // A record of a partition that is no longer assigned (revoked while this
+                // batch was taken) must not bring it back: its commits are another's now.
+                if self.shared.assignment.get(&tp).is_none() {
+                    continue;
+                }
+                // No seed yet (the fetcher can start before the `assigned` hook has read
+                // the committed metadata, or there is no hook: manual assignment). Hold
+                // the partition's records until its committed offset and done runs are
+                // read, so records a previous owner finished are not run again.
+                let mut part = self.new_part(None);
+                part.stash = Some(Vec::new());
+                self.need_seeds.push((tp.clone(), part.incarnation));
                 self.parts.insert(tp.clone(), part);
             }
             let part = self.parts.get_mut(&tp).expect("inserted above");
             if part.revoking {
+                continue;
+            }
+            if let Some(stash) = part.stash.as_mut() {
+                self.held_bytes += record_bytes(&record);
+                stash.push(record);
                 continue;
             }
             let tracker = part.tracker.get_or_insert_with(|| {
@@ -581,6 +627,49 @@ impl<'a> Driver<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// Reads the seeds of partitions whose records are held (one OffsetFetch for all).
+    fn read_missing_seeds(&mut self) {
+        if self.need_seeds.is_empty() {
+            return;
+        }
+        let parts = std::mem::take(&mut self.need_seeds);
+        let shared = self.shared.clone();
+        self.seed_tasks.spawn(async move {
+            let tps: Vec<TopicPartition> = parts.iter().map(|(tp, _)| tp.clone()).collect();
+            let seeds = read_seeds(&shared, &tps).await;
+            (parts, seeds)
+        });
+    }
+
+    /// Seeds arrived: start the trackers and take the held records.
+    fn on_seeds(&mut self, parts: Vec<(TopicPartition, u64)>, seeds: Result<Vec<Seed>>) {
+        let mut seeds: HashMap<TopicPartition, Seed> = match seeds {
+            Ok(s) => s.into_iter().map(|s| (s.tp.clone(), s)).collect(),
+            Err(e) => {
+                // Processing goes on from the first record held: done records past the
+                // committed offset may run again, nothing is skipped.
+                warn!(error = %e, "reading committed offsets for processing failed");
+                HashMap::new()
+            }
+        };
+        for (tp, incarnation) in parts {
+            let Some(part) = self.parts.get_mut(&tp) else {
+                continue;
+            };
+            if part.incarnation != incarnation {
+                continue;
+            }
+            let Some(held) = part.stash.take() else {
+                continue;
+            };
+            if part.seed.is_none() {
+                part.seed = seeds.remove(&tp);
+            }
+            self.held_bytes -= held.iter().map(record_bytes).sum::<usize>();
+            self.on_records(held);
         }
     }
 
@@ -675,6 +764,7 @@ impl<'a> Driver<'a> {
             if let Some(t) = part.tracker.as_mut() {
                 t.done(d.offset);
             }
+            self.done_since_commit += 1;
         }
         if let Some(k) = d.qkey {
             if let Some(q) = self.queues.get_mut(&k) {
@@ -714,6 +804,9 @@ impl<'a> Driver<'a> {
         for tp in parts {
             if let Some(p) = self.parts.get_mut(tp) {
                 p.queued = 0;
+                if let Some(held) = p.stash.take() {
+                    self.held_bytes -= held.iter().map(record_bytes).sum::<usize>();
+                }
             }
         }
     }
@@ -803,6 +896,8 @@ impl<'a> Driver<'a> {
     ) {
         match finished {
             Ok(Ok(items)) => {
+                self.done_since_commit -= self.commit_covers.min(self.done_since_commit);
+                self.commit_covers = 0;
                 for c in items {
                     if let Some(p) = self.parts.get_mut(&c.tp) {
                         p.committed = c.offset;
@@ -813,6 +908,15 @@ impl<'a> Driver<'a> {
             Ok(Err(e)) => warn!(error = %e, "processing commit failed; retried on the next tick"),
             Err(_) => {}
         }
+    }
+
+    /// Whether one more record may start under `max_uncommitted`: the records finished
+    /// since the last successful commit plus those in flight (each may finish before the
+    /// next commit) stay within it.
+    fn within_uncommitted_limit(&self) -> bool {
+        self.options
+            .max_uncommitted
+            .is_none_or(|max| self.done_since_commit + self.in_flight < max)
     }
 
     /// Copies the counters into the snapshot `ProcessHandle::metrics` reads.
@@ -862,84 +966,4 @@ impl<'a> Driver<'a> {
         };
         *self.control.inner.metrics.lock().unwrap() = snapshot;
     }
-}
-
-/// One record through the handler and the failure policy. Runs as a task of the driver's
-/// `JoinSet`.
-async fn run_one(
-    handler: DynHandler,
-    record: ConsumerRecord,
-    policy: FailurePolicy,
-    tp: TopicPartition,
-    incarnation: u64,
-    qkey: Option<QKey>,
-) -> Done {
-    let offset = record.offset;
-    let (mut retries, mut panics) = (0u64, 0u64);
-    let mut delay = policy.backoff;
-    let outcome = loop {
-        let started = Instant::now();
-        let attempt = AssertUnwindSafe(handler(record.clone()))
-            .catch_unwind()
-            .await;
-        let message = match attempt {
-            Ok(Ok(())) => break Outcome::Processed(started.elapsed()),
-            Ok(Err(e)) => e.to_string(),
-            Err(panic) => {
-                panics += 1;
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".into());
-                format!("handler panicked: {what}")
-            }
-        };
-        if retries < policy.retries as u64 {
-            debug!(partition = %tp, offset, %message, "handler failed: retrying");
-            retries += 1;
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(policy.backoff_max);
-            continue;
-        }
-        break match &policy.then {
-            FailureAction::Skip => {
-                warn!(partition = %tp, offset, %message, "handler failed: record skipped");
-                Outcome::Skipped
-            }
-            FailureAction::Stop => Outcome::Failed(message),
-            FailureAction::DeadLetter { producer, topic } => {
-                let copy = dead_letter(&record, topic, &message);
-                let sent = match producer.send(copy).await {
-                    Ok(delivery) => delivery.await.map(|_| ()),
-                    Err(e) => Err(e),
-                };
-                match sent {
-                    Ok(()) => Outcome::DeadLettered,
-                    Err(e) => Outcome::Failed(format!("{message}; dead-letter write failed: {e}")),
-                }
-            }
-        };
-    };
-    Done {
-        tp,
-        incarnation,
-        offset,
-        qkey,
-        outcome,
-        retries,
-        panics,
-    }
-}
-
-/// The dead-letter copy of a failed record.
-fn dead_letter(record: &ConsumerRecord, topic: &str, error: &str) -> Record {
-    let mut copy = Record::new(topic).timestamp(record.timestamp);
-    copy.key = record.key.clone();
-    copy.value = record.value.clone();
-    copy.headers = record.headers.clone();
-    copy.header("fk.dlq.topic", record.topic.to_string())
-        .header("fk.dlq.partition", record.partition.to_string())
-        .header("fk.dlq.offset", record.offset.to_string())
-        .header("fk.dlq.error", error.to_string())
 }

@@ -73,7 +73,8 @@ pub(crate) enum HookCmd {
 /// Serialises the processor's commits and keeps them monotonic per partition.
 #[derive(Debug, Default)]
 pub(crate) struct CommitGate {
-    /// Last offset and metadata committed per partition (by this processor).
+    /// Last offset and metadata committed per partition by this processor, kept for every
+    /// partition it ever committed (bounded by the partition count).
     sent: tokio::sync::Mutex<HashMap<TopicPartition, (i64, Option<String>)>>,
     pub(crate) commits: AtomicU64,
     pub(crate) failures: AtomicU64,
@@ -117,14 +118,6 @@ impl CommitGate {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 Err(e)
             }
-        }
-    }
-
-    /// Forgets partitions that left this member (a later owner's commits are its own).
-    pub(crate) async fn forget(&self, parts: &[TopicPartition]) {
-        let mut sent = self.sent.lock().await;
-        for tp in parts {
-            sent.remove(tp);
         }
     }
 }
@@ -208,11 +201,13 @@ impl RebalanceListener for ProcessingHook {
             Ok(Ok(o)) => o,
             _ => return,
         };
+        // The gate keeps what it sent for these partitions even after they leave: a
+        // periodic commit snapshotted before the revoke and still waiting for the gate
+        // must not go out after this one and move the offset back.
         match self.gate.commit(&ctx.shared, offsets).await {
             Ok(c) => debug!(partitions = c.len(), "committed the done prefix on revoke"),
             Err(e) => warn!(error = %e, "commit on revoke failed"),
         }
-        self.gate.forget(partitions).await;
     }
 
     async fn lost(&self, _ctx: &RebalanceContext, partitions: &[TopicPartition]) {
@@ -224,6 +219,5 @@ impl RebalanceListener for ProcessingHook {
         if self.cmds.send(cmd).is_ok() {
             let _ = done.await;
         }
-        self.gate.forget(partitions).await;
     }
 }

@@ -107,6 +107,7 @@ pub struct ProcessOptions {
     pub(crate) ordering: ProcessOrdering,
     pub(crate) max_in_flight: usize,
     pub(crate) max_held_bytes: usize,
+    pub(crate) max_uncommitted: Option<usize>,
     pub(crate) commit_interval: Duration,
     pub(crate) store_done_offsets: bool,
     pub(crate) metadata_max_bytes: usize,
@@ -121,6 +122,7 @@ impl Default for ProcessOptions {
             ordering: ProcessOrdering::PerKey,
             max_in_flight: 64,
             max_held_bytes: 16 << 20,
+            max_uncommitted: None,
             commit_interval: Duration::from_millis(500),
             store_done_offsets: true,
             // Kafka's default offset.metadata.max.bytes is 4096: stay under it.
@@ -157,6 +159,16 @@ impl ProcessOptions {
     /// slow handler slows fetching instead of growing memory.
     pub fn max_held_bytes(mut self, bytes: usize) -> ProcessOptions {
         self.max_held_bytes = bytes.max(1);
+        self
+    }
+
+    /// Bounds what a crash can make run again: no record starts while the records finished
+    /// since the last successful commit plus those in flight would exceed `n` (default: no
+    /// bound). With done offsets stored in the commit metadata (the default) and the
+    /// metadata within `metadata_max_bytes`, at most `n` finished records run again after
+    /// a crash. Pair it with a short `commit_interval`, or processing waits for commits.
+    pub fn max_uncommitted(mut self, n: usize) -> ProcessOptions {
+        self.max_uncommitted = Some(n.max(1));
         self
     }
 

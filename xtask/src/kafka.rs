@@ -41,7 +41,7 @@ pub fn ensure(root: &Path) -> Result<PathBuf> {
     let pom = pom(root);
     check_pom_version(&pom)?;
     let classpath = home.join("classpath.txt");
-    if is_stale(&classpath, &[pom.clone()]) {
+    if is_stale(&classpath, std::slice::from_ref(&pom)) {
         require_tool(
             "java",
             &["-version"],
@@ -175,10 +175,10 @@ mod tests {
         let input = dir.join("in");
         let target = dir.join("out");
         fs::write(&input, b"x").unwrap();
-        assert!(is_stale(&target, &[input.clone()]));
+        assert!(is_stale(&target, std::slice::from_ref(&input)));
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(&target, b"y").unwrap();
-        assert!(!is_stale(&target, &[input.clone()]));
+        assert!(!is_stale(&target, std::slice::from_ref(&input)));
         let _ = fs::remove_dir_all(&dir);
     }
 }
