@@ -11,6 +11,8 @@
 //! - [`Consumer`]: consumer groups (range, roundrobin, cooperative-sticky, static membership)
 //!   or manual assignment, a fetcher bounded by one byte budget, automatic or manual commits,
 //!   async rebalance hooks ([`RebalanceListener`]), and a `futures::Stream` of records.
+//!   [`Consumer::processor`] processes records concurrently (per key, per partition or
+//!   unordered) and commits only what is done.
 //! - [`Admin`]: topic and cluster administration through a `Client`.
 //! - [`Error`]: the one error type; [`Error::is_retriable`] says whether trying again may help.
 //! - Security: `security.protocol` ([`SecurityProtocol`]), TLS with rustls and the ring
@@ -72,8 +74,9 @@ pub use codes::KafkaCode;
 pub use compression::Compression;
 pub use consumer::{
     CommitOffset, Consumer, ConsumerBuilder, ConsumerGroupMetadata, ConsumerMetrics,
-    ConsumerRecord, IsolationLevel, OffsetReset, RebalanceContext, RebalanceListener, SeekTo,
-    TimestampType, TopicPartition,
+    ConsumerRecord, FailureAction, FailurePolicy, IsolationLevel, LatencySummary, OffsetReset,
+    PartitionProcessMetrics, ProcessHandle, ProcessMetrics, ProcessOptions, ProcessOrdering,
+    Processor, RebalanceContext, RebalanceListener, SeekTo, TimestampType, TopicPartition,
 };
 pub use error::{Error, Result};
 pub use producer::partitioner::{

@@ -636,6 +636,10 @@ impl Fetcher {
                 }
                 continue;
             }
+            // For the processing lag metric (process.rs): how far the log goes.
+            p.part
+                .high_watermark
+                .store(data.high_watermark, std::sync::atomic::Ordering::Relaxed);
             let records = match &data.records {
                 Some(r) if !r.is_empty() => r.clone(),
                 _ => {

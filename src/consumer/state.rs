@@ -92,6 +92,8 @@ pub(crate) struct PartitionState {
     /// partitions that did not move.
     pub(crate) committed: AtomicI64,
     pub(crate) paused: AtomicBool,
+    /// The log end (high watermark) the last Fetch answer gave; -1 before one.
+    pub(crate) high_watermark: AtomicI64,
     /// Set when the partition leaves the assignment; its data is dropped everywhere.
     pub(crate) revoked: AtomicBool,
     pub(crate) fetch: Mutex<FetchState>,
@@ -105,6 +107,7 @@ impl PartitionState {
             consumed: AtomicI64::new(-1),
             committed: AtomicI64::new(-1),
             paused: AtomicBool::new(false),
+            high_watermark: AtomicI64::new(-1),
             revoked: AtomicBool::new(false),
             fetch: Mutex::new(FetchState {
                 position,
