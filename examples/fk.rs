@@ -100,6 +100,9 @@ Options for produce:
   -X KEY=VALUE         any producer or client property, e.g. -X linger.ms=50
                        -X client.id=me -X max.block.ms=10000. Repeatable. Options are
                        applied left to right, so a later one wins.
+  -F FILE              properties from a Java properties file (key=value or key: value
+                       lines, # and ! comments), e.g. the client.properties of Kafka's own
+                       tools; applied where it stands among the -X options.
   -h, --help           this message
 
 fk consume prints records to stdout, one per line, in order within each partition, until
@@ -122,6 +125,7 @@ Options for consume:
                        key or value prints as nothing.
   -X KEY=VALUE         any consumer or client property, e.g. -X fetch.max.wait.ms=100
                        -X isolation.level=read_committed. Repeatable; a later one wins.
+  -F FILE              properties from a Java properties file, as for produce.
   -h, --help           this message
 
 Exit status: 0 if every record was delivered (produce) or COUNT records or Ctrl-C ended
@@ -232,6 +236,7 @@ failed, 2 for a usage error.
                     properties.push(("compression.type".to_owned(), codec));
                 }
                 "-X" => properties.push(property(value(&mut args, flag)?)?),
+                "-F" => properties.extend(properties_file(&value(&mut args, flag)?)?),
                 _ => return Err(format!("produce: unknown option `{flag}`")),
             }
         }
@@ -299,6 +304,7 @@ failed, 2 for a usage error.
                 }
                 "-K" => key_delimiter = Some(delimiter(value(&mut args, flag)?)?),
                 "-X" => properties.push(property(value(&mut args, flag)?)?),
+                "-F" => properties.extend(properties_file(&value(&mut args, flag)?)?),
                 _ => return Err(format!("consume: unknown option `{flag}`")),
             }
         }
@@ -354,6 +360,94 @@ failed, 2 for a usage error.
             return Err("-K: the key delimiter must not be empty".to_owned());
         }
         Ok(delim.into_bytes())
+    }
+
+    /// `-F`'s file: the Java `.properties` format as Kafka's tools read it — `key=value`,
+    /// `key: value` or `key value` lines, `#` and `!` comment lines, a trailing `\` joining
+    /// the next line, and `\`-escapes (`\=`, `\:`, `\n`, `\t`, `\\`). Unicode escapes
+    /// (`\uXXXX`) are read too. Keys are checked by the builder, which names them.
+    fn properties_file(path: &str) -> Result<Vec<(String, String)>, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("-F: cannot read {path}: {e}"))?;
+        parse_properties(&text).map_err(|e| format!("-F {path}: {e}"))
+    }
+
+    pub(crate) fn parse_properties(text: &str) -> Result<Vec<(String, String)>, String> {
+        let mut out = Vec::new();
+        let mut lines = text.lines().enumerate();
+        while let Some((n, first)) = lines.next() {
+            let mut line = first.trim_start().to_owned();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            // An odd number of trailing backslashes continues the line.
+            while line.chars().rev().take_while(|&c| c == '\\').count() % 2 == 1 {
+                line.pop();
+                match lines.next() {
+                    Some((_, next)) => line.push_str(next.trim_start()),
+                    None => break,
+                }
+            }
+            let (key, value) = split_property(&line);
+            let key = unescape(&key).map_err(|e| format!("line {}: {e}", n + 1))?;
+            let value = unescape(&value).map_err(|e| format!("line {}: {e}", n + 1))?;
+            if key.is_empty() {
+                return Err(format!("line {}: no key", n + 1));
+            }
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// Splits at the first unescaped `=`, `:` or whitespace (with the whitespace around it).
+    fn split_property(line: &str) -> (String, String) {
+        let mut chars = line.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '=' | ':' => return (line[..i].to_owned(), line[i + 1..].trim_start().to_owned()),
+                c if c.is_whitespace() => {
+                    let rest = line[i..].trim_start();
+                    let rest = rest
+                        .strip_prefix(['=', ':'])
+                        .map(str::trim_start)
+                        .unwrap_or(rest);
+                    return (line[..i].to_owned(), rest.to_owned());
+                }
+                _ => {}
+            }
+        }
+        (line.to_owned(), String::new())
+    }
+
+    fn unescape(s: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(s.len());
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('r') => out.push('\r'),
+                Some('f') => out.push('\u{c}'),
+                Some('u') => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    let code = u32::from_str_radix(&hex, 16)
+                        .ok()
+                        .and_then(char::from_u32)
+                        .ok_or_else(|| format!("bad unicode escape \\u{hex}"))?;
+                    out.push(code);
+                }
+                Some(other) => out.push(other),
+                None => {}
+            }
+        }
+        Ok(out)
     }
 
     /// `-X`'s value. The key itself is checked by the builder, which names it.

@@ -42,6 +42,7 @@ APIS = [
     ("DescribeCluster", "describe_cluster_response", "DescribeClusterResponse"),
     ("SaslHandshake", "sasl_handshake_response", "SaslHandshakeResponse"),
     ("SaslAuthenticate", "sasl_authenticate_response", "SaslAuthenticateResponse"),
+    ("CreateAcls", "create_acls_response", "CreateAclsResponse"),
 ]
 
 MAX_VERSION = 40

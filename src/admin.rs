@@ -8,10 +8,12 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, DeleteTopicsRequest, ListOffsetsRequest,
+    ApiKey, BrokerId, CreateAclsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    ListOffsetsRequest,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 
+use crate::acl::AclBinding;
 use crate::client::metadata::{ClusterMetadata, TopicsQuery};
 use crate::client::Client;
 use crate::codes::KafkaCode;
@@ -202,6 +204,28 @@ impl Admin {
             .refresh_metadata(TopicsQuery::Some(Vec::new()), None)
             .await;
         Ok(())
+    }
+
+    /// Creates ACLs (CreateAcls; needs ALTER on the cluster, which a super user has). The
+    /// first binding the broker refuses decides the error, which names it; without the
+    /// right the error is CLUSTER_AUTHORIZATION_FAILED. Brokers apply new ACLs
+    /// asynchronously (through the metadata log in KRaft), so they may take a moment to
+    /// bite.
+    pub async fn create_acls(&self, acls: &[AclBinding]) -> Result<()> {
+        let inner = &self.client.inner;
+        let req = CreateAclsRequest::default()
+            .with_creations(acls.iter().map(|a| a.to_creation()).collect());
+        inner
+            .retrying(ApiKey::CreateAcls, || async {
+                let resp = inner.send_to_any(&req).await?;
+                for (result, acl) in resp.results.iter().zip(acls) {
+                    Error::check_code(result.error_code, result.error_message.as_deref(), || {
+                        format!("CreateAcls for {acl}")
+                    })?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     /// Names of all topics in the cluster except internal ones (`__consumer_offsets`, …),

@@ -117,6 +117,7 @@ pub(crate) fn classify(err: &Error, api: Option<ApiKey>) -> Action {
         | Error::NoOffset { .. }
         | Error::PollIntervalExceeded { .. }
         | Error::ProducerDropped
+        | Error::HandlerFailed { .. }
         | Error::Closed => A::PERMANENT | A::NOT_PERSISTED,
         // Security failures are configuration problems (wrong CA, wrong password, wrong
         // listener): trying again with the same settings fails the same way, so no loop

@@ -142,6 +142,19 @@ pub enum Error {
     /// The operation needs a consumer group (`group.id`), or a state the consumer is not in
     /// (e.g. `commit` with nothing assigned, `subscribe` after `assign`).
     InvalidState(Arc<str>),
+    /// A processing handler failed on a record (after its retries) and the failure policy
+    /// says to stop (`FailureAction::Stop`, or a dead-letter write that failed). The
+    /// committed offset of its partition stays at or before this record.
+    HandlerFailed {
+        /// The record's topic.
+        topic: Arc<str>,
+        /// The record's partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// The handler's error (or panic message).
+        message: Arc<str>,
+    },
 }
 
 impl Error {
@@ -278,6 +291,15 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "SASL {mechanism} authentication with {broker} failed: {message}"
+            ),
+            Error::HandlerFailed {
+                topic,
+                partition,
+                offset,
+                message,
+            } => write!(
+                f,
+                "processing handler failed on {topic}-{partition}@{offset}: {message}"
             ),
         }
     }

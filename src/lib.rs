@@ -11,6 +11,8 @@
 //! - [`Consumer`]: consumer groups (range, roundrobin, cooperative-sticky, static membership)
 //!   or manual assignment, a fetcher bounded by one byte budget, automatic or manual commits,
 //!   async rebalance hooks ([`RebalanceListener`]), and a `futures::Stream` of records.
+//!   [`Consumer::processor`] processes records concurrently (per key, per partition or
+//!   unordered) and commits only what is done.
 //! - [`Admin`]: topic and cluster administration through a `Client`.
 //! - [`Error`]: the one error type; [`Error::is_retriable`] says whether trying again may help.
 //! - Security: `security.protocol` ([`SecurityProtocol`]), TLS with rustls and the ring
@@ -41,6 +43,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+mod acl;
 mod admin;
 mod backoff;
 mod classify;
@@ -63,6 +66,7 @@ mod serde;
 #[cfg(test)]
 mod testing;
 
+pub use acl::{AclBinding, AclOperation, AclPatternType, AclPermission, AclResourceType};
 pub use admin::{Admin, NewTopic, OffsetSpec};
 /// Re-exported so `RebalanceListener` implementations need no direct dependency.
 pub use async_trait::async_trait;
@@ -72,8 +76,9 @@ pub use codes::KafkaCode;
 pub use compression::Compression;
 pub use consumer::{
     CommitOffset, Consumer, ConsumerBuilder, ConsumerGroupMetadata, ConsumerMetrics,
-    ConsumerRecord, IsolationLevel, OffsetReset, RebalanceContext, RebalanceListener, SeekTo,
-    TimestampType, TopicPartition,
+    ConsumerRecord, FailureAction, FailurePolicy, IsolationLevel, LatencySummary, OffsetReset,
+    PartitionProcessMetrics, ProcessHandle, ProcessMetrics, ProcessOptions, ProcessOrdering,
+    Processor, RebalanceContext, RebalanceListener, SeekTo, TimestampType, TopicPartition,
 };
 pub use error::{Error, Result};
 pub use producer::partitioner::{
@@ -81,7 +86,10 @@ pub use producer::partitioner::{
 };
 pub use producer::{Acks, DeliveryError, DeliveryFuture, Producer, ProducerBuilder, WithRecord};
 pub use record::{Header, Record, RecordMetadata};
-pub use security::{SaslMechanism, SecurityProtocol, TlsErrorKind};
+pub use security::{
+    OAuthBearerToken, OAuthBearerTokenProvider, SaslMechanism, SecurityProtocol, TlsErrorKind,
+    TokenProviderError,
+};
 pub use serde::{
     BigEndianDeserializer, BigEndianSerializer, Deserializer, Serializer, StringDeserializer,
     StringSerializer,

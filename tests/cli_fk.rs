@@ -405,6 +405,107 @@ async fn help_documents_both_commands_and_the_key_delimiter() {
     assert_eq!(fk(&["consume", "--help"], "").await.stdout, help.stdout);
 }
 
+/// `-F` reads a Java properties file (comments, `:` and spaced separators, continuations,
+/// escapes) and applies it where it stands among the `-X` options.
+#[tokio::test]
+async fn a_properties_file_is_read_like_java_reads_it() {
+    let dir = std::env::temp_dir().join(format!("fk-props-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.properties");
+    std::fs::write(
+        &good,
+        "# comment\n! another comment\n\n  default.api.timeout.ms = 2000\n\
+         socket.connection.setup.timeout.ms: 1000\nclient.id fk-\\\n    props\n\
+         # linger.ms=-5 is commented out\n",
+    )
+    .unwrap();
+    // Every property is valid, so fk gets as far as the (unreachable) broker: exit 1, and
+    // within the file's timeouts.
+    let run = fk(
+        &[
+            "produce",
+            "-b",
+            "127.0.0.1:1",
+            "-t",
+            "t",
+            "-F",
+            good.to_str().unwrap(),
+        ],
+        "a line\n",
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("127.0.0.1:1"), "{}", run.stderr);
+    assert!(run.took < Duration::from_secs(15), "took {:?}", run.took);
+
+    let bad = dir.join("bad.properties");
+    std::fs::write(&bad, "client.id=x\nlinger.ms=-5\n").unwrap();
+    for command in ["produce", "consume"] {
+        let run = fk(
+            &[
+                command,
+                "-b",
+                "127.0.0.1:1",
+                "-t",
+                "t",
+                "-F",
+                bad.to_str().unwrap(),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(run.code, Some(2), "{command}: stderr: {}", run.stderr);
+        assert!(
+            run.stderr.contains("linger.ms"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+    // A later -X wins over the file: the file's 10-minute API timeout would outlast the test.
+    let slow = dir.join("slow.properties");
+    std::fs::write(&slow, "default.api.timeout.ms=600000\n").unwrap();
+    let run = fk(
+        &[
+            "produce",
+            "-b",
+            "127.0.0.1:1",
+            "-t",
+            "t",
+            "-F",
+            slow.to_str().unwrap(),
+            "-X",
+            "default.api.timeout.ms=2000",
+            "-X",
+            "socket.connection.setup.timeout.ms=1000",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
+    assert!(run.took < Duration::from_secs(15), "took {:?}", run.took);
+    let missing = dir.join("missing.properties");
+    let run = fk(
+        &[
+            "consume",
+            "-b",
+            "127.0.0.1:1",
+            "-t",
+            "t",
+            "-F",
+            missing.to_str().unwrap(),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(2), "stderr: {}", run.stderr);
+    assert!(
+        run.stderr.contains("-F: cannot read") && run.stderr.contains("missing.properties"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test]
 async fn an_unreachable_broker_fails_quickly_with_a_clear_message() {
     for (command, what) in [

@@ -292,7 +292,7 @@ impl<'a> MakeWriter<'a> for Captured {
 
 /// Every API the client sends, with the lowest version Apache Kafka 4.x still accepts
 /// (KIP-896 removed older ones): a chosen version below it would be refused.
-const CLIENT_APIS: [(&str, i16); 22] = [
+const CLIENT_APIS: [(&str, i16); 23] = [
     ("ApiVersions", 0),
     ("Produce", 3),
     ("Fetch", 4),
@@ -315,6 +315,7 @@ const CLIENT_APIS: [(&str, i16); 22] = [
     ("DescribeCluster", 0),
     ("SaslHandshake", 0),
     ("SaslAuthenticate", 0),
+    ("CreateAcls", 2),
 ];
 
 /// What ferrokafka negotiates with the brokers `cargo xtask install-brokers` installs: the
@@ -322,11 +323,11 @@ const CLIENT_APIS: [(&str, i16); 22] = [
 const KAFKA_4_4_VERSIONS: &str = "ApiVersions v4 Produce v12 Fetch v12 ListOffsets v10 \
     Metadata v13 OffsetCommit v9 OffsetFetch v9 FindCoordinator v6 JoinGroup v9 Heartbeat v4 \
     LeaveGroup v5 SyncGroup v5 SaslHandshake v1 CreateTopics v7 DeleteTopics v6 InitProducerId v5 \
-    AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 TxnOffsetCommit v5 SaslAuthenticate v2 DescribeCluster v2";
+    AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 TxnOffsetCommit v5 CreateAcls v3 SaslAuthenticate v2 DescribeCluster v2";
 const TANSU_0_6_VERSIONS: &str = "ApiVersions v4 Produce v11 Fetch v12 ListOffsets v9 \
     Metadata v12 OffsetCommit v9 OffsetFetch v9 FindCoordinator v6 JoinGroup v9 Heartbeat v4 \
     LeaveGroup v5 SyncGroup v5 SaslHandshake v1 CreateTopics v7 DeleteTopics v6 InitProducerId v5 \
-    AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 TxnOffsetCommit v4 SaslAuthenticate v2 DescribeCluster v1";
+    AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 TxnOffsetCommit v4 CreateAcls v3 SaslAuthenticate v2 DescribeCluster v1";
 
 #[tokio::test]
 async fn every_connection_logs_a_version_for_every_api_the_client_uses() {

@@ -71,6 +71,16 @@ struct Outgoing {
     pending: Option<Pending>,
 }
 
+/// What the writer task receives.
+enum Msg {
+    /// A frame to write. `bypass` frames are written even while the connection is held.
+    Send { out: Outgoing, bypass: bool },
+    /// Hold back every later non-`bypass` frame (re-authentication has begun).
+    Hold,
+    /// Write the held frames, in order, and stop holding.
+    Release,
+}
+
 /// State shared by the handle and both tasks.
 struct Shared {
     label: Arc<str>,
@@ -115,12 +125,15 @@ impl Shared {
 /// are pipelined on it.
 pub(crate) struct Connection {
     shared: Arc<Shared>,
-    tx: mpsc::UnboundedSender<Outgoing>,
+    tx: mpsc::UnboundedSender<Msg>,
     next_correlation_id: AtomicI32,
     versions: OnceLock<ApiVersionTable>,
     cfg: ConnectionConfig,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
+    /// The re-authentication timer (`security/reauth.rs`), when the broker set a session
+    /// lifetime.
+    reauth: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for Connection {
@@ -128,6 +141,9 @@ impl Drop for Connection {
         // The tasks are owned by this handle: nothing else may keep a socket open.
         self.reader.abort();
         self.writer.abort();
+        if let Some(t) = self.reauth.get_mut().unwrap().take() {
+            t.abort();
+        }
     }
 }
 
@@ -160,6 +176,7 @@ impl Connection {
             cfg,
             reader,
             writer,
+            reauth: Mutex::new(None),
         }
     }
 
@@ -230,8 +247,53 @@ impl Connection {
         encode: impl FnOnce(i32, &StrBytes) -> Result<Frame>,
     ) -> Result<R::Response> {
         let api = api_key::<R>()?;
-        let frame = self.roundtrip(api, version, timeout, encode).await?;
+        let frame = self.roundtrip(api, version, timeout, false, encode).await?;
         protocol::decode_response::<R>(frame, version).map_err(|e| self.shared.poison(e))
+    }
+
+    /// Like [`call`](Self::call), for the SASL exchange: the frame is written even while the
+    /// connection is held for re-authentication ([`Connection::hold`]).
+    pub(crate) async fn call_auth<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let api = api_key::<R>()?;
+        let frame = self
+            .roundtrip(api, version, timeout, true, |correlation_id, client_id| {
+                protocol::encode_request(req, version, correlation_id, client_id).map(Frame::Whole)
+            })
+            .await?;
+        protocol::decode_response::<R>(frame, version).map_err(|e| self.shared.poison(e))
+    }
+
+    /// Starts holding back requests: every frame queued from now on, except the SASL
+    /// exchange's own ([`call_auth`](Self::call_auth)), waits in the writer task until
+    /// [`release`](Self::release). Frames queued before are written first, so they keep their
+    /// place. Kafka needs this for re-authentication (KIP-368): once it has read a
+    /// SaslHandshake on an authenticated connection, it reads the next frames as
+    /// SaslAuthenticate and closes the connection on anything else. Requests already in
+    /// flight are safe: the broker answers them before it reads the handshake.
+    pub(crate) fn hold(&self) {
+        let _ = self.tx.send(Msg::Hold);
+    }
+
+    /// Ends [`hold`](Self::hold): the held frames are written in the order they were queued.
+    pub(crate) fn release(&self) {
+        let _ = self.tx.send(Msg::Release);
+    }
+
+    /// Closes the connection with `cause`: every request in flight or held fails with it.
+    pub(crate) fn close_with(&self, cause: Error) {
+        self.shared.poison(cause);
+    }
+
+    /// Gives the connection its re-authentication timer, aborted when the connection drops.
+    pub(crate) fn set_reauth_task(&self, task: JoinHandle<()>) {
+        if let Some(old) = self.reauth.lock().unwrap().replace(task) {
+            old.abort();
+        }
     }
 
     /// Sends a frame that `encode` writes (given the correlation id and client id) without
@@ -247,9 +309,12 @@ impl Connection {
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let frame = encode(correlation_id, &self.cfg.client_id)?;
         self.tx
-            .send(Outgoing {
-                frame,
-                pending: None,
+            .send(Msg::Send {
+                out: Outgoing {
+                    frame,
+                    pending: None,
+                },
+                bypass: false,
             })
             .map_err(|_| self.closed_error())
     }
@@ -261,6 +326,7 @@ impl Connection {
         api: ApiKey,
         version: i16,
         timeout: Duration,
+        bypass: bool,
         encode: impl FnOnce(i32, &StrBytes) -> Result<Frame>,
     ) -> Result<Bytes> {
         if let Some(e) = self.shared.poisoned() {
@@ -284,9 +350,12 @@ impl Connection {
                 reply,
             };
             self.tx
-                .send(Outgoing {
-                    frame,
-                    pending: Some(pending),
+                .send(Msg::Send {
+                    out: Outgoing {
+                        frame,
+                        pending: Some(pending),
+                    },
+                    bypass,
                 })
                 .map_err(|_| self.closed_error())?;
             match tokio::time::timeout_at(deadline, rx).await {
@@ -360,6 +429,7 @@ impl Connection {
                     ApiKey::ApiVersions,
                     version,
                     self.cfg.request_timeout,
+                    false,
                     |correlation_id, client_id| {
                         protocol::encode_request(&req, version, correlation_id, client_id)
                             .map(Frame::Whole)
@@ -435,22 +505,41 @@ fn api_key<R: Request>() -> Result<ApiKey> {
 
 /// Writer task: writes queued frames to the socket, all frames waiting at a wakeup at once.
 /// Registers each frame's pending entry right before writing it, so the in-flight queue is in
-/// wire order.
+/// wire order. Between [`Msg::Hold`] and [`Msg::Release`] only `bypass` frames are written;
+/// the others wait here, and since their pending entries are registered only when they are
+/// written, the in-flight queue stays in wire order.
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut write: W,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
     shared: Arc<Shared>,
 ) {
     let mut gather = Vec::new();
     let mut batch = Vec::with_capacity(64);
+    let mut ready: Vec<Outgoing> = Vec::with_capacity(64);
+    let mut held: VecDeque<Outgoing> = VecDeque::new();
+    let mut holding = false;
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, 64) => if n == 0 { return },
             _ = shared.stop_writer.notified() => return,
         }
+        for msg in batch.drain(..) {
+            match msg {
+                Msg::Send { out, bypass } if holding && !bypass => held.push_back(out),
+                Msg::Send { out, .. } => ready.push(out),
+                Msg::Hold => holding = true,
+                Msg::Release => {
+                    holding = false;
+                    ready.extend(held.drain(..));
+                }
+            }
+        }
+        if ready.is_empty() {
+            continue;
+        }
         {
             let mut in_flight = shared.in_flight.lock().unwrap();
-            for o in batch.iter_mut() {
+            for o in ready.iter_mut() {
                 if let Some(p) = o.pending.take() {
                     if let Some(e) = shared.poison.get() {
                         let _ = p.reply.send(Err(e.clone()));
@@ -463,8 +552,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if shared.poison.get().is_some() {
             return;
         }
-        let result = write_frames(&mut write, &batch, &mut gather).await;
-        batch.clear();
+        let result = write_frames(&mut write, &ready, &mut gather).await;
+        ready.clear();
         if let Err(e) = result {
             shared.poison(Error::from(e));
             return;

@@ -309,11 +309,14 @@ impl Pool {
             }
         }
         match self.open(slot).await {
-            Ok(conn) => {
+            Ok((conn, session_lifetime)) => {
                 state.backoff.reset();
                 state.not_before = None;
                 state.last_error = None;
                 let conn = Arc::new(conn);
+                if let Some(lifetime) = session_lifetime {
+                    security::reauth::schedule(&conn, self.cfg.clone(), lifetime);
+                }
                 *slot.current.lock().unwrap() = Some(conn.clone());
                 Ok(conn)
             }
@@ -355,7 +358,9 @@ impl Pool {
         }
     }
 
-    async fn open(&self, slot: &Slot) -> Result<Connection> {
+    /// Opens a connection for `slot`: connect, ApiVersions, SASL. Returns the connection and
+    /// the SASL session lifetime the broker set, if any.
+    async fn open(&self, slot: &Slot) -> Result<(Connection, Option<std::time::Duration>)> {
         let label: Arc<str> = self.label(slot).into();
         let addr = slot.addr.lock().unwrap().clone();
         let timeout = self.cfg.connect_timeout;
@@ -385,12 +390,13 @@ impl Pool {
         let conn = Connection::connect(stream, cfg, timeout)
             .await
             .map_err(refine)?;
+        let mut session_lifetime = None;
         if self.cfg.security.protocol.uses_sasl() {
             // Before the pool hands the connection to anyone: no request of the caller's can
             // reach an unauthenticated socket. The connect timeout bounds the whole exchange.
             let auth = security::sasl::authenticate(&conn, &self.cfg.security, timeout);
             match tokio::time::timeout(timeout, auth).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(lifetime)) => session_lifetime = lifetime,
                 Ok(Err(e)) => return Err(refine(e)),
                 Err(_) => {
                     return Err(Error::Timeout {
@@ -401,7 +407,7 @@ impl Pool {
                 }
             }
         }
-        Ok(conn)
+        Ok((conn, session_lifetime))
     }
 
     /// Drops every connection (their tasks stop) and forgets the brokers.

@@ -823,9 +823,15 @@ impl GroupCoordinator {
         let resp = conn
             .call(&req, version, self.client.cfg.request_timeout)
             .await?;
+        // Key type 1 is a transactional id (the transactional producer shares this code).
+        let kind = if self.key_type == 1 {
+            "transactional id"
+        } else {
+            "group"
+        };
         let context = || {
             format!(
-                "FindCoordinator v{version} for group {} on {}",
+                "FindCoordinator v{version} for {kind} {} on {}",
                 self.group_id,
                 conn.label()
             )

@@ -144,6 +144,28 @@ impl Fetcher {
             }
             let epoch = part.epoch.load(Ordering::Acquire);
             let tp = &part.tp;
+            // A permanent error in the topic's metadata (TOPIC_AUTHORIZATION_FAILED): no leader
+            // will ever be named, so the application is told instead of the fetcher asking for
+            // metadata forever. Asked again after `retry.backoff.max.ms` (an ACL may be
+            // granted meanwhile).
+            let topic_error = snapshot
+                .cluster
+                .topic(&tp.topic)
+                .and_then(|m| m.error)
+                .filter(|code| !code.is_retriable());
+            if let Some(code) = topic_error {
+                let retry_at = now + self.client.cfg.retry_backoff_max;
+                f.not_before = Some(retry_at);
+                drop(f);
+                outcome.wake_at = Some(outcome.wake_at.map_or(retry_at, |w| w.min(retry_at)));
+                need_metadata = true;
+                let _ = self.tx.send(Delivery::PartitionError {
+                    part: part.clone(),
+                    epoch,
+                    error: Error::broker(code, None, format!("metadata for topic {}", tp.topic)),
+                });
+                continue;
+            }
             match f.position.clone() {
                 Position::Failed => {}
                 Position::Committed => match &self.group {
@@ -623,6 +645,10 @@ impl Fetcher {
                 }
                 continue;
             }
+            // For the processing lag metric (process.rs): how far the log goes.
+            p.part
+                .high_watermark
+                .store(data.high_watermark, std::sync::atomic::Ordering::Relaxed);
             let records = match &data.records {
                 Some(r) if !r.is_empty() => r.clone(),
                 _ => {

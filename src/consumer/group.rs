@@ -335,7 +335,7 @@ impl GroupTask {
         self.owned = assigned;
         if !added.is_empty() {
             self.shared.assignment.add(added.iter().cloned());
-            if let Some(l) = self.shared.listener.clone() {
+            if let Some(l) = self.shared.listener() {
                 let ctx = RebalanceContext {
                     shared: self.shared.clone(),
                 };
@@ -359,12 +359,12 @@ impl GroupTask {
         // application has; the partitions stay in the assignment until the hook has run, so
         // its `ctx.commit()` and `ctx.position()` still see them.
         let revoking = self.shared.assignment.stop_delivery(partitions.iter());
-        if self.shared.cfg.auto_commit {
+        if self.shared.auto_commits() {
             if let Err(e) = self.shared.commit_parts(&revoking).await {
                 warn!(error = %e, "auto-commit on revoke failed");
             }
         }
-        if let Some(l) = self.shared.listener.clone() {
+        if let Some(l) = self.shared.listener() {
             let ctx = RebalanceContext {
                 shared: self.shared.clone(),
             };
@@ -384,7 +384,7 @@ impl GroupTask {
         if lost.is_empty() {
             return;
         }
-        if let Some(l) = self.shared.listener.clone() {
+        if let Some(l) = self.shared.listener() {
             let ctx = RebalanceContext {
                 shared: self.shared.clone(),
             };
@@ -437,7 +437,7 @@ impl GroupTask {
                         }
                     }
                 }
-                _ = auto_commit.tick(), if cfg.auto_commit => {
+                _ = auto_commit.tick(), if self.shared.auto_commits() => {
                     if let Err(e) = self.shared.commit_consumed().await {
                         warn!(error = %e, "auto-commit failed");
                         if e.kafka_code() == Some(KafkaCode::RebalanceInProgress) {

@@ -96,3 +96,28 @@ impl RebalanceContext {
         self.shared.assignment.partitions()
     }
 }
+
+/// Two listeners in a row: a processor's hook (`first`, which drains and commits) and the
+/// application's (`then`), so installing a processor keeps the application's hooks.
+pub(crate) struct Chained {
+    pub(crate) first: Arc<dyn RebalanceListener>,
+    pub(crate) then: Arc<dyn RebalanceListener>,
+}
+
+#[async_trait]
+impl RebalanceListener for Chained {
+    async fn assigned(&self, ctx: &RebalanceContext, partitions: &[TopicPartition]) {
+        self.first.assigned(ctx, partitions).await;
+        self.then.assigned(ctx, partitions).await;
+    }
+
+    async fn revoked(&self, ctx: &RebalanceContext, partitions: &[TopicPartition]) {
+        self.first.revoked(ctx, partitions).await;
+        self.then.revoked(ctx, partitions).await;
+    }
+
+    async fn lost(&self, ctx: &RebalanceContext, partitions: &[TopicPartition]) {
+        self.first.lost(ctx, partitions).await;
+        self.then.lost(ctx, partitions).await;
+    }
+}

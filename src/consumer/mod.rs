@@ -17,6 +17,12 @@ pub(crate) mod coordinator;
 mod fetcher;
 mod group;
 mod listener;
+mod offset_tracker;
+mod process;
+mod process_hook;
+mod process_metrics;
+mod process_options;
+mod process_task;
 mod record;
 mod state;
 mod store;
@@ -43,6 +49,9 @@ pub use config::{IsolationLevel, OffsetReset};
 use coordinator::{CommitOffset as WireCommit, GroupCoordinator};
 use group::{GroupCommand, GroupTask};
 pub use listener::{RebalanceContext, RebalanceListener};
+pub use process::{ProcessHandle, Processor};
+pub use process_metrics::{LatencySummary, PartitionProcessMetrics, ProcessMetrics};
+pub use process_options::{FailureAction, FailurePolicy, ProcessOptions, ProcessOrdering};
 pub use record::{
     CommitOffset, ConsumerGroupMetadata, ConsumerRecord, SeekTo, TimestampType, TopicPartition,
 };
@@ -220,6 +229,8 @@ impl ConsumerBuilder {
             metrics: Metrics::default(),
             tx,
             listener: self.listener,
+            hook: Mutex::new(None),
+            processing: std::sync::atomic::AtomicBool::new(false),
             closed: tokio::sync::watch::channel(false).0,
             is_closed: std::sync::atomic::AtomicBool::new(false),
         });
@@ -291,6 +302,12 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) tx: mpsc::UnboundedSender<Delivery>,
     pub(crate) listener: Option<Arc<dyn RebalanceListener>>,
+    /// A running processor's rebalance hook (process_hook.rs), called before `listener`.
+    /// Installed and removed by `Processor::run`.
+    pub(crate) hook: Mutex<Option<Arc<dyn RebalanceListener>>>,
+    /// Set for good once a processor ran: records it took are not processed just because
+    /// they were handed out, so auto-commit of consumed positions must never run again.
+    pub(crate) processing: std::sync::atomic::AtomicBool,
     /// Set by `close`: wakes every waiting `recv` with `Error::Closed`.
     closed: tokio::sync::watch::Sender<bool>,
     /// The same, as a plain flag for the per-record check.
@@ -304,6 +321,21 @@ impl Shared {
 
     pub(crate) fn set_membership(&self, generation: i32, member: String) {
         *self.membership.lock().unwrap() = (generation, member);
+    }
+
+    /// The rebalance hooks to run: a processor's first, then the application's.
+    pub(crate) fn listener(&self) -> Option<Arc<dyn RebalanceListener>> {
+        let hook = self.hook.lock().unwrap().clone();
+        match (hook, self.listener.clone()) {
+            (Some(first), Some(then)) => Some(Arc::new(listener::Chained { first, then })),
+            (hook, user) => hook.or(user),
+        }
+    }
+
+    /// Whether consumed positions are committed automatically: `enable.auto.commit`, unless
+    /// a processor commits what is done instead.
+    pub(crate) fn auto_commits(&self) -> bool {
+        self.cfg.auto_commit && !self.processing.load(Ordering::Acquire)
     }
 
     pub(crate) fn set_fatal(&self, e: Error) {
@@ -333,6 +365,14 @@ impl Shared {
 
     /// Commits the consumed (or stored) positions of every assigned partition that moved.
     pub(crate) async fn commit_consumed(&self) -> Result<()> {
+        if self.processing.load(Ordering::Acquire) {
+            // Records handed to a processor are not done because they were handed out.
+            return Err(Error::InvalidState(
+                "a processor commits what is done; committing consumed positions would \
+                 skip records still in progress"
+                    .into(),
+            ));
+        }
         let parts = self.assignment.all();
         self.commit_parts(&parts).await
     }
@@ -584,6 +624,9 @@ impl Consumer {
                     tick.tick().await;
                     loop {
                         tick.tick().await;
+                        if !shared.auto_commits() {
+                            continue;
+                        }
                         if let Err(e) = shared.commit_consumed().await {
                             tracing::warn!(error = %e, "auto-commit failed");
                         }
@@ -906,7 +949,7 @@ impl Consumer {
                 let _ = rx.await;
             }
             let _ = task.await;
-        } else if self.shared.cfg.auto_commit && self.shared.coordinator.is_some() {
+        } else if self.shared.auto_commits() && self.shared.coordinator.is_some() {
             if let Err(e) = self.shared.commit_consumed().await {
                 debug!(error = %e, "commit on close failed");
             }

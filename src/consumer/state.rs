@@ -95,6 +95,8 @@ pub(crate) struct PartitionState {
     /// (`Consumer::store_offset`, last processed + 1), what commits send; -1 while none.
     pub(crate) stored: AtomicI64,
     pub(crate) paused: AtomicBool,
+    /// The log end (high watermark) the last Fetch answer gave; -1 before one.
+    pub(crate) high_watermark: AtomicI64,
     /// Set when the partition leaves the assignment; its data is dropped everywhere.
     pub(crate) revoked: AtomicBool,
     pub(crate) fetch: Mutex<FetchState>,
@@ -109,6 +111,7 @@ impl PartitionState {
             committed: AtomicI64::new(-1),
             stored: AtomicI64::new(-1),
             paused: AtomicBool::new(false),
+            high_watermark: AtomicI64::new(-1),
             revoked: AtomicBool::new(false),
             fetch: Mutex::new(FetchState {
                 position,

@@ -30,6 +30,7 @@ pub(super) fn root(api: ApiKey) -> Option<usize> {
         ApiKey::DescribeCluster => 57,
         ApiKey::SaslHandshake => 59,
         ApiKey::SaslAuthenticate => 60,
+        ApiKey::CreateAcls => 61,
         _ => return None,
     })
 }
@@ -1769,6 +1770,48 @@ pub(super) static LAYOUTS: &[Layout] = &[
             Field {
                 versions: (1, 2),
                 ty: Ty::Fixed(8),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 61
+    Layout {
+        name: "CreateAclsResponse",
+        versions: (1, 3),
+        fields: &[
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Arr(&Ty::Struct(62)),
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CArr(&Ty::Struct(62)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 62
+    Layout {
+        name: "AclCreationResult",
+        versions: (1, 3),
+        fields: &[
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
             },
         ],
         tagged_from: 2,

@@ -43,7 +43,8 @@ macro_rules! for_each_decoded_response {
             TxnOffsetCommitRequest,
             DescribeClusterRequest,
             SaslHandshakeRequest,
-            SaslAuthenticateRequest
+            SaslAuthenticateRequest,
+            CreateAclsRequest
         )
     };
 }
@@ -148,7 +149,7 @@ impl ApiVersionTable {
 
 /// Every API ferrokafka sends, in API key order (ApiVersions, which the handshake itself
 /// uses, is not in it): what the negotiation log lists per connection.
-pub(crate) const CLIENT_APIS: [ApiKey; 21] = [
+pub(crate) const CLIENT_APIS: [ApiKey; 22] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -168,6 +169,7 @@ pub(crate) const CLIENT_APIS: [ApiKey; 21] = [
     ApiKey::AddOffsetsToTxn,
     ApiKey::EndTxn,
     ApiKey::TxnOffsetCommit,
+    ApiKey::CreateAcls,
     ApiKey::SaslAuthenticate,
     ApiKey::DescribeCluster,
 ];
@@ -226,6 +228,7 @@ pub(crate) fn api_name(api: ApiKey) -> &'static str {
         EndTxn,
         TxnOffsetCommit,
         DescribeConfigs,
+        CreateAcls,
         SaslAuthenticate,
         CreatePartitions,
         DeleteGroups,

@@ -10,7 +10,9 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use super::oauth::{OAuthBearerTokenProvider, TokenCache};
 use super::secret::Secret;
 use crate::error::{Error, Result};
 
@@ -70,6 +72,9 @@ pub enum SaslMechanism {
     ScramSha256,
     /// `SCRAM-SHA-512`.
     ScramSha512,
+    /// `OAUTHBEARER` (RFC 7628): a bearer token from an OIDC token endpoint
+    /// (`sasl.oauthbearer.*`) or from the application's own token provider.
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -79,6 +84,7 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -87,12 +93,15 @@ impl SaslMechanism {
             "PLAIN" => Ok(SaslMechanism::Plain),
             "SCRAM-SHA-256" => Ok(SaslMechanism::ScramSha256),
             "SCRAM-SHA-512" => Ok(SaslMechanism::ScramSha512),
-            "GSSAPI" | "OAUTHBEARER" => Err(Error::config(format!(
-                "{key}: {} is not supported yet (supported: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)",
+            "OAUTHBEARER" => Ok(SaslMechanism::OAuthBearer),
+            "GSSAPI" => Err(Error::config(format!(
+                "{key}: {} is not supported yet (supported: PLAIN, SCRAM-SHA-256, \
+                 SCRAM-SHA-512, OAUTHBEARER)",
                 value.trim()
             ))),
             _ => Err(Error::config(format!(
-                "{key}: `{value}` is not a SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                "{key}: `{value}` is not a SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, \
+                 OAUTHBEARER)"
             ))),
         }
     }
@@ -123,8 +132,58 @@ impl Pem {
     }
 }
 
+/// The application's token provider, behind a `Debug` that says only that there is one.
+#[derive(Clone)]
+pub(crate) struct ProviderHandle(pub(crate) Arc<dyn OAuthBearerTokenProvider>);
+
+impl fmt::Debug for ProviderHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OAuthBearerTokenProvider")
+    }
+}
+
+/// The OAUTHBEARER settings: an OIDC client-credentials endpoint, or a provider.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OAuthSettings {
+    /// `sasl.oauthbearer.token.endpoint.url`.
+    pub(crate) token_endpoint: Option<String>,
+    /// `sasl.oauthbearer.client.id` (JAAS `clientId`).
+    pub(crate) client_id: Option<String>,
+    /// `sasl.oauthbearer.client.secret` (JAAS `clientSecret`).
+    pub(crate) client_secret: Option<Secret>,
+    /// `sasl.oauthbearer.scope` (JAAS `scope`).
+    pub(crate) scope: Option<String>,
+    /// SASL extensions (KIP-342): `sasl.oauthbearer.extensions` `k=v,k=v`, or JAAS
+    /// `extension_<k>="v"` options. Confluent Cloud wants `logicalCluster` and
+    /// `identityPoolId` here.
+    pub(crate) extensions: Vec<(String, String)>,
+    /// Set by `ClientBuilder::oauthbearer_token_provider`; wins over the endpoint settings.
+    pub(crate) provider: Option<ProviderHandle>,
+    /// The one token cache of the client, made by `build()` ([`SecurityConfig::prepare`]).
+    pub(crate) cache: Option<Arc<TokenCache>>,
+}
+
+impl OAuthSettings {
+    /// The first OIDC key set, for messages.
+    fn any_key(&self) -> Option<&'static str> {
+        if self.token_endpoint.is_some() {
+            Some("sasl.oauthbearer.token.endpoint.url")
+        } else if self.client_id.is_some() {
+            Some("sasl.oauthbearer.client.id")
+        } else if self.client_secret.is_some() {
+            Some("sasl.oauthbearer.client.secret")
+        } else if self.scope.is_some() {
+            Some("sasl.oauthbearer.scope")
+        } else if !self.extensions.is_empty() {
+            Some("sasl.oauthbearer.extensions")
+        } else {
+            None
+        }
+    }
+}
+
 /// Every security setting of a client.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct SecurityConfig {
     pub(crate) protocol: SecurityProtocol,
     /// `ssl.ca.location` / `ssl.ca.pem`; `None` = Mozilla's roots (webpki-roots).
@@ -145,6 +204,8 @@ pub(crate) struct SecurityConfig {
     pub(crate) credentials_from_jaas: bool,
     /// The login module named in `sasl.jaas.config`, checked against the mechanism.
     pub(crate) jaas_module: Option<JaasModule>,
+    /// OAUTHBEARER: where tokens come from.
+    pub(crate) oauth: OAuthSettings,
 }
 
 impl Default for SecurityConfig {
@@ -161,6 +222,7 @@ impl Default for SecurityConfig {
             password: None,
             credentials_from_jaas: false,
             jaas_module: None,
+            oauth: OAuthSettings::default(),
         }
     }
 }
@@ -183,6 +245,15 @@ pub(crate) const SECURITY_KEYS: &[&str] = &[
     "sasl.username",
     "sasl.password",
     "sasl.jaas.config",
+    "sasl.oauthbearer.token.endpoint.url",
+    "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.client.credentials.client.id",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.client.credentials.client.secret",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.extensions",
+    "sasl.oauthbearer.method",
+    "sasl.login.callback.handler.class",
 ];
 
 /// The JAAS login modules ferrokafka understands in `sasl.jaas.config`.
@@ -190,7 +261,14 @@ pub(crate) const SECURITY_KEYS: &[&str] = &[
 pub(crate) enum JaasModule {
     Plain,
     Scram,
+    OAuthBearer,
 }
+
+/// Java's OIDC login callback handler (and its pre-3.4 name): ferrokafka has it built in.
+const OIDC_HANDLERS: &[&str] = &[
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerLoginCallbackHandler",
+];
 
 impl SecurityConfig {
     /// Applies one property; `Ok(false)` if the key is not a security key. Error messages
@@ -245,9 +323,71 @@ impl SecurityConfig {
             "sasl.jaas.config" => {
                 let jaas = parse_jaas(value)?;
                 self.jaas_module = Some(jaas.module);
-                self.username = Some(jaas.username);
-                self.password = Some(jaas.password);
-                self.credentials_from_jaas = true;
+                if jaas.module == JaasModule::OAuthBearer {
+                    // Java's option names (KIP-768); `unsecuredLoginStringClaim_*` and the
+                    // like configure Java's test-only unsecured tokens and are ignored.
+                    for (name, val) in jaas.options {
+                        match name.as_str() {
+                            "clientId" => self.oauth.client_id = Some(val),
+                            "clientSecret" => self.oauth.client_secret = Some(Secret::new(val)),
+                            "scope" => self.oauth.scope = Some(val),
+                            _ => {
+                                if let Some(ext) = name.strip_prefix("extension_") {
+                                    self.oauth.extensions.push((ext.to_owned(), val));
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    let (mut username, mut password) = (None, None);
+                    for (name, val) in jaas.options {
+                        match name.as_str() {
+                            "username" => username = Some(val),
+                            "password" => password = Some(Secret::new(val)),
+                            // Other options (SCRAM's `tokenauth`) are not used by this client.
+                            _ => {}
+                        }
+                    }
+                    self.username =
+                        Some(username.ok_or_else(|| jaas_error("there is no username option"))?);
+                    self.password =
+                        Some(password.ok_or_else(|| jaas_error("there is no password option"))?);
+                    self.credentials_from_jaas = true;
+                }
+            }
+            "sasl.oauthbearer.token.endpoint.url" => {
+                self.oauth.token_endpoint = Some(value.trim().to_owned())
+            }
+            "sasl.oauthbearer.client.id" | "sasl.oauthbearer.client.credentials.client.id" => {
+                self.oauth.client_id = Some(value.to_owned())
+            }
+            "sasl.oauthbearer.client.secret"
+            | "sasl.oauthbearer.client.credentials.client.secret" => {
+                self.oauth.client_secret = Some(Secret::new(value))
+            }
+            "sasl.oauthbearer.scope" => self.oauth.scope = Some(value.to_owned()),
+            "sasl.oauthbearer.extensions" => {
+                self.oauth.extensions = parse_extensions(value)?;
+            }
+            // librdkafka: `oidc` is the client-credentials flow; `default` is its unsecured
+            // test tokens, which ferrokafka does not make.
+            "sasl.oauthbearer.method" => match value.trim().to_ascii_lowercase().as_str() {
+                "oidc" => {}
+                _ => {
+                    return Err(Error::config(format!(
+                        "sasl.oauthbearer.method: `{value}` is not supported (only `oidc`; or \
+                         give the client a token provider)"
+                    )))
+                }
+            },
+            "sasl.login.callback.handler.class" => {
+                if !OIDC_HANDLERS.contains(&value.trim()) {
+                    return Err(Error::config(format!(
+                        "sasl.login.callback.handler.class: `{value}` is a Java class; \
+                         ferrokafka has OAuthBearerLoginCallbackHandler (OIDC client \
+                         credentials) built in, or takes a token provider in code"
+                    )));
+                }
             }
             _ => return Ok(false),
         }
@@ -265,7 +405,7 @@ impl SecurityConfig {
         } else if self.password.is_some() {
             Some("sasl.password")
         } else {
-            None
+            self.oauth.any_key()
         }
     }
 
@@ -290,6 +430,7 @@ impl SecurityConfig {
     pub(crate) fn effective_mechanism(&self) -> Option<SaslMechanism> {
         self.mechanism.or(match self.jaas_module {
             Some(JaasModule::Plain) => Some(SaslMechanism::Plain),
+            Some(JaasModule::OAuthBearer) => Some(SaslMechanism::OAuthBearer),
             _ => None,
         })
     }
@@ -317,9 +458,17 @@ impl SecurityConfig {
             let Some(mechanism) = self.effective_mechanism() else {
                 return Err(Error::config(format!(
                     "sasl.mechanism is not set but security.protocol is {p}: set PLAIN, \
-                     SCRAM-SHA-256 or SCRAM-SHA-512"
+                     SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"
                 )));
             };
+            if mechanism == SaslMechanism::OAuthBearer {
+                return self.validate_oauth();
+            }
+            if let Some(key) = self.oauth.any_key() {
+                return Err(Error::config(format!(
+                    "{key} is set but sasl.mechanism is {mechanism}, not OAUTHBEARER"
+                )));
+            }
             let source = if self.credentials_from_jaas {
                 "sasl.jaas.config"
             } else {
@@ -348,12 +497,14 @@ impl SecurityConfig {
                     Some(JaasModule::Plain),
                     SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512,
                 )
-                | (Some(JaasModule::Scram), SaslMechanism::Plain) => {
+                | (Some(JaasModule::Scram), SaslMechanism::Plain)
+                | (Some(JaasModule::OAuthBearer), _) => {
                     return Err(Error::config(format!(
                         "sasl.jaas.config names a {} login module but sasl.mechanism is \
                          {mechanism}",
                         match self.jaas_module {
                             Some(JaasModule::Plain) => "PLAIN",
+                            Some(JaasModule::OAuthBearer) => "OAUTHBEARER",
                             _ => "SCRAM",
                         }
                     )))
@@ -387,6 +538,117 @@ impl SecurityConfig {
     }
 }
 
+impl SecurityConfig {
+    /// The OAUTHBEARER checks: a token provider, or an endpoint with client credentials.
+    fn validate_oauth(&self) -> Result<()> {
+        if matches!(
+            self.jaas_module,
+            Some(JaasModule::Plain | JaasModule::Scram)
+        ) {
+            return Err(Error::config(
+                "sasl.jaas.config names a PLAIN or SCRAM login module but sasl.mechanism is \
+                 OAUTHBEARER (use org.apache.kafka.common.security.oauthbearer.\
+                 OAuthBearerLoginModule)",
+            ));
+        }
+        if self.oauth.provider.is_some() {
+            return Ok(());
+        }
+        let Some(url) = &self.oauth.token_endpoint else {
+            return Err(Error::config(
+                "sasl.mechanism is OAUTHBEARER but sasl.oauthbearer.token.endpoint.url is not \
+                 set (or give the client a token provider)",
+            ));
+        };
+        super::http::Url::parse(url).map_err(|why| {
+            Error::config(format!(
+                "sasl.oauthbearer.token.endpoint.url: `{url}`: {why}"
+            ))
+        })?;
+        if self
+            .oauth
+            .client_id
+            .as_deref()
+            .unwrap_or_default()
+            .is_empty()
+        {
+            return Err(Error::config(
+                "sasl.oauthbearer.client.id is not set: the OIDC client-credentials flow needs \
+                 a client id and secret (or clientId/clientSecret in sasl.jaas.config)",
+            ));
+        }
+        if self.oauth.client_secret.is_none() {
+            return Err(Error::config(
+                "sasl.oauthbearer.client.secret is not set: the OIDC client-credentials flow \
+                 needs a client id and secret (or clientId/clientSecret in sasl.jaas.config)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Makes what `build()` needs beyond plain settings: the OAUTHBEARER token cache (with
+    /// the built-in OIDC provider unless the application gave one). `timeout` bounds each
+    /// token request.
+    pub(crate) fn prepare(&mut self, timeout: std::time::Duration) -> Result<()> {
+        if !self.protocol.uses_sasl()
+            || self.effective_mechanism() != Some(SaslMechanism::OAuthBearer)
+        {
+            return Ok(());
+        }
+        let provider: Arc<dyn OAuthBearerTokenProvider> = match &self.oauth.provider {
+            Some(p) => p.0.clone(),
+            None => {
+                let url = self.oauth.token_endpoint.clone().unwrap_or_default();
+                let tls = if url.starts_with("https://") {
+                    Some(super::tls::https_client_config(self)?)
+                } else {
+                    None
+                };
+                Arc::new(super::oidc::OidcClientCredentials::new(
+                    &url,
+                    self.oauth.client_id.clone().unwrap_or_default(),
+                    self.oauth.client_secret.clone().unwrap_or_default(),
+                    self.oauth.scope.clone(),
+                    tls,
+                    timeout,
+                )?)
+            }
+        };
+        self.oauth.cache = Some(Arc::new(TokenCache::new(provider)));
+        Ok(())
+    }
+}
+
+/// Parses librdkafka's `sasl.oauthbearer.extensions`: `key=value` pairs separated by commas.
+fn parse_extensions(value: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            Error::config(format!(
+                "sasl.oauthbearer.extensions: `{pair}` is not key=value"
+            ))
+        })?;
+        let k = k.trim();
+        // RFC 7628 §3.1 key: ALPHA+; `auth` is the token's own key.
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphabetic()) || k == "auth" {
+            return Err(Error::config(format!(
+                "sasl.oauthbearer.extensions: `{k}` is not a valid extension name (letters \
+                 only, not `auth`)"
+            )));
+        }
+        out.push((k.to_owned(), v.trim().to_owned()));
+    }
+    Ok(out)
+}
+
+fn jaas_error(why: &str) -> Error {
+    Error::config(format!(
+        "sasl.jaas.config: {why} (expected `org.apache.kafka.common.security.plain.PlainLoginModule \
+         required username=\"...\" password=\"...\";` or the same with \
+         org.apache.kafka.common.security.scram.ScramLoginModule)"
+    ))
+}
+
 fn path(key: &str, value: &str) -> Result<PathBuf> {
     let v = value.trim();
     if v.is_empty() {
@@ -395,11 +657,10 @@ fn path(key: &str, value: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(v))
 }
 
-/// What `sasl.jaas.config` says.
+/// What `sasl.jaas.config` says: the module and its options, in order.
 struct Jaas {
     module: JaasModule,
-    username: String,
-    password: Secret,
+    options: Vec<(String, String)>,
 }
 
 /// Parses the Java JAAS form for PLAIN and SCRAM:
@@ -424,10 +685,13 @@ fn parse_jaas(value: &str) -> Result<Jaas> {
     let module = match class {
         "org.apache.kafka.common.security.plain.PlainLoginModule" => JaasModule::Plain,
         "org.apache.kafka.common.security.scram.ScramLoginModule" => JaasModule::Scram,
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule" => {
+            JaasModule::OAuthBearer
+        }
         other => {
             return Err(Error::config(format!(
-                "{KEY}: login module `{other}` is not supported (PlainLoginModule and \
-                 ScramLoginModule are)"
+                "{KEY}: login module `{other}` is not supported (PlainLoginModule, \
+                 ScramLoginModule and OAuthBearerLoginModule are)"
             )))
         }
     };
@@ -439,7 +703,7 @@ fn parse_jaas(value: &str) -> Result<Jaas> {
         ));
     }
     rest = after;
-    let (mut username, mut password) = (None, None);
+    let mut options = Vec::new();
     loop {
         rest = rest.trim_start();
         if rest.is_empty() {
@@ -473,19 +737,10 @@ fn parse_jaas(value: &str) -> Result<Jaas> {
             let end = after.find(char::is_whitespace).unwrap_or(after.len());
             (after[..end].to_owned(), &after[end..])
         };
-        match name {
-            "username" => username = Some(val),
-            "password" => password = Some(Secret::new(val)),
-            // Other options (SCRAM's `tokenauth`, extensions) are not used by this client.
-            _ => {}
-        }
+        options.push((name.to_owned(), val));
         rest = after;
     }
-    Ok(Jaas {
-        module,
-        username: username.ok_or_else(|| bad("there is no username option"))?,
-        password: password.ok_or_else(|| bad("there is no password option"))?,
-    })
+    Ok(Jaas { module, options })
 }
 
 #[cfg(test)]

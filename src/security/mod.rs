@@ -5,7 +5,11 @@
 //! - `secret.rs`: the redacting wrapper every password and private key is kept in;
 //! - `tls.rs`: the rustls configuration, the TLS connector and the TLS error kinds;
 //! - `scram.rs`: the SCRAM client (RFC 5802/7677) with server-signature verification;
-//! - `sasl.rs`: the SaslHandshake/SaslAuthenticate exchange on a new connection.
+//! - `sasl.rs`: the SaslHandshake/SaslAuthenticate exchange on a new connection;
+//! - `oauth.rs`: OAUTHBEARER's token provider trait, token cache and first message;
+//! - `oidc.rs`: the built-in OIDC client-credentials token provider (KIP-768);
+//! - `http.rs`: the minimal HTTP/1.1 POST the OIDC provider sends;
+//! - `reauth.rs`: re-authentication before the broker's session lifetime runs out (KIP-368).
 //!
 //! The hooks elsewhere are small: `ClientConfig` holds a [`SecurityConfig`] and routes the
 //! keys to it; `ClientBuilder::build` picks the connector ([`connector`]); the pool
@@ -13,6 +17,10 @@
 //! ([`tls::connect_error`], [`tls::refine`]).
 
 pub(crate) mod config;
+pub(crate) mod http;
+pub(crate) mod oauth;
+pub(crate) mod oidc;
+pub(crate) mod reauth;
 pub(crate) mod sasl;
 pub(crate) mod scram;
 pub(crate) mod secret;
@@ -22,8 +30,9 @@ use std::sync::Arc;
 
 #[cfg(test)]
 pub(crate) use config::SECURITY_KEYS;
-pub(crate) use config::{Pem, SecurityConfig};
+pub(crate) use config::{Pem, ProviderHandle, SecurityConfig};
 pub use config::{SaslMechanism, SecurityProtocol};
+pub use oauth::{OAuthBearerToken, OAuthBearerTokenProvider, TokenProviderError};
 pub(crate) use secret::Secret;
 pub use tls::TlsErrorKind;
 

@@ -1,9 +1,12 @@
-//! SASL authentication of a fresh connection: SaslHandshake (v1) then SaslAuthenticate rounds.
+//! SASL authentication of a connection: SaslHandshake (v1) then SaslAuthenticate rounds.
 //!
 //! Runs right after the ApiVersions negotiation (KIP-35 order: ApiVersions, SaslHandshake,
 //! SaslAuthenticate), before the pool hands the connection to anyone, so no other request can
-//! reach an unauthenticated socket. Every message goes through kafka-protocol's types; v1 of
-//! SaslHandshake is required because v0 would carry the mechanism's tokens unframed.
+//! reach an unauthenticated socket; and again in-band when the broker's session lifetime runs
+//! out (re-authentication, KIP-368, `reauth.rs`), with the connection held so nothing else
+//! is written between the handshake and the last SaslAuthenticate. Every message goes through
+//! kafka-protocol's types; v1 of SaslHandshake is required because v0 would carry the
+//! mechanism's tokens unframed.
 //!
 //! A refusal is [`Error::SaslAuthenticationFailed`] with the broker's own message (Kafka
 //! closes the connection after it). It is not retriable (`classify.rs`): the same credentials
@@ -20,17 +23,21 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::debug;
 
 use super::config::{SaslMechanism, SecurityConfig};
+use super::oauth::client_first_message;
 use super::scram::{ScramClient, ScramHash};
 use crate::client::connection::Connection;
 use crate::codes::KafkaCode;
 use crate::error::{Error, Result};
 
 /// Authenticates `conn` with the configured mechanism. `timeout` bounds each round trip.
+/// Returns the session lifetime the broker set (SaslAuthenticate v1+ `session_lifetime_ms`,
+/// from `connections.max.reauth.ms` or the token's expiry), if any: the connection must
+/// re-authenticate before it runs out.
 pub(crate) async fn authenticate(
     conn: &Connection,
     sec: &SecurityConfig,
     timeout: Duration,
-) -> Result<()> {
+) -> Result<Option<Duration>> {
     let mechanism = sec
         .effective_mechanism()
         .ok_or_else(|| Error::config("sasl.mechanism is not set"))?;
@@ -52,7 +59,7 @@ pub(crate) async fn authenticate(
     }
     let req =
         SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism.name()));
-    let resp = conn.call(&req, 1, timeout).await?;
+    let resp = conn.call_auth(&req, 1, timeout).await?;
     if resp.error_code == KafkaCode::UnsupportedSaslMechanism.code() {
         let enabled: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
         return Err(failed(format!(
@@ -64,6 +71,8 @@ pub(crate) async fn authenticate(
         format!("SaslHandshake {mechanism} with {broker}")
     })?;
 
+    let lifetime_ms;
+    let mut principal = username.to_owned();
     match mechanism {
         SaslMechanism::Plain => {
             // RFC 4616: authzid NUL authcid NUL password, with an empty authzid.
@@ -72,7 +81,7 @@ pub(crate) async fn authenticate(
             msg.extend_from_slice(username.as_bytes());
             msg.push(0);
             msg.extend_from_slice(password.expose().as_bytes());
-            round(conn, msg, timeout, &failed).await?;
+            (_, lifetime_ms) = round(conn, msg, timeout, &failed).await?;
         }
         SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
             let hash = if mechanism == SaslMechanism::ScramSha256 {
@@ -81,26 +90,54 @@ pub(crate) async fn authenticate(
                 ScramHash::Sha512
             };
             let mut scram = ScramClient::new(hash, username, password).map_err(&failed)?;
-            let server_first = round(conn, scram.client_first(), timeout, &failed).await?;
+            let (server_first, _) = round(conn, scram.client_first(), timeout, &failed).await?;
             let client_final = scram.client_final(&server_first).map_err(&failed)?;
-            let server_final = round(conn, client_final, timeout, &failed).await?;
+            let server_final;
+            (server_final, lifetime_ms) = round(conn, client_final, timeout, &failed).await?;
             scram.verify_server_final(&server_final).map_err(&failed)?;
         }
+        SaslMechanism::OAuthBearer => {
+            let cache = sec
+                .oauth
+                .cache
+                .as_ref()
+                .ok_or_else(|| Error::config("OAUTHBEARER has no token source"))?;
+            let token = cache.token().await?;
+            principal = token.principal().unwrap_or("?").to_owned();
+            let msg = client_first_message(token.value(), &sec.oauth.extensions);
+            let challenge;
+            (challenge, lifetime_ms) = round(conn, msg, timeout, &failed).await?;
+            if !challenge.is_empty() {
+                // RFC 7628 §3.2.2: a refusal comes as a JSON error challenge (`{"status":
+                // "invalid_token"}`); the client answers with a lone 0x01 and the server then
+                // fails the exchange with its message.
+                let server_error = String::from_utf8_lossy(&challenge).into_owned();
+                let with_json =
+                    |message: String| format!("{message}; the broker said {server_error}");
+                return Err(
+                    match round(conn, vec![1], timeout, &|m| failed(with_json(m))).await {
+                        Err(e) => e,
+                        Ok(_) => failed(with_json("the token was refused".into())),
+                    },
+                );
+            }
+        }
     }
-    debug!(broker = %conn.label(), %mechanism, user = username, "SASL authenticated");
-    Ok(())
+    debug!(broker = %conn.label(), %mechanism, principal, session_lifetime_ms = lifetime_ms, "SASL authenticated");
+    Ok((lifetime_ms > 0).then(|| Duration::from_millis(lifetime_ms as u64)))
 }
 
-/// One SaslAuthenticate round trip: sends `auth_bytes`, returns the broker's.
+/// One SaslAuthenticate round trip: sends `auth_bytes`, returns the broker's and the session
+/// lifetime it set (0 for none, or before v1).
 async fn round(
     conn: &Connection,
     auth_bytes: Vec<u8>,
     timeout: Duration,
     failed: &impl Fn(String) -> Error,
-) -> Result<Bytes> {
+) -> Result<(Bytes, i64)> {
     let version = conn.version(ApiKey::SaslAuthenticate)?;
     let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(auth_bytes));
-    let resp: SaslAuthenticateResponse = conn.call(&req, version, timeout).await?;
+    let resp: SaslAuthenticateResponse = conn.call_auth(&req, version, timeout).await?;
     if resp.error_code != 0 {
         let code = KafkaCode::from_code(resp.error_code)
             .map(|c| c.to_string())
@@ -111,7 +148,7 @@ async fn round(
         };
         return Err(failed(message));
     }
-    Ok(resp.auth_bytes)
+    Ok((resp.auth_bytes, resp.session_lifetime_ms))
 }
 
 #[cfg(test)]
@@ -171,7 +208,7 @@ mod tests {
         let conn = Connection::connect(client_io, cfg, Duration::from_secs(5)).await?;
         let result = authenticate(&conn, &sec, Duration::from_secs(5)).await;
         peer.await.unwrap();
-        result
+        result.map(|_| ())
     }
 
     async fn answer(peer: &mut FakePeer, bytes: Vec<u8>) -> Vec<u8> {
@@ -256,6 +293,10 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         // The test runtime is single-threaded: every task of the exchange logs through this.
+        // With a single subscriber registered, tracing-core caches whether an event is wanted
+        // from whichever thread reaches it first: another test's thread (no subscriber) would
+        // switch it off here too. A second, idle dispatcher makes it ask per thread.
+        let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
         let _guard = tracing::subscriber::set_default(subscriber);
         scram_with_server_signature(None).await.unwrap();
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -304,6 +345,75 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("wrong-very-secret"), "{text}");
+        assert!(!e.is_retriable());
+    }
+
+    /// Hands out one fixed token.
+    struct Fixed;
+
+    #[async_trait::async_trait]
+    impl crate::security::OAuthBearerTokenProvider for Fixed {
+        async fn token(
+            &self,
+        ) -> std::result::Result<crate::OAuthBearerToken, crate::TokenProviderError> {
+            Ok(crate::OAuthBearerToken::new(
+                "header.payload.sig",
+                Duration::from_secs(60),
+            ))
+        }
+    }
+
+    fn oauth_sec() -> SecurityConfig {
+        let mut s = SecurityConfig::default();
+        s.apply("security.protocol", "SASL_PLAINTEXT").unwrap();
+        s.apply("sasl.oauthbearer.extensions", "logicalCluster=lkc-1")
+            .unwrap();
+        s.mechanism = Some(SaslMechanism::OAuthBearer);
+        s.oauth.provider = Some(crate::security::ProviderHandle(std::sync::Arc::new(Fixed)));
+        s.validate().unwrap();
+        s.prepare(Duration::from_secs(5)).unwrap();
+        s
+    }
+
+    #[tokio::test]
+    async fn oauthbearer_sends_the_token_and_extensions() {
+        run(oauth_sec(), |mut peer| async move {
+            let got = answer(&mut peer, Vec::new()).await;
+            assert_eq!(
+                got,
+                b"n,,\x01auth=Bearer header.payload.sig\x01logicalCluster=lkc-1\x01\x01"
+            );
+        })
+        .await
+        .unwrap();
+    }
+
+    /// RFC 7628 §3.2.2: the broker's refusal is an error challenge, the client answers 0x01,
+    /// and the final failure carries the broker's message and its JSON, never the token.
+    #[tokio::test]
+    async fn oauthbearer_refusal_answers_the_error_challenge() {
+        let e = run(oauth_sec(), |mut peer| async move {
+            answer(&mut peer, br#"{"status":"invalid_token"}"#.to_vec()).await;
+            let req = peer.read_request().await;
+            let got: SaslAuthenticateRequest = req.decode();
+            assert_eq!(got.auth_bytes.as_ref(), b"\x01");
+            let resp = SaslAuthenticateResponse::default()
+                .with_error_code(KafkaCode::SaslAuthenticationFailed.code())
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "Authentication failed during authentication due to invalid credentials",
+                )));
+            peer.respond(&req.header, &resp).await;
+        })
+        .await
+        .unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(
+            text.contains("SASL OAUTHBEARER authentication with broker 1 (fake:9092) failed"),
+            "{text}"
+        );
+        assert!(text.contains("invalid credentials"), "{text}");
+        assert!(text.contains(r#"{"status":"invalid_token"}"#), "{text}");
+        assert!(!text.contains("header.payload.sig"), "{text}");
         assert!(!e.is_retriable());
     }
 

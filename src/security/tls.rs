@@ -169,6 +169,30 @@ pub(crate) fn client_config(sec: &SecurityConfig) -> Result<Arc<rustls::ClientCo
     Ok(Arc::new(config))
 }
 
+/// The rustls configuration for HTTPS to an OIDC token endpoint: Mozilla's roots plus the
+/// `ssl.ca.*` certificates when set (a company CA often signs both the brokers and the
+/// identity provider), host names always verified, no client certificate.
+pub(crate) fn https_client_config(sec: &SecurityConfig) -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = &sec.ca {
+        let key = pem.key("ssl.ca");
+        let text = read(pem, &key)?;
+        for cert in CertificateDer::pem_slice_iter(text.expose().as_bytes()) {
+            let cert = cert.map_err(|e| Error::config(format!("{key}: bad PEM: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::config(format!("{key}: not a usable CA certificate: {e}")))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// The PEM text of a setting: the file's contents or the inline value.
 fn read(pem: &Pem, key: &str) -> Result<Secret> {
     match pem {

@@ -75,6 +75,9 @@ pub struct KafkaOptions {
     /// `sasl.*` settings go in [`KafkaOptions::properties`], prefixed with
     /// `listener.name.<lowercase name>.` where they differ per listener.
     pub listeners: Vec<(String, String)>,
+    /// Extra JVM arguments for every node, e.g. `-Dorg.apache.kafka.sasl.oauthbearer.
+    /// allowed.urls=...` (Kafka reads some security settings only as system properties).
+    pub jvm_args: Vec<String>,
 }
 
 impl KafkaOptions {
@@ -88,7 +91,14 @@ impl KafkaOptions {
             format_args: Vec::new(),
             log_dir,
             listeners: Vec::new(),
+            jvm_args: Vec::new(),
         }
+    }
+
+    /// Adds a JVM system property `-Dkey=value` to every node.
+    pub fn jvm_property(mut self, key: &str, value: &str) -> KafkaOptions {
+        self.jvm_args.push(format!("-D{key}={value}"));
+        self
     }
 
     /// Adds or overrides one server property on every node.
@@ -133,6 +143,8 @@ pub struct KafkaCluster {
     root: PathBuf,
     /// How long the last start took (all nodes together), for the notes and logs.
     started_in: Duration,
+    /// [`KafkaOptions::jvm_args`], kept for restarts.
+    jvm_args: Vec<String>,
 }
 
 impl KafkaCluster {
@@ -186,6 +198,7 @@ impl KafkaCluster {
             classpath: classpath.to_string(),
             root: root.clone(),
             started_in: Duration::ZERO,
+            jvm_args: options.jvm_args.clone(),
         };
         for i in 0..options.nodes {
             let id = i as i32 + 1;
@@ -346,8 +359,10 @@ impl KafkaCluster {
     fn format(&self, i: usize, options: &KafkaOptions) -> Result<(), String> {
         let node = &self.nodes[i];
         let mut cmd = self.java();
-        cmd.args(["-Xmx256m", "kafka.tools.StorageTool", "format", "-t"])
-            .arg(&self.cluster_id)
+        // One `--cluster-id=` argument: an id starting with `-` (a quarter of them, base64url)
+        // would otherwise be read as an option and fail the format.
+        cmd.args(["-Xmx256m", "kafka.tools.StorageTool", "format"])
+            .arg(format!("--cluster-id={}", self.cluster_id))
             .arg("-c")
             .arg(node.dir.join("server.properties"))
             .args(&options.format_args)
@@ -370,6 +385,7 @@ impl KafkaCluster {
     /// Launches node `i`'s JVM (appending to its log) and tells its watchdog the pid.
     fn spawn(&mut self, i: usize) -> Result<(), String> {
         let classpath = self.classpath.clone();
+        let jvm_args = self.jvm_args.clone();
         let node = &mut self.nodes[i];
         let mut log = fs::OpenOptions::new()
             .create(true)
@@ -386,6 +402,7 @@ impl KafkaCluster {
             .args(["-Xms128m", "-Xmx512m", "-XX:+UseSerialGC"])
             .arg("-Dorg.slf4j.simpleLogger.showDateTime=true")
             .arg("-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS")
+            .args(&jvm_args)
             .arg("-cp")
             .arg(&classpath)
             .arg("kafka.Kafka")

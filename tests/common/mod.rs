@@ -536,3 +536,38 @@ pub mod java;
 pub mod kafka;
 
 pub use kafka::{KafkaCluster, KafkaOptions};
+
+/// The binary of example `name`, built by cargo if missing or stale: cargo gives tests no
+/// `CARGO_BIN_EXE_` for examples, and a `--test` filter does not build them. Built with the
+/// test's own profile and target directory.
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let target_dir = profile_dir.parent().unwrap();
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(other) => other,
+        None => panic!("unexpected profile directory {}", profile_dir.display()),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(&cargo)
+        .args(["build", "--quiet", "--workspace", "--example", name])
+        .args(["--profile", profile])
+        .arg("--manifest-path")
+        .arg(workspace_root().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "building the {name} example failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "no example binary at {}", bin.display());
+    bin
+}
