@@ -433,6 +433,7 @@ impl Producer {
         let deadline = Instant::now() + inner.cfg.max_block;
         let client = &inner.client.inner;
         let mut last = None;
+        let mut asked = false;
         loop {
             let snapshot = client.metadata.snapshot();
             if let Some(t) = snapshot.cluster.topic(topic) {
@@ -451,7 +452,10 @@ impl Producer {
                 }));
             }
             if let Some(e) = &last {
-                if !e.is_retriable() {
+                // A permanent error in the cache may be stale (an ACL granted or a topic
+                // created since it was fetched): only an answer newer than that snapshot is
+                // final, as Java asks again on every send to a topic it has no partitions for.
+                if !e.is_retriable() && asked {
                     return Err(e.clone());
                 }
             }
@@ -464,6 +468,7 @@ impl Producer {
             {
                 last = Some(e);
             }
+            asked = true;
             if client.metadata.snapshot().generation == snapshot.generation || last.is_some() {
                 tokio::time::sleep(
                     client
