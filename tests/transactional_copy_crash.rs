@@ -77,43 +77,11 @@ const IDLE: Duration = Duration::from_secs(3);
 /// After an instance is gone, time for the broker to finish requests it had already sent.
 const SETTLE: Duration = Duration::from_millis(200);
 
-/// The example binary, built by cargo if missing or stale (see `fk_binary` in
-/// tests/cli_fk.rs for why: cargo gives tests no `CARGO_BIN_EXE_` for examples, and a
-/// `--test` filter does not build them).
+/// The example binary, built by cargo if missing or stale (`common::example_binary`), once
+/// per test binary.
 fn example_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let name = "transactional_copy";
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-        let target_dir = profile_dir.parent().unwrap();
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev",
-            Some(other) => other,
-            None => panic!("unexpected profile directory {}", profile_dir.display()),
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = StdCommand::new(&cargo)
-            .args(["build", "--quiet", "--workspace", "--example", name])
-            .args(["--profile", profile])
-            .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target_dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "building the {name} example failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "no example binary at {}", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| common::example_binary("transactional_copy"))
 }
 
 /// xorshift64*: reproducible kill points without a dependency.
