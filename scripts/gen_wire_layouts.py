@@ -43,6 +43,44 @@ APIS = [
     ("SaslHandshake", "sasl_handshake_response", "SaslHandshakeResponse"),
     ("SaslAuthenticate", "sasl_authenticate_response", "SaslAuthenticateResponse"),
     ("CreateAcls", "create_acls_response", "CreateAclsResponse"),
+    # Admin (operations issue), KIP-848 and share groups (Kafka 4 issue): listed ahead of
+    # their use so every decoder the client may call is bounded.
+    ("DescribeAcls", "describe_acls_response", "DescribeAclsResponse"),
+    ("DeleteAcls", "delete_acls_response", "DeleteAclsResponse"),
+    ("DescribeConfigs", "describe_configs_response", "DescribeConfigsResponse"),
+    ("AlterConfigs", "alter_configs_response", "AlterConfigsResponse"),
+    ("IncrementalAlterConfigs", "incremental_alter_configs_response",
+     "IncrementalAlterConfigsResponse"),
+    ("CreatePartitions", "create_partitions_response", "CreatePartitionsResponse"),
+    ("DeleteRecords", "delete_records_response", "DeleteRecordsResponse"),
+    ("ListGroups", "list_groups_response", "ListGroupsResponse"),
+    ("DescribeGroups", "describe_groups_response", "DescribeGroupsResponse"),
+    ("DeleteGroups", "delete_groups_response", "DeleteGroupsResponse"),
+    ("OffsetDelete", "offset_delete_response", "OffsetDeleteResponse"),
+    ("DescribeUserScramCredentials", "describe_user_scram_credentials_response",
+     "DescribeUserScramCredentialsResponse"),
+    ("AlterUserScramCredentials", "alter_user_scram_credentials_response",
+     "AlterUserScramCredentialsResponse"),
+    ("DescribeProducers", "describe_producers_response", "DescribeProducersResponse"),
+    ("ListTransactions", "list_transactions_response", "ListTransactionsResponse"),
+    ("DescribeTransactions", "describe_transactions_response", "DescribeTransactionsResponse"),
+    ("ElectLeaders", "elect_leaders_response", "ElectLeadersResponse"),
+    ("DescribeTopicPartitions", "describe_topic_partitions_response",
+     "DescribeTopicPartitionsResponse"),
+    ("ConsumerGroupHeartbeat", "consumer_group_heartbeat_response",
+     "ConsumerGroupHeartbeatResponse"),
+    ("ConsumerGroupDescribe", "consumer_group_describe_response",
+     "ConsumerGroupDescribeResponse"),
+    ("ShareGroupHeartbeat", "share_group_heartbeat_response", "ShareGroupHeartbeatResponse"),
+    ("ShareGroupDescribe", "share_group_describe_response", "ShareGroupDescribeResponse"),
+    ("ShareFetch", "share_fetch_response", "ShareFetchResponse"),
+    ("ShareAcknowledge", "share_acknowledge_response", "ShareAcknowledgeResponse"),
+    ("DescribeShareGroupOffsets", "describe_share_group_offsets_response",
+     "DescribeShareGroupOffsetsResponse"),
+    ("AlterShareGroupOffsets", "alter_share_group_offsets_response",
+     "AlterShareGroupOffsetsResponse"),
+    ("DeleteShareGroupOffsets", "delete_share_group_offsets_response",
+     "DeleteShareGroupOffsetsResponse"),
 ]
 
 MAX_VERSION = 40
@@ -143,6 +181,8 @@ class Gen:
             return f"Ty::{PLAIN[kind]}"
         if kind == "Struct":
             return f"Ty::Struct({self.struct_id(stem, elem_struct(rust_ty))})"
+        if kind == "OptionStruct":
+            return f"Ty::OptStruct({self.struct_id(stem, elem_struct(rust_ty))})"
         if kind in ("Array", "CompactArray"):
             inner = rest[1:-1].strip()
             elem = self.leaf_ty(stem, inner, rust_ty)
@@ -171,7 +211,12 @@ class Gen:
         fn = impl.index("fn decode")
         body, _ = block_at(impl, impl.index("{", fn))
         lo_hi = re.search(r"if version < (-?\d+) \|\| version > (\d+) \{", body)
-        vmin, vmax = int(lo_hi.group(1)), int(lo_hi.group(2))
+        if lo_hi:
+            vmin, vmax = int(lo_hi.group(1)), int(lo_hi.group(2))
+        else:
+            # Messages defined at one version only (ShareFetch v1, ...).
+            lo_hi = re.search(r"if version != (\d+) \{", body)
+            vmin = vmax = int(lo_hi.group(1))
         fields, tags, tagged_from = [], [], None
         pos = body.index("}", lo_hi.end()) + 1
         while True:

@@ -43,6 +43,9 @@ pub(super) enum Ty {
     CArr(&'static Ty),
     /// The layout `LAYOUTS[i]`.
     Struct(usize),
+    /// An `i8` presence flag, then `LAYOUTS[i]` when the flag is 1 (kafka-protocol's
+    /// `OptionStruct`, e.g. KIP-848's assignment in a heartbeat response).
+    OptStruct(usize),
 }
 
 /// A field read at the versions in `versions` (inclusive).
@@ -133,7 +136,7 @@ pub(super) fn min_size(ty: Ty, version: i16) -> usize {
         Ty::Fixed(n) => n as usize,
         Ty::Str => 2,
         Ty::Bytes | Ty::Arr(_) => 4,
-        Ty::CStr | Ty::CBytes | Ty::CArr(_) => 1,
+        Ty::CStr | Ty::CBytes | Ty::CArr(_) | Ty::OptStruct(_) => 1,
         Ty::Struct(i) => {
             let l = &LAYOUTS[i];
             let fields: usize = l
@@ -241,6 +244,15 @@ impl Walk<'_> {
                 self.elements(u64::from(n.saturating_sub(1)), *elem, version, owner)
             }
             Ty::Struct(i) => self.layout(i, version),
+            Ty::OptStruct(i) => {
+                // The decoder reads the struct only when the flag is exactly 1.
+                let [present] = self.array()?;
+                if present == 1 {
+                    self.layout(i, version)
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 

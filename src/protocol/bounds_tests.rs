@@ -41,7 +41,7 @@ fn every_api_the_client_speaks_has_a_layout_covering_its_versions() {
     }
     for_each_decoded_response!(check);
     assert_eq!(
-        check(ApiKey::DescribeConfigs, 1, &[]),
+        check(ApiKey::AlterReplicaLogDirs, 1, &[]),
         Err(Reject::NoLayout)
     );
 }
@@ -134,6 +134,14 @@ fn generate(ty: Ty, v: i16, rng: &mut Rng, out: &mut Vec<u8>) {
             (0..n).for_each(|_| generate(*e, v, rng, out));
         }
         Ty::Struct(i) => generate_layout(i, v, rng, out),
+        Ty::OptStruct(i) => {
+            if rng.below(2) == 0 {
+                out.push(0xff);
+            } else {
+                out.push(1);
+                generate_layout(i, v, rng, out);
+            }
+        }
     }
 }
 

@@ -31,6 +31,33 @@ pub(super) fn root(api: ApiKey) -> Option<usize> {
         ApiKey::SaslHandshake => 59,
         ApiKey::SaslAuthenticate => 60,
         ApiKey::CreateAcls => 61,
+        ApiKey::DescribeAcls => 63,
+        ApiKey::DeleteAcls => 66,
+        ApiKey::DescribeConfigs => 69,
+        ApiKey::AlterConfigs => 73,
+        ApiKey::IncrementalAlterConfigs => 75,
+        ApiKey::CreatePartitions => 77,
+        ApiKey::DeleteRecords => 79,
+        ApiKey::ListGroups => 82,
+        ApiKey::DescribeGroups => 84,
+        ApiKey::DeleteGroups => 87,
+        ApiKey::OffsetDelete => 89,
+        ApiKey::DescribeUserScramCredentials => 92,
+        ApiKey::AlterUserScramCredentials => 95,
+        ApiKey::DescribeProducers => 97,
+        ApiKey::ListTransactions => 101,
+        ApiKey::DescribeTransactions => 103,
+        ApiKey::ElectLeaders => 106,
+        ApiKey::DescribeTopicPartitions => 109,
+        ApiKey::ConsumerGroupHeartbeat => 113,
+        ApiKey::ConsumerGroupDescribe => 116,
+        ApiKey::ShareGroupHeartbeat => 121,
+        ApiKey::ShareGroupDescribe => 124,
+        ApiKey::ShareFetch => 129,
+        ApiKey::ShareAcknowledge => 135,
+        ApiKey::DescribeShareGroupOffsets => 140,
+        ApiKey::AlterShareGroupOffsets => 144,
+        ApiKey::DeleteShareGroupOffsets => 147,
         _ => return None,
     })
 }
@@ -1815,6 +1842,2276 @@ pub(super) static LAYOUTS: &[Layout] = &[
             },
         ],
         tagged_from: 2,
+        tagged: &[],
+    },
+    // 63
+    Layout {
+        name: "DescribeAclsResponse",
+        versions: (1, 3),
+        fields: &[
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Arr(&Ty::Struct(64)),
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CArr(&Ty::Struct(64)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 64
+    Layout {
+        name: "DescribeAclsResource",
+        versions: (1, 3),
+        fields: &[
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Arr(&Ty::Struct(65)),
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CArr(&Ty::Struct(65)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 65
+    Layout {
+        name: "AclDescription",
+        versions: (1, 3),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(1),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 66
+    Layout {
+        name: "DeleteAclsResponse",
+        versions: (1, 3),
+        fields: &[
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Arr(&Ty::Struct(67)),
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CArr(&Ty::Struct(67)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 67
+    Layout {
+        name: "DeleteAclsFilterResult",
+        versions: (1, 3),
+        fields: &[
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Arr(&Ty::Struct(68)),
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CArr(&Ty::Struct(68)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 68
+    Layout {
+        name: "DeleteAclsMatchingAcl",
+        versions: (1, 3),
+        fields: &[
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Fixed(1),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 69
+    Layout {
+        name: "DescribeConfigsResponse",
+        versions: (1, 4),
+        fields: &[
+            Field {
+                versions: (1, 4),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Arr(&Ty::Struct(70)),
+            },
+            Field {
+                versions: (4, 4),
+                ty: Ty::CArr(&Ty::Struct(70)),
+            },
+        ],
+        tagged_from: 4,
+        tagged: &[],
+    },
+    // 70
+    Layout {
+        name: "DescribeConfigsResult",
+        versions: (1, 4),
+        fields: &[
+            Field {
+                versions: (1, 4),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (4, 4),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 4),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (4, 4),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Arr(&Ty::Struct(71)),
+            },
+            Field {
+                versions: (4, 4),
+                ty: Ty::CArr(&Ty::Struct(71)),
+            },
+        ],
+        tagged_from: 4,
+        tagged: &[],
+    },
+    // 71
+    Layout {
+        name: "DescribeConfigsResourceResult",
+        versions: (1, 4),
+        fields: &[
+            Field {
+                versions: (1, 3),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (4, 4),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (4, 4),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 4),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (1, 4),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (1, 4),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Arr(&Ty::Struct(72)),
+            },
+            Field {
+                versions: (4, 4),
+                ty: Ty::CArr(&Ty::Struct(72)),
+            },
+            Field {
+                versions: (3, 4),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (3, 3),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (4, 4),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 4,
+        tagged: &[],
+    },
+    // 72
+    Layout {
+        name: "DescribeConfigsSynonym",
+        versions: (1, 4),
+        fields: &[
+            Field {
+                versions: (1, 3),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (4, 4),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 3),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (4, 4),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 4),
+                ty: Ty::Fixed(1),
+            },
+        ],
+        tagged_from: 4,
+        tagged: &[],
+    },
+    // 73
+    Layout {
+        name: "AlterConfigsResponse",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Arr(&Ty::Struct(74)),
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CArr(&Ty::Struct(74)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 74
+    Layout {
+        name: "AlterConfigsResourceResponse",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 75
+    Layout {
+        name: "IncrementalAlterConfigsResponse",
+        versions: (0, 1),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Arr(&Ty::Struct(76)),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Struct(76)),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 76
+    Layout {
+        name: "AlterConfigsResourceResponse",
+        versions: (0, 1),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 77
+    Layout {
+        name: "CreatePartitionsResponse",
+        versions: (0, 3),
+        fields: &[
+            Field {
+                versions: (0, 3),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Arr(&Ty::Struct(78)),
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CArr(&Ty::Struct(78)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 78
+    Layout {
+        name: "CreatePartitionsTopicResult",
+        versions: (0, 3),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 3),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 3),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 79
+    Layout {
+        name: "DeleteRecordsResponse",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Arr(&Ty::Struct(80)),
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CArr(&Ty::Struct(80)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 80
+    Layout {
+        name: "DeleteRecordsTopicResult",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Arr(&Ty::Struct(81)),
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CArr(&Ty::Struct(81)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 81
+    Layout {
+        name: "DeleteRecordsPartitionResult",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(8),
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(2),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 82
+    Layout {
+        name: "ListGroupsResponse",
+        versions: (0, 5),
+        fields: &[
+            Field {
+                versions: (1, 5),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 5),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::Arr(&Ty::Struct(83)),
+            },
+            Field {
+                versions: (3, 5),
+                ty: Ty::CArr(&Ty::Struct(83)),
+            },
+        ],
+        tagged_from: 3,
+        tagged: &[],
+    },
+    // 83
+    Layout {
+        name: "ListedGroup",
+        versions: (0, 5),
+        fields: &[
+            Field {
+                versions: (0, 2),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (3, 5),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (3, 5),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (4, 5),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (5, 5),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 3,
+        tagged: &[],
+    },
+    // 84
+    Layout {
+        name: "DescribeGroupsResponse",
+        versions: (0, 6),
+        fields: &[
+            Field {
+                versions: (1, 6),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 4),
+                ty: Ty::Arr(&Ty::Struct(85)),
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CArr(&Ty::Struct(85)),
+            },
+        ],
+        tagged_from: 5,
+        tagged: &[],
+    },
+    // 85
+    Layout {
+        name: "DescribedGroup",
+        versions: (0, 6),
+        fields: &[
+            Field {
+                versions: (0, 6),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (6, 6),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 4),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 4),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 4),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 4),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 4),
+                ty: Ty::Arr(&Ty::Struct(86)),
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CArr(&Ty::Struct(86)),
+            },
+            Field {
+                versions: (3, 6),
+                ty: Ty::Fixed(4),
+            },
+        ],
+        tagged_from: 5,
+        tagged: &[],
+    },
+    // 86
+    Layout {
+        name: "DescribedGroupMember",
+        versions: (0, 6),
+        fields: &[
+            Field {
+                versions: (0, 4),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (4, 4),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 4),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 4),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 4),
+                ty: Ty::Bytes,
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CBytes,
+            },
+            Field {
+                versions: (0, 4),
+                ty: Ty::Bytes,
+            },
+            Field {
+                versions: (5, 6),
+                ty: Ty::CBytes,
+            },
+        ],
+        tagged_from: 5,
+        tagged: &[],
+    },
+    // 87
+    Layout {
+        name: "DeleteGroupsResponse",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Arr(&Ty::Struct(88)),
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CArr(&Ty::Struct(88)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 88
+    Layout {
+        name: "DeletableGroupResult",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(2),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 89
+    Layout {
+        name: "OffsetDeleteResponse",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Arr(&Ty::Struct(90)),
+            },
+        ],
+        tagged_from: i16::MAX,
+        tagged: &[],
+    },
+    // 90
+    Layout {
+        name: "OffsetDeleteResponseTopic",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Arr(&Ty::Struct(91)),
+            },
+        ],
+        tagged_from: i16::MAX,
+        tagged: &[],
+    },
+    // 91
+    Layout {
+        name: "OffsetDeleteResponsePartition",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+        ],
+        tagged_from: i16::MAX,
+        tagged: &[],
+    },
+    // 92
+    Layout {
+        name: "DescribeUserScramCredentialsResponse",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(93)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 93
+    Layout {
+        name: "DescribeUserScramCredentialsResult",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(94)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 94
+    Layout {
+        name: "CredentialInfo",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 95
+    Layout {
+        name: "AlterUserScramCredentialsResponse",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(96)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 96
+    Layout {
+        name: "AlterUserScramCredentialsResult",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 97
+    Layout {
+        name: "DescribeProducersResponse",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(98)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 98
+    Layout {
+        name: "TopicResponse",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(99)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 99
+    Layout {
+        name: "PartitionResponse",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(100)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 100
+    Layout {
+        name: "ProducerState",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(8),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(8),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(8),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 101
+    Layout {
+        name: "ListTransactionsResponse",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::CArr(&Ty::CStr),
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::CArr(&Ty::Struct(102)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 102
+    Layout {
+        name: "TransactionState",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 2),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(8),
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 103
+    Layout {
+        name: "DescribeTransactionsResponse",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(104)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 104
+    Layout {
+        name: "TransactionState",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(8),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(8),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(105)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 105
+    Layout {
+        name: "TopicData",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Fixed(4)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 106
+    Layout {
+        name: "ElectLeadersResponse",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 2),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Arr(&Ty::Struct(107)),
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CArr(&Ty::Struct(107)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 107
+    Layout {
+        name: "ReplicaElectionResult",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Arr(&Ty::Struct(108)),
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CArr(&Ty::Struct(108)),
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 108
+    Layout {
+        name: "PartitionResult",
+        versions: (0, 2),
+        fields: &[
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 2),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Str,
+            },
+            Field {
+                versions: (2, 2),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 2,
+        tagged: &[],
+    },
+    // 109
+    Layout {
+        name: "DescribeTopicPartitionsResponse",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(110)),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::OptStruct(112),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 110
+    Layout {
+        name: "DescribeTopicPartitionsResponseTopic",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(16),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(1),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(111)),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 111
+    Layout {
+        name: "DescribeTopicPartitionsResponsePartition",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Fixed(4)),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Fixed(4)),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Fixed(4)),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Fixed(4)),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Fixed(4)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 112
+    Layout {
+        name: "Cursor",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 113
+    Layout {
+        name: "ConsumerGroupHeartbeatResponse",
+        versions: (0, 1),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::OptStruct(114),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 114
+    Layout {
+        name: "Assignment",
+        versions: (0, 1),
+        fields: &[Field {
+            versions: (0, 1),
+            ty: Ty::CArr(&Ty::Struct(115)),
+        }],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 115
+    Layout {
+        name: "TopicPartitions",
+        versions: (0, 1),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(16),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CArr(&Ty::Fixed(4)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 116
+    Layout {
+        name: "ConsumerGroupDescribeResponse",
+        versions: (0, 1),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CArr(&Ty::Struct(117)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 117
+    Layout {
+        name: "DescribedGroup",
+        versions: (0, 1),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CArr(&Ty::Struct(118)),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(4),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 118
+    Layout {
+        name: "Member",
+        versions: (0, 1),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CArr(&Ty::CStr),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Struct(119),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::Struct(119),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(1),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 119
+    Layout {
+        name: "Assignment",
+        versions: (0, 1),
+        fields: &[Field {
+            versions: (0, 1),
+            ty: Ty::CArr(&Ty::Struct(120)),
+        }],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 120
+    Layout {
+        name: "TopicPartitions",
+        versions: (0, 1),
+        fields: &[
+            Field {
+                versions: (0, 1),
+                ty: Ty::Fixed(16),
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 1),
+                ty: Ty::CArr(&Ty::Fixed(4)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 121
+    Layout {
+        name: "ShareGroupHeartbeatResponse",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::OptStruct(122),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 122
+    Layout {
+        name: "Assignment",
+        versions: (1, 1),
+        fields: &[Field {
+            versions: (1, 1),
+            ty: Ty::CArr(&Ty::Struct(123)),
+        }],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 123
+    Layout {
+        name: "TopicPartitions",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(16),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Fixed(4)),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 124
+    Layout {
+        name: "ShareGroupDescribeResponse",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Struct(125)),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 125
+    Layout {
+        name: "DescribedGroup",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Struct(126)),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 126
+    Layout {
+        name: "Member",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::CStr),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Struct(127),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 127
+    Layout {
+        name: "Assignment",
+        versions: (1, 1),
+        fields: &[Field {
+            versions: (1, 1),
+            ty: Ty::CArr(&Ty::Struct(128)),
+        }],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 128
+    Layout {
+        name: "TopicPartitions",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(16),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Fixed(4)),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 129
+    Layout {
+        name: "ShareFetchResponse",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Struct(130)),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Struct(134)),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 130
+    Layout {
+        name: "ShareFetchableTopicResponse",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(16),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Struct(131)),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 131
+    Layout {
+        name: "PartitionData",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Struct(132),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CBytes,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Struct(133)),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 132
+    Layout {
+        name: "LeaderIdAndEpoch",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 133
+    Layout {
+        name: "AcquiredRecords",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(8),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(8),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(2),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 134
+    Layout {
+        name: "NodeEndpoint",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 135
+    Layout {
+        name: "ShareAcknowledgeResponse",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Struct(136)),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Struct(139)),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 136
+    Layout {
+        name: "ShareAcknowledgeTopicResponse",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(16),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CArr(&Ty::Struct(137)),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 137
+    Layout {
+        name: "PartitionData",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Struct(138),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 138
+    Layout {
+        name: "LeaderIdAndEpoch",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 139
+    Layout {
+        name: "NodeEndpoint",
+        versions: (1, 1),
+        fields: &[
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (1, 1),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 1,
+        tagged: &[],
+    },
+    // 140
+    Layout {
+        name: "DescribeShareGroupOffsetsResponse",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(141)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 141
+    Layout {
+        name: "DescribeShareGroupOffsetsResponseGroup",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(142)),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 142
+    Layout {
+        name: "DescribeShareGroupOffsetsResponseTopic",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(16),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(143)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 143
+    Layout {
+        name: "DescribeShareGroupOffsetsResponsePartition",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(8),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 144
+    Layout {
+        name: "AlterShareGroupOffsetsResponse",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(145)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 145
+    Layout {
+        name: "AlterShareGroupOffsetsResponseTopic",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(16),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(146)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 146
+    Layout {
+        name: "AlterShareGroupOffsetsResponsePartition",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 147
+    Layout {
+        name: "DeleteShareGroupOffsetsResponse",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(4),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CArr(&Ty::Struct(148)),
+            },
+        ],
+        tagged_from: 0,
+        tagged: &[],
+    },
+    // 148
+    Layout {
+        name: "DeleteShareGroupOffsetsResponseTopic",
+        versions: (0, 0),
+        fields: &[
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(16),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::Fixed(2),
+            },
+            Field {
+                versions: (0, 0),
+                ty: Ty::CStr,
+            },
+        ],
+        tagged_from: 0,
         tagged: &[],
     },
 ];

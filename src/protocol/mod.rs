@@ -44,7 +44,34 @@ macro_rules! for_each_decoded_response {
             DescribeClusterRequest,
             SaslHandshakeRequest,
             SaslAuthenticateRequest,
-            CreateAclsRequest
+            CreateAclsRequest,
+            DescribeAclsRequest,
+            DeleteAclsRequest,
+            DescribeConfigsRequest,
+            AlterConfigsRequest,
+            IncrementalAlterConfigsRequest,
+            CreatePartitionsRequest,
+            DeleteRecordsRequest,
+            ListGroupsRequest,
+            DescribeGroupsRequest,
+            DeleteGroupsRequest,
+            OffsetDeleteRequest,
+            DescribeUserScramCredentialsRequest,
+            AlterUserScramCredentialsRequest,
+            DescribeProducersRequest,
+            ListTransactionsRequest,
+            DescribeTransactionsRequest,
+            ElectLeadersRequest,
+            DescribeTopicPartitionsRequest,
+            ConsumerGroupHeartbeatRequest,
+            ConsumerGroupDescribeRequest,
+            ShareGroupHeartbeatRequest,
+            ShareGroupDescribeRequest,
+            ShareFetchRequest,
+            ShareAcknowledgeRequest,
+            DescribeShareGroupOffsetsRequest,
+            AlterShareGroupOffsetsRequest,
+            DeleteShareGroupOffsetsRequest
         )
     };
 }
@@ -147,9 +174,9 @@ impl ApiVersionTable {
     }
 }
 
-/// Every API ferrokafka sends, in API key order (ApiVersions, which the handshake itself
-/// uses, is not in it): what the negotiation log lists per connection.
-pub(crate) const CLIENT_APIS: [ApiKey; 22] = [
+/// Every API whose responses ferrokafka decodes, in API key order (ApiVersions, which the
+/// handshake itself uses, is not in it): what the negotiation log lists per connection.
+pub(crate) const CLIENT_APIS: [ApiKey; 49] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -161,17 +188,44 @@ pub(crate) const CLIENT_APIS: [ApiKey; 22] = [
     ApiKey::Heartbeat,
     ApiKey::LeaveGroup,
     ApiKey::SyncGroup,
+    ApiKey::DescribeGroups,
+    ApiKey::ListGroups,
     ApiKey::SaslHandshake,
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
+    ApiKey::DeleteRecords,
     ApiKey::InitProducerId,
     ApiKey::AddPartitionsToTxn,
     ApiKey::AddOffsetsToTxn,
     ApiKey::EndTxn,
     ApiKey::TxnOffsetCommit,
+    ApiKey::DescribeAcls,
     ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
+    ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
     ApiKey::SaslAuthenticate,
+    ApiKey::CreatePartitions,
+    ApiKey::DeleteGroups,
+    ApiKey::ElectLeaders,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::OffsetDelete,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
     ApiKey::DescribeCluster,
+    ApiKey::DescribeProducers,
+    ApiKey::DescribeTransactions,
+    ApiKey::ListTransactions,
+    ApiKey::ConsumerGroupHeartbeat,
+    ApiKey::ConsumerGroupDescribe,
+    ApiKey::DescribeTopicPartitions,
+    ApiKey::ShareGroupHeartbeat,
+    ApiKey::ShareGroupDescribe,
+    ApiKey::ShareFetch,
+    ApiKey::ShareAcknowledge,
+    ApiKey::DescribeShareGroupOffsets,
+    ApiKey::AlterShareGroupOffsets,
+    ApiKey::DeleteShareGroupOffsets,
 ];
 
 /// What a connection negotiated, as one line: `ApiVersions v<handshake>` then, for every API
