@@ -320,14 +320,65 @@ const CLIENT_APIS: [(&str, i16); 23] = [
 
 /// What ferrokafka negotiates with the brokers `cargo xtask install-brokers` installs: the
 /// tables in docs/DESIGN.md ("API versions"), measured from this log line.
-const KAFKA_4_4_VERSIONS: &str = "ApiVersions v4 Produce v12 Fetch v12 ListOffsets v10 \
-    Metadata v13 OffsetCommit v9 OffsetFetch v9 FindCoordinator v6 JoinGroup v9 Heartbeat v4 \
-    LeaveGroup v5 SyncGroup v5 SaslHandshake v1 CreateTopics v7 DeleteTopics v6 InitProducerId v5 \
-    AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 TxnOffsetCommit v5 CreateAcls v3 SaslAuthenticate v2 DescribeCluster v2";
-const TANSU_0_6_VERSIONS: &str = "ApiVersions v4 Produce v11 Fetch v12 ListOffsets v9 \
-    Metadata v12 OffsetCommit v9 OffsetFetch v9 FindCoordinator v6 JoinGroup v9 Heartbeat v4 \
-    LeaveGroup v5 SyncGroup v5 SaslHandshake v1 CreateTopics v7 DeleteTopics v6 InitProducerId v5 \
-    AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 TxnOffsetCommit v4 CreateAcls v3 SaslAuthenticate v2 DescribeCluster v1";
+/// APIs of the admin client, the KIP-848 consumer and share groups: listed in every line
+/// (with a version, or `unsupported` on a broker without them, as Tansu for most).
+const OPTIONAL_APIS: [&str; 27] = [
+    "DescribeAcls",
+    "DeleteAcls",
+    "DescribeConfigs",
+    "AlterConfigs",
+    "IncrementalAlterConfigs",
+    "CreatePartitions",
+    "DeleteRecords",
+    "ListGroups",
+    "DescribeGroups",
+    "DeleteGroups",
+    "OffsetDelete",
+    "DescribeUserScramCredentials",
+    "AlterUserScramCredentials",
+    "DescribeProducers",
+    "ListTransactions",
+    "DescribeTransactions",
+    "ElectLeaders",
+    "DescribeTopicPartitions",
+    "ConsumerGroupHeartbeat",
+    "ConsumerGroupDescribe",
+    "ShareGroupHeartbeat",
+    "ShareGroupDescribe",
+    "ShareFetch",
+    "ShareAcknowledge",
+    "DescribeShareGroupOffsets",
+    "AlterShareGroupOffsets",
+    "DeleteShareGroupOffsets",
+];
+
+const KAFKA_4_4_VERSIONS: &str =
+    "ApiVersions v4 Produce v12 Fetch v12 ListOffsets v10 Metadata v13 OffsetCommit v9 \
+    OffsetFetch v9 FindCoordinator v6 JoinGroup v9 Heartbeat v4 LeaveGroup v5 SyncGroup v5 \
+    DescribeGroups v6 ListGroups v5 SaslHandshake v1 CreateTopics v7 DeleteTopics v6 \
+    DeleteRecords v2 InitProducerId v5 AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 \
+    TxnOffsetCommit v5 DescribeAcls v3 CreateAcls v3 DeleteAcls v3 DescribeConfigs v4 \
+    AlterConfigs v2 SaslAuthenticate v2 CreatePartitions v3 DeleteGroups v2 ElectLeaders v2 \
+    IncrementalAlterConfigs v1 OffsetDelete v0 DescribeUserScramCredentials v0 \
+    AlterUserScramCredentials v0 DescribeCluster v2 DescribeProducers v0 DescribeTransactions \
+    v0 ListTransactions v2 ConsumerGroupHeartbeat v1 ConsumerGroupDescribe v1 \
+    DescribeTopicPartitions v0 ShareGroupHeartbeat v1 ShareGroupDescribe v1 ShareFetch v1 \
+    ShareAcknowledge v1 DescribeShareGroupOffsets v0 AlterShareGroupOffsets v0 \
+    DeleteShareGroupOffsets v0";
+const TANSU_0_6_VERSIONS: &str =
+    "ApiVersions v4 Produce v11 Fetch v12 ListOffsets v9 Metadata v12 OffsetCommit v9 \
+    OffsetFetch v9 FindCoordinator v6 JoinGroup v9 Heartbeat v4 LeaveGroup v5 SyncGroup v5 \
+    DescribeGroups v5 ListGroups v5 SaslHandshake v1 CreateTopics v7 DeleteTopics v6 \
+    DeleteRecords v2 InitProducerId v5 AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 \
+    TxnOffsetCommit v4 DescribeAcls v3 CreateAcls v3 DeleteAcls unsupported DescribeConfigs v4 \
+    AlterConfigs unsupported SaslAuthenticate v2 CreatePartitions unsupported DeleteGroups v2 \
+    ElectLeaders unsupported IncrementalAlterConfigs v1 OffsetDelete unsupported \
+    DescribeUserScramCredentials v0 AlterUserScramCredentials v0 DescribeCluster v1 \
+    DescribeProducers unsupported DescribeTransactions unsupported ListTransactions \
+    unsupported ConsumerGroupHeartbeat unsupported ConsumerGroupDescribe v0 \
+    DescribeTopicPartitions v0 ShareGroupHeartbeat unsupported ShareGroupDescribe unsupported \
+    ShareFetch unsupported ShareAcknowledge unsupported DescribeShareGroupOffsets unsupported \
+    AlterShareGroupOffsets unsupported DeleteShareGroupOffsets unsupported";
 
 #[tokio::test]
 async fn every_connection_logs_a_version_for_every_api_the_client_uses() {
@@ -376,7 +427,14 @@ async fn every_connection_logs_a_version_for_every_api_the_client_uses() {
             .trim();
         let words: Vec<&str> = apis.split(' ').collect();
         let chosen: HashMap<&str, &str> = words.chunks(2).map(|w| (w[0], w[1])).collect();
-        assert_eq!(chosen.len(), CLIENT_APIS.len(), "{apis}");
+        assert_eq!(
+            chosen.len(),
+            CLIENT_APIS.len() + OPTIONAL_APIS.len(),
+            "{apis}"
+        );
+        for api in OPTIONAL_APIS {
+            assert!(chosen.contains_key(api), "{api} missing: {apis}");
+        }
         for (api, floor) in CLIENT_APIS {
             let v = chosen
                 .get(api)

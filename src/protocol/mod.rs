@@ -290,7 +290,24 @@ pub(crate) fn api_name(api: ApiKey) -> &'static str {
         DescribeProducers,
         DescribeTransactions,
         ListTransactions,
-        ConsumerGroupHeartbeat
+        ConsumerGroupHeartbeat,
+        DescribeAcls,
+        DeleteAcls,
+        AlterConfigs,
+        IncrementalAlterConfigs,
+        OffsetDelete,
+        DescribeUserScramCredentials,
+        AlterUserScramCredentials,
+        ElectLeaders,
+        DescribeTopicPartitions,
+        ConsumerGroupDescribe,
+        ShareGroupHeartbeat,
+        ShareGroupDescribe,
+        ShareFetch,
+        ShareAcknowledge,
+        DescribeShareGroupOffsets,
+        AlterShareGroupOffsets,
+        DeleteShareGroupOffsets
     )
 }
 
