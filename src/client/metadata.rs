@@ -188,6 +188,14 @@ impl Snapshot {
     pub(crate) fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
         self.cluster.topic(topic)?.partition(partition)?.leader
     }
+
+    /// The id of the topic called `topic` as this snapshot knows it (Metadata v10+). A topic
+    /// deleted and created again under its name has a new id: Produce v13 and Fetch v13+
+    /// address it by this, so a request routed by an old snapshot is refused
+    /// (UNKNOWN_TOPIC_ID) instead of landing in the new topic.
+    pub(crate) fn topic_id(&self, topic: &str) -> Option<[u8; 16]> {
+        self.cluster.topic(topic)?.id
+    }
 }
 
 /// Which topics a refresh asks for.

@@ -45,7 +45,7 @@ use crate::consumer::state::{
 };
 use crate::error::{Error, Result};
 use crate::protocol::records::Batches;
-use crate::protocol::topic_name;
+use crate::protocol::{by_name_version, topic_name, wire_topic_id};
 
 /// A partition in a request, with the epoch it was planned under.
 struct Planned {
@@ -60,6 +60,8 @@ enum Job {
         lane: u32,
         planned: Vec<Planned>,
         budget: BudgetGuard,
+        /// Topic names by the id the request named them with (Fetch v13+ answers by id).
+        names: HashMap<[u8; 16], Arc<str>>,
         result: Result<FetchResponse>,
     },
     Committed {
@@ -92,10 +94,13 @@ impl Fetcher {
         let mut lanes = Lanes::default();
         let mut refreshing = false;
         let mut want_refresh = false;
+        // The topic id each assigned topic's positions belong to (owned by this task).
+        let mut topic_ids: HashMap<Arc<str>, [u8; 16]> = HashMap::new();
         loop {
             if self.tx.is_closed() {
                 return;
             }
+            self.check_topic_ids(&mut topic_ids);
             let plan = self.plan(&mut jobs, &mut lanes, &mut refreshing, &mut want_refresh);
             let sleep = tokio::time::sleep_until(
                 plan.wake_at
@@ -110,6 +115,58 @@ impl Fetcher {
                 _ = sleep => {}
                 _ = self.tx.closed() => return,
             }
+        }
+    }
+
+    /// A topic deleted and created again under the same name has a new id, and offsets of
+    /// the old topic mean nothing in the new one: when the metadata names a new id for an
+    /// assigned topic, its partitions are reset by `auto.offset.reset` (as the Java consumer
+    /// does), and everything fetched under the old id is dropped (the move bumps each
+    /// partition's epoch), so the application never gets an old record after a new one.
+    fn check_topic_ids(&self, known: &mut HashMap<Arc<str>, [u8; 16]>) {
+        let snapshot = self.client.metadata.snapshot();
+        let parts = self.assignment.all();
+        known.retain(|topic, _| parts.iter().any(|p| p.tp.topic == *topic));
+        for part in parts {
+            if part.revoked.load(Ordering::Acquire) {
+                continue;
+            }
+            let Some(id) = snapshot.topic_id(&part.tp.topic) else {
+                continue;
+            };
+            let changed = match known.get(&part.tp.topic) {
+                Some(old) if *old == id => continue,
+                Some(_) => true,
+                None => false,
+            };
+            if !changed {
+                known.insert(part.tp.topic.clone(), id);
+                continue;
+            }
+            warn!(
+                topic = %part.tp.topic,
+                "topic was recreated (its id changed): resetting its partitions by auto.offset.reset"
+            );
+            for p in self.assignment.all() {
+                if p.tp.topic != part.tp.topic {
+                    continue;
+                }
+                match Lookup::for_reset(self.cfg.offset_reset) {
+                    Some(l) => p.move_to(Position::Lookup(l)),
+                    None => {
+                        p.move_to(Position::Failed);
+                        let _ = self.tx.send(Delivery::PartitionError {
+                            part: p.clone(),
+                            epoch: p.epoch.load(Ordering::Acquire),
+                            error: Error::NoOffset {
+                                topic: p.tp.topic.clone(),
+                                partition: p.tp.partition,
+                            },
+                        });
+                    }
+                }
+            }
+            known.insert(part.tp.topic.clone(), id);
         }
     }
 
@@ -312,7 +369,9 @@ impl Fetcher {
                     max_bytes = budget.bytes(),
                     "fetch"
                 );
-                let req = self.fetch_request(&planned, budget_bytes(&budget, want));
+                let (req, names) =
+                    self.fetch_request(&planned, budget_bytes(&budget, want), &snapshot);
+                let timeout = self.client.cfg.request_timeout;
                 let client = self.client.clone();
                 // Fetches go on sockets of their own to each broker: they long-poll, and a
                 // producer or admin call sharing this client would otherwise wait behind
@@ -326,7 +385,11 @@ impl Fetcher {
                             None => broker,
                         };
                         let conn = client.broker(slot).await?;
-                        conn.send(&req).await
+                        // Fetch v13+ names topics by id only: by name (v12) unless the
+                        // metadata gave every topic of the request an id.
+                        let every_id = req.topics.iter().all(|t| !t.topic_id.is_nil());
+                        let version = by_name_version(conn.version(ApiKey::Fetch)?, every_id);
+                        conn.call(&req, version, timeout).await
                     }
                     .await;
                     Job::Fetch {
@@ -334,6 +397,7 @@ impl Fetcher {
                         lane,
                         planned,
                         budget,
+                        names,
                         result,
                     }
                 }));
@@ -347,7 +411,15 @@ impl Fetcher {
         self.cfg.fetch_connections
     }
 
-    fn fetch_request(&self, planned: &[Planned], max_bytes: usize) -> FetchRequest {
+    /// The Fetch for `planned`, naming each topic and, where the metadata has one, its id
+    /// (which Fetch v13+ sends instead of the name), and the names by id for the answer.
+    fn fetch_request(
+        &self,
+        planned: &[Planned],
+        max_bytes: usize,
+        snapshot: &crate::client::metadata::Snapshot,
+    ) -> (FetchRequest, HashMap<[u8; 16], Arc<str>>) {
+        let mut names = HashMap::new();
         let topics = per_topic(planned.iter().map(|p| {
             let fp = FetchPartition::default()
                 .with_partition(p.part.tp.partition)
@@ -356,12 +428,17 @@ impl Fetcher {
             (&*p.part.tp.topic, fp)
         }))
         .map(|(topic, partitions)| {
-            FetchTopic::default()
+            let mut t = FetchTopic::default()
                 .with_topic(topic_name(topic))
-                .with_partitions(partitions)
+                .with_partitions(partitions);
+            if let Some(id) = snapshot.topic_id(topic) {
+                t.topic_id = wire_topic_id(id);
+                names.insert(id, Arc::from(topic));
+            }
+            t
         })
         .collect();
-        FetchRequest::default()
+        let req = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(self.cfg.fetch_max_wait.as_millis().min(i32::MAX as u128) as i32)
             .with_min_bytes(self.cfg.fetch_min_bytes)
@@ -378,7 +455,8 @@ impl Fetcher {
                     .client_rack
                     .as_deref()
                     .map_or_else(StrBytes::default, |r| StrBytes::from_string(r.to_owned())),
-            )
+            );
+        (req, names)
     }
 
     /// Applies the reset policy to a partition without a usable offset.
@@ -554,11 +632,12 @@ impl Fetcher {
                 lane,
                 planned,
                 budget,
+                names,
                 result,
             } => {
                 lanes.set_busy(broker, lane, false);
                 match result {
-                    Ok(resp) => self.deliver(broker, planned, budget, resp, want_refresh),
+                    Ok(resp) => self.deliver(broker, planned, budget, resp, &names, want_refresh),
                     Err(e) => {
                         debug!(broker, error = %e, "Fetch failed");
                         self.after_error(&e, ApiKey::Fetch, want_refresh);
@@ -585,6 +664,7 @@ impl Fetcher {
         planned: Vec<Planned>,
         mut budget: BudgetGuard,
         resp: FetchResponse,
+        names: &HashMap<[u8; 16], Arc<str>>,
         want_refresh: &mut bool,
     ) {
         let backoff = self.client.cfg.retry_backoff;
@@ -601,8 +681,18 @@ impl Fetcher {
             &kafka_protocol::messages::fetch_response::PartitionData,
         > = HashMap::new();
         for t in &resp.responses {
+            // v13+ answers name the topic by the id it was asked for, older ones by name. An
+            // id the request did not carry matches nothing.
+            let name = if t.topic_id.is_nil() {
+                t.topic.0.as_str()
+            } else {
+                match names.get(t.topic_id.as_bytes()) {
+                    Some(n) => n,
+                    None => continue,
+                }
+            };
             for p in &t.partitions {
-                by_tp.insert((t.topic.0.as_str(), p.partition_index), p);
+                by_tp.insert((name, p.partition_index), p);
             }
         }
         // Each partition's record set keeps its wire bytes charged until the application has

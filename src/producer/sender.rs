@@ -46,7 +46,7 @@ use crate::client::ClientInner;
 use crate::codes::KafkaCode;
 use crate::error::{Error, Result};
 use crate::protocol::records::stamp_producer;
-use crate::protocol::{encode_produce, ProduceBody, ProduceTopic};
+use crate::protocol::{by_name_version, encode_produce, ProduceBody, ProduceTopic};
 
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -54,6 +54,8 @@ type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 struct Completed {
     broker: i32,
     batches: Vec<ProducerBatch>,
+    /// The topic id each topic was sent under (`None`: by name), to find its answer.
+    sent_ids: HashMap<Arc<str>, Option<[u8; 16]>>,
     result: Result<ProduceResponse>,
 }
 
@@ -312,7 +314,7 @@ impl Sender {
             self.request_metadata();
         }
         for (broker, batches) in requests {
-            self.send(broker, batches);
+            self.send(broker, batches, &snapshot);
         }
         next
     }
@@ -367,7 +369,12 @@ impl Sender {
         self.in_flight_by_broker.values().sum()
     }
 
-    fn send(&mut self, broker: i32, batches: Vec<ProducerBatch>) {
+    fn send(
+        &mut self,
+        broker: i32,
+        batches: Vec<ProducerBatch>,
+        snapshot: &crate::client::metadata::Snapshot,
+    ) {
         let client = self.client.clone();
         let acks = self.acks;
         let timeout = client.cfg.request_timeout;
@@ -378,10 +385,18 @@ impl Sender {
                 Some(t) => t.partitions.push(data),
                 None => topics.push(ProduceTopic {
                     name: b.topic().clone(),
+                    // Read from the metadata at every send: after a topic is recreated, the
+                    // refresh that UNKNOWN_TOPIC_ID asks for gives the new id, and batches
+                    // stop going to the old one.
+                    id: snapshot.topic_id(b.topic()),
                     partitions: vec![data],
                 }),
             }
         }
+        let sent_ids: HashMap<Arc<str>, Option<[u8; 16]>> =
+            topics.iter().map(|t| (t.name.clone(), t.id)).collect();
+        // Produce v13 names topics by id only: without an id for every topic, v12 by name.
+        let by_id = topics.iter().all(|t| t.id.is_some());
         // The batches go into the frame by reference (`encode_produce`): a record's bytes are
         // copied once, by `send`, and then only by the kernel.
         let req = ProduceBody {
@@ -401,6 +416,7 @@ impl Sender {
             let fut = async move {
                 let result = match client.broker(broker).await {
                     Ok(conn) => conn.version(ApiKey::Produce).and_then(|v| {
+                        let v = by_name_version(v, by_id);
                         conn.send_unanswered(|correlation_id, client_id| {
                             encode_produce(&req, v, correlation_id, client_id)
                         })
@@ -410,6 +426,7 @@ impl Sender {
                 Event::Request(Completed {
                     broker,
                     batches,
+                    sent_ids,
                     result: result.map(|_| ProduceResponse::default()),
                 })
             };
@@ -421,7 +438,7 @@ impl Sender {
         self.in_flight.push(Box::pin(async move {
             let result = async {
                 let conn = client.broker(broker).await?;
-                let version = conn.version(ApiKey::Produce)?;
+                let version = by_name_version(conn.version(ApiKey::Produce)?, by_id);
                 conn.call_encoded::<ProduceRequest>(
                     version,
                     timeout,
@@ -435,6 +452,7 @@ impl Sender {
             Event::Request(Completed {
                 broker,
                 batches,
+                sent_ids,
                 result,
             })
         }));
@@ -503,7 +521,10 @@ impl Sender {
                     base_offset: -1,
                     log_append_time: None,
                 }),
-                Ok(resp) => partition_outcome(resp, &batch),
+                Ok(resp) => {
+                    let sent_id = done.sent_ids.get(batch.topic()).copied().flatten();
+                    partition_outcome(resp, &batch, sent_id)
+                }
             };
             self.partition_done(&batch, outcome.is_ok());
             match outcome {
@@ -701,12 +722,20 @@ fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, time
     }
 }
 
-/// The outcome of one batch from a ProduceResponse.
-fn partition_outcome(resp: &ProduceResponse, batch: &ProducerBatch) -> Result<BatchOutcome> {
+/// The outcome of one batch from a ProduceResponse. A v13 answer names topics by the id they
+/// were sent under (`sent_id`), older ones by name.
+fn partition_outcome(
+    resp: &ProduceResponse,
+    batch: &ProducerBatch,
+    sent_id: Option<[u8; 16]>,
+) -> Result<BatchOutcome> {
     let p = resp
         .responses
         .iter()
-        .filter(|t| t.name.0.as_str() == &**batch.topic())
+        .filter(|t| match (t.topic_id.is_nil(), sent_id) {
+            (false, Some(id)) => *t.topic_id.as_bytes() == id,
+            _ => t.name.0.as_str() == &**batch.topic(),
+        })
         .flat_map(|t| t.partition_responses.iter())
         .find(|p| p.index == batch.partition())
         .ok_or_else(|| {

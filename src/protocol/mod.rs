@@ -98,6 +98,16 @@ pub(crate) fn topic_name(name: &str) -> kafka_protocol::messages::TopicName {
     kafka_protocol::messages::TopicName(str_bytes(name))
 }
 
+/// A topic id as messages carry it (kafka-protocol's `Uuid`, which the crate does not
+/// re-export: built through its `TryFrom<Vec<u8>>`, which accepts exactly 16 bytes).
+pub(crate) fn wire_topic_id<U>(id: [u8; 16]) -> U
+where
+    U: TryFrom<Vec<u8>>,
+    U::Error: std::fmt::Debug,
+{
+    U::try_from(id.to_vec()).expect("a topic id is 16 bytes")
+}
+
 /// A group id as messages carry it.
 pub(crate) fn group_id(id: &str) -> kafka_protocol::messages::GroupId {
     kafka_protocol::messages::GroupId(str_bytes(id))
@@ -113,10 +123,9 @@ pub(crate) fn transactional_id(id: &str) -> kafka_protocol::messages::Transactio
 pub(crate) fn client_range(api: ApiKey) -> (i16, i16) {
     let r = api.valid_versions();
     let max = match api {
-        // v13 names topics by id only; the producer routes by name.
-        ApiKey::Produce => r.max.min(12),
-        // v13+ also switch to topic ids; the fetcher will opt in when it handles them.
-        ApiKey::Fetch => r.max.min(12),
+        // Produce v13 and Fetch v13+ name topics by id only: the producer and the fetcher
+        // use them when every topic of the request has an id in the metadata (and step down
+        // to v12 otherwise, see `by_name_version`).
         // kafka-protocol 0.18 lists these up to v10 (their responses) but encodes the
         // requests only up to v9.
         ApiKey::OffsetCommit | ApiKey::OffsetFetch => r.max.min(9),
@@ -128,6 +137,17 @@ pub(crate) fn client_range(api: ApiKey) -> (i16, i16) {
         _ => r.max,
     };
     (r.min, max)
+}
+
+/// The version of a request that names topics by id from v13 on (Produce, Fetch) when some
+/// topic of it has no id in the metadata (an old broker, or a topic the cache has not seen
+/// yet): the highest version that still names topics.
+pub(crate) fn by_name_version(negotiated: i16, every_topic_has_an_id: bool) -> i16 {
+    if every_topic_has_an_id {
+        negotiated
+    } else {
+        negotiated.min(12)
+    }
 }
 
 /// The broker's supported version range per API key, from its ApiVersions response.
@@ -374,10 +394,12 @@ pub(crate) struct ProduceBody {
 #[derive(Debug)]
 pub(crate) struct ProduceTopic {
     pub(crate) name: Arc<str>,
+    /// The topic id from the metadata the batches were routed by; v13 sends only this.
+    pub(crate) id: Option<[u8; 16]>,
     pub(crate) partitions: Vec<(i32, Bytes)>,
 }
 
-/// Encodes a Produce request frame (v3–v12) whose records fields are the producer's batch
+/// Encodes a Produce request frame (v3–v13) whose records fields are the producer's batch
 /// buffers themselves: the small encoded parts between them are slices of one buffer, the
 /// batches are spliced in by reference. The bytes are exactly what kafka-protocol's
 /// `ProduceRequest` encoder writes (a test compares every version), without the copy of every
@@ -389,8 +411,8 @@ pub(crate) fn encode_produce(
     client_id: &StrBytes,
 ) -> Result<Frame> {
     let api = ApiKey::Produce;
-    if !(3..=12).contains(&version) {
-        // v13 names topics by id (see `client_range`); before v3 there is no Record Batch v2.
+    if !(3..=13).contains(&version) {
+        // Before v3 there is no Record Batch v2.
         return Err(encode_error(
             api,
             version,
@@ -415,7 +437,12 @@ pub(crate) fn encode_produce(
         .iter()
         .map(|t| t.partitions.len())
         .sum::<usize>();
-    let names = body.topics.iter().map(|t| t.name.len()).sum::<usize>();
+    // A name, or from v13 a 16-byte id.
+    let names = body
+        .topics
+        .iter()
+        .map(|t| t.name.len().max(16))
+        .sum::<usize>();
     let capacity = 4
         + body.transactional_id.as_ref().map_or(0, |id| id.len())
         + header_size
@@ -454,14 +481,23 @@ pub(crate) fn encode_produce(
     let mut splices: Vec<(usize, &Bytes)> = Vec::with_capacity(parts);
     let mut batch_bytes = 0usize;
     for topic in &body.topics {
-        if flexible {
+        if version >= 13 {
+            // v13 names the topic by its id alone (the caller steps down to v12 when the
+            // metadata has no id for some topic).
+            let id = topic
+                .id
+                .ok_or_else(|| encode_error(api, version, "topic without an id"))?;
+            glue.put_slice(&id);
+        } else if flexible {
             put_uvarint(&mut glue, topic.name.len() as u64 + 1);
         } else {
             let len = i16::try_from(topic.name.len())
                 .map_err(|_| encode_error(api, version, "topic name too long"))?;
             glue.put_i16(len);
         }
-        glue.put_slice(topic.name.as_bytes());
+        if version < 13 {
+            glue.put_slice(topic.name.as_bytes());
+        }
         put_length(&mut glue, topic.partitions.len(), flexible, version)?;
         for (index, records) in &topic.partitions {
             glue.put_i32(*index);
@@ -658,16 +694,18 @@ mod tests {
             topics: vec![
                 ProduceTopic {
                     name: "orders".into(),
+                    id: Some([7; 16]),
                     partitions: vec![(0, batch(100)), (7, batch(0)), (3, batch(300))],
                 },
                 ProduceTopic {
                     name: long_name.as_str().into(),
+                    id: Some(*b"0123456789abcdef"),
                     partitions: vec![(11, batch(70))],
                 },
             ],
         };
         let client_id = StrBytes::from_static_str("ferrokafka-test");
-        for (version, txn) in (3..=12).flat_map(|v| [(v, None), (v, Some("tx-1"))]) {
+        for (version, txn) in (3..=13).flat_map(|v| [(v, None), (v, Some("tx-1"))]) {
             body.transactional_id = txn.map(Arc::from);
             let req = ProduceRequest::default()
                 .with_transactional_id(txn.map(|t| {
@@ -681,6 +719,7 @@ mod tests {
                         .map(|t| {
                             TopicProduceData::default()
                                 .with_name(TopicName(StrBytes::from_string(t.name.to_string())))
+                                .with_topic_id(wire_topic_id(t.id.unwrap()))
                                 .with_partition_data(
                                     t.partitions
                                         .iter()
@@ -706,9 +745,13 @@ mod tests {
                 .any(|c| c.as_ptr() == body.topics[0].partitions[2].1.as_ptr());
             assert!(spliced, "v{version}: batch copied");
         }
-        for version in [2, 13] {
+        for version in [2, 14] {
             assert!(encode_produce(&body, version, 1, &client_id).is_err());
         }
+        // v13 has no name to fall back on: a topic without an id is refused, not sent nil.
+        body.topics[1].id = None;
+        assert!(encode_produce(&body, 13, 1, &client_id).is_err());
+        assert!(encode_produce(&body, 12, 1, &client_id).is_ok());
     }
 
     #[test]
