@@ -131,6 +131,73 @@ pub(crate) fn classify(err: &Error, api: Option<ApiKey>) -> Action {
     }
 }
 
+/// What a failed transactional call means for the transaction, as Java's KIP-1050 sorts
+/// transactional errors. The state machine (`producer/transaction.rs`) acts on it: the first
+/// two are retried inside the call, an abortable error leaves only `abort_transaction`, and
+/// the last two end the producer instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TxnErrorKind {
+    /// Try the same call again after a backoff (CONCURRENT_TRANSACTIONS, a timeout).
+    Retriable,
+    /// Refresh metadata or find the coordinator again, then retry (NOT_COORDINATOR).
+    RefreshRetriable,
+    /// The open transaction cannot commit; abort it and go on (TRANSACTION_ABORTABLE, a
+    /// record refused, offsets of a stale group generation).
+    Abortable,
+    /// This producer instance is done but the application can recover by creating a new one
+    /// (PRODUCER_FENCED: a newer instance took the transactional id).
+    ApplicationRecoverable,
+    /// Nothing the application does with these settings helps (authorization, a broker too
+    /// old for the request, INVALID_TXN_STATE).
+    Fatal,
+}
+
+impl TxnErrorKind {
+    /// Whether the producer instance can no longer be used.
+    pub(crate) fn ends_the_producer(self) -> bool {
+        matches!(
+            self,
+            TxnErrorKind::ApplicationRecoverable | TxnErrorKind::Fatal
+        )
+    }
+}
+
+/// Sorts an error of a transactional call (`api`: InitProducerId, AddPartitionsToTxn,
+/// AddOffsetsToTxn, TxnOffsetCommit, EndTxn, or Produce for a transactional batch).
+pub(crate) fn classify_txn(err: &Error, api: ApiKey) -> TxnErrorKind {
+    use KafkaCode as K;
+    use TxnErrorKind as T;
+    match err.kafka_code() {
+        Some(K::ProducerFenced | K::InvalidProducerEpoch | K::FencedInstanceId) => {
+            return T::ApplicationRecoverable
+        }
+        Some(
+            K::TransactionalIdAuthorizationFailed
+            | K::ClusterAuthorizationFailed
+            | K::UnsupportedVersion
+            | K::UnsupportedForMessageFormat
+            | K::InvalidTxnState,
+        ) => return T::Fatal,
+        Some(K::TransactionAbortable) => return T::Abortable,
+        _ => {}
+    }
+    if matches!(err, Error::UnsupportedApi { .. }) {
+        return T::Fatal;
+    }
+    let action = classify(err, Some(api));
+    if action.contains(Action::FATAL) {
+        T::Fatal
+    } else if !action.contains(Action::RETRY) {
+        T::Abortable
+    } else if action.contains(Action::REFRESH_METADATA)
+        || action.contains(Action::REDISCOVER_COORDINATOR)
+    {
+        T::RefreshRetriable
+    } else {
+        T::Retriable
+    }
+}
+
 fn classify_code(code: KafkaCode, api: Option<ApiKey>) -> Action {
     use Action as A;
     use KafkaCode as K;
@@ -154,6 +221,10 @@ fn classify_code(code: KafkaCode, api: Option<ApiKey>) -> Action {
         | K::NotController
         | K::KafkaStorageError
         | K::OffsetNotAvailable => A::RETRY | A::REFRESH_METADATA | A::NOT_PERSISTED,
+
+        // KIP-1102: the client must go back to its bootstrap addresses, which the metadata
+        // refresh this asks for does (`Client::refresh_metadata`).
+        K::RebootstrapRequired => A::RETRY | A::REFRESH_METADATA | A::NOT_PERSISTED,
 
         K::NotCoordinator | K::CoordinatorNotAvailable => {
             A::RETRY | A::REDISCOVER_COORDINATOR | A::NOT_PERSISTED
@@ -281,6 +352,70 @@ mod tests {
         assert!(!broker(KafkaCode::TopicAuthorizationFailed).is_retriable());
         assert!(!Error::config("x").is_retriable());
         assert!(!Error::Closed.is_retriable());
+    }
+
+    #[test]
+    fn transactional_errors_sort_as_kip_1050() {
+        use TxnErrorKind as T;
+        let cases = [
+            (
+                KafkaCode::ConcurrentTransactions,
+                ApiKey::EndTxn,
+                T::Retriable,
+            ),
+            (
+                KafkaCode::CoordinatorLoadInProgress,
+                ApiKey::EndTxn,
+                T::Retriable,
+            ),
+            (
+                KafkaCode::NotCoordinator,
+                ApiKey::EndTxn,
+                T::RefreshRetriable,
+            ),
+            (
+                KafkaCode::NotLeaderOrFollower,
+                ApiKey::Produce,
+                T::RefreshRetriable,
+            ),
+            (
+                KafkaCode::TransactionAbortable,
+                ApiKey::Produce,
+                T::Abortable,
+            ),
+            (
+                KafkaCode::TransactionAbortable,
+                ApiKey::TxnOffsetCommit,
+                T::Abortable,
+            ),
+            (KafkaCode::MessageTooLarge, ApiKey::Produce, T::Abortable),
+            (
+                KafkaCode::TopicAuthorizationFailed,
+                ApiKey::AddPartitionsToTxn,
+                T::Abortable,
+            ),
+            (
+                KafkaCode::ProducerFenced,
+                ApiKey::EndTxn,
+                T::ApplicationRecoverable,
+            ),
+            (
+                KafkaCode::InvalidProducerEpoch,
+                ApiKey::Produce,
+                T::ApplicationRecoverable,
+            ),
+            (
+                KafkaCode::TransactionalIdAuthorizationFailed,
+                ApiKey::InitProducerId,
+                T::Fatal,
+            ),
+            (KafkaCode::InvalidTxnState, ApiKey::EndTxn, T::Fatal),
+        ];
+        for (code, api, want) in cases {
+            assert_eq!(classify_txn(&broker(code), api), want, "{code} on {api:?}");
+        }
+        assert!(T::ApplicationRecoverable.ends_the_producer() && T::Fatal.ends_the_producer());
+        assert!(!T::Abortable.ends_the_producer());
     }
 
     #[test]

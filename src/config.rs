@@ -38,6 +38,13 @@ pub(crate) struct ClientConfig {
     pub(crate) max_response_size: usize,
     /// `allow.auto.create.topics`: whether metadata requests may create missing topics.
     pub(crate) allow_auto_create_topics: bool,
+    /// `metadata.recovery.strategy`: `rebootstrap` (true, Java's default) goes back to the
+    /// bootstrap addresses when no known broker answers (KIP-899); `none` never does once
+    /// the first metadata arrived.
+    pub(crate) rebootstrap: bool,
+    /// `metadata.recovery.rebootstrap.trigger.ms`: metadata refreshes failing this long
+    /// start over from the bootstrap addresses (KIP-1102).
+    pub(crate) rebootstrap_trigger: Duration,
     /// `security.protocol`, `ssl.*`, `sasl.*`: see `security/config.rs`.
     pub(crate) security: SecurityConfig,
     /// `statistics.interval.ms`: accepted so librdkafka configs carry over, but there is no
@@ -61,6 +68,8 @@ impl Default for ClientConfig {
             // librdkafka's default: fetch responses up to 100 MB plus framing.
             max_response_size: 100_000_000 + 512,
             allow_auto_create_topics: true,
+            rebootstrap: true,
+            rebootstrap_trigger: Duration::from_millis(300_000),
             security: SecurityConfig::default(),
             statistics_interval: Duration::ZERO,
         }
@@ -81,6 +90,8 @@ pub(crate) const CLIENT_KEYS: &[&str] = &[
     "receive.message.max.bytes",
     "allow.auto.create.topics",
     "statistics.interval.ms",
+    "metadata.recovery.strategy",
+    "metadata.recovery.rebootstrap.trigger.ms",
     // Security (kept in step with `security::SECURITY_KEYS`, which a test checks).
     "security.protocol",
     "ssl.ca.location",
@@ -136,6 +147,20 @@ impl ClientConfig {
                 self.max_response_size = parse_int(key, value, 1_000, 2_147_483_647)? as usize
             }
             "allow.auto.create.topics" => self.allow_auto_create_topics = parse_bool(key, value)?,
+            "metadata.recovery.strategy" => {
+                self.rebootstrap = match value.trim().to_ascii_lowercase().as_str() {
+                    "rebootstrap" => true,
+                    "none" => false,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "{key}: `{value}` is not `rebootstrap` or `none`"
+                        )))
+                    }
+                }
+            }
+            "metadata.recovery.rebootstrap.trigger.ms" => {
+                self.rebootstrap_trigger = parse_ms(key, value, 0, i32::MAX as u64)?
+            }
             "statistics.interval.ms" => {
                 self.statistics_interval = parse_ms(key, value, 0, 86_400_000)?
             }

@@ -37,7 +37,16 @@
 //!
 //! Between instances the test also notes the committed offsets (they never go back) and
 //! the output high watermarks, which say which instance wrote each copy: every instance
-//! writes with the one epoch its `init_transactions` got, higher than its predecessors'.
+//! writes with epochs higher than its predecessors'. With transactions v1 an instance keeps
+//! the one epoch its `init_transactions` got; with transactions v2 (KIP-890: Kafka 4.x
+//! formats with `transaction.version=2`) every transaction end bumps it, so the first
+//! instance's two transactions carry two epochs. Which one the cluster finalized is read
+//! from its ApiVersions answer by the test's own wire client. The scenario runs on the
+//! generic suite's broker (Tansu, or the shared Kafka node with transactions v2 under
+//! `FERROKAFKA_BROKER=kafka`) and on a Kafka node formatted with
+//! `--feature transaction.version=1`; `the_finalized_transaction_version_decides_the_protocol`
+//! checks which requests the client sends on each (no AddPartitionsToTxn/AddOffsetsToTxn and
+//! EndTxn v5 on v2).
 
 mod common;
 
@@ -496,6 +505,58 @@ struct Topics<'a> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_input_record_is_copied_exactly_once_through_20_crashes() {
+    copy_through_crashes(Broker::start()).await;
+}
+
+/// The same scenario on transactions v1: a Kafka node formatted with
+/// `--feature transaction.version=1` (AddPartitionsToTxn, AddOffsetsToTxn, EndTxn v4, one
+/// epoch per producer instance). Also pins what Kafka does with transactions there, as
+/// `what_apache_kafka_does_with_transactions` does on v2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_input_record_is_copied_exactly_once_through_20_crashes_on_transactions_v1() {
+    let cluster = transactions_v1_node();
+    let bootstrap = cluster.bootstrap();
+    assert_eq!(finalized_transaction_version(&bootstrap).await, 1);
+    let client = connect(&bootstrap).await;
+    let topic = unique_topic("quirks-tv1");
+    common::create_topic(&client, &topic, 1).await;
+    let k = quirk_run(&bootstrap, &topic).await;
+    assert_kafka_quirks(&k, 1);
+    client.close().await;
+    let at = bootstrap.clone();
+    let requests = tokio::task::spawn_blocking(move || requests_of_two_transactions(&at))
+        .await
+        .unwrap();
+    assert_transaction_protocol(&requests, 1);
+    copy_through_crashes(Broker::External(bootstrap)).await;
+}
+
+/// A single Kafka 4.4 node whose storage was formatted with transactions v1.
+fn transactions_v1_node() -> common::KafkaCluster {
+    let mut options = common::KafkaOptions::new(1, common::logs_dir());
+    options.format_args = vec!["--feature".into(), "transaction.version=1".into()];
+    common::kafka_cluster_with(options)
+}
+
+/// The cluster's finalized `transaction.version` (0 when not listed), from an ApiVersions
+/// v3 answer read by the test's own wire client.
+async fn finalized_transaction_version(bootstrap: &str) -> i16 {
+    use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+    let address = bootstrap.split(',').next().unwrap();
+    let mut socket = within("connect", TcpStream::connect(address))
+        .await
+        .unwrap();
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("crash-test-raw"))
+        .with_client_software_version(StrBytes::from_static_str("1"));
+    let resp: ApiVersionsResponse = exchange(&mut socket, ApiKey::ApiVersions, 3, &req, 1).await;
+    resp.finalized_features
+        .iter()
+        .find(|f| f.name.as_str() == "transaction.version")
+        .map_or(0, |f| f.max_version_level)
+}
+
+async fn copy_through_crashes(broker: Broker) {
     let started = Instant::now();
     let seed = std::env::var("TXN_CRASH_SEED")
         .ok()
@@ -510,8 +571,9 @@ async fn every_input_record_is_copied_exactly_once_through_20_crashes() {
     println!("TXN_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
 
-    let broker = Broker::start();
     let bootstrap = broker.bootstrap();
+    let transaction_version = finalized_transaction_version(&bootstrap).await;
+    println!("transaction.version={transaction_version}");
     let client = connect(&bootstrap).await;
     let (input, output) = (unique_topic("copy-in"), unique_topic("copy-out"));
     within(
@@ -753,25 +815,39 @@ async fn every_input_record_is_copied_exactly_once_through_20_crashes() {
         source.insert((r.partition, r.offset), src);
     }
     // Instances never overlap, so the high watermarks taken between them say which instance
-    // wrote what; each wrote with the one epoch its init_transactions got, higher each time.
+    // wrote what. Transactions v1: each wrote with the one epoch its init_transactions got.
+    // Transactions v2: EndTxn bumps the epoch, so the first instance's two transactions
+    // have two. Either way every instance's epochs are above all of its predecessors'.
     let writer = |r: &LogRecord| {
         (1..runs.len())
             .find(|&i| r.offset < runs[i].output_end[r.partition as usize])
             .expect("below the last high watermark")
     };
-    let mut epochs: BTreeMap<usize, i16> = BTreeMap::new();
+    let mut epochs: BTreeMap<usize, std::collections::BTreeSet<i16>> = BTreeMap::new();
     for r in &data {
-        let e = *epochs.entry(writer(r)).or_insert(r.epoch);
+        epochs.entry(writer(r)).or_default().insert(r.epoch);
+    }
+    for (instance, used) in &epochs {
+        if transaction_version < 2 {
+            assert_eq!(
+                used.len(),
+                1,
+                "transactions v1: instance {instance} wrote with several epochs {used:?}"
+            );
+        }
+    }
+    if transaction_version >= 2 {
         assert_eq!(
-            e,
-            r.epoch,
-            "instance {} wrote with two epochs: {r:?}",
-            writer(r)
+            epochs.get(&1).map(|e| e.len()),
+            Some(2),
+            "transactions v2: the first instance's two transactions have two epochs: {epochs:?}"
         );
     }
-    let epoch_order: Vec<i16> = epochs.values().copied().collect();
+    let epoch_order: Vec<&std::collections::BTreeSet<i16>> = epochs.values().collect();
     assert!(
-        epoch_order.windows(2).all(|w| w[0] < w[1]),
+        epoch_order
+            .windows(2)
+            .all(|w| w[0].last().unwrap() < w[1].first().unwrap()),
         "epochs by instance {epochs:?}"
     );
 
@@ -1173,30 +1249,46 @@ async fn what_the_test_brokers_do_with_transactions() {
     );
 }
 
-/// The same run on Apache Kafka 4.4 (the shared node), the reference the two test brokers
-/// above are measured against.
+/// The same run on Apache Kafka 4.4 (the shared node, formatted with transactions v2), the
+/// reference the two test brokers above are measured against. The v1 run is in
+/// `every_input_record_is_copied_exactly_once_through_20_crashes_on_transactions_v1`.
 #[tokio::test]
 async fn what_apache_kafka_does_with_transactions() {
-    let v = |s: &str| Some(s.to_owned());
     let kafka = common::kafka();
+    assert_eq!(finalized_transaction_version(&kafka.bootstrap()).await, 2);
     let client = connect(&kafka.bootstrap()).await;
     let topic = unique_topic("quirks");
     common::create_topic(&client, &topic, 1).await;
     let k = quirk_run(&kafka.bootstrap(), &topic).await;
+    assert_kafka_quirks(&k, 2);
+    client.close().await;
+}
+
+/// What Apache Kafka 4.4 does in `quirk_run`, with transactions v1 or v2.
+fn assert_kafka_quirks(k: &QuirkRun, transaction_version: i16) {
+    let v = |s: &str| Some(s.to_owned());
     let pid = k.log[0].1;
-    assert_eq!(
-        k.log,
-        [
-            (v("committed"), pid, 0, None),
-            (None, pid, 0, Some(true)),
-            (v("aborted"), pid, 0, None),
-            (None, pid, 0, Some(false)),
-            (v("left open"), pid, 0, None),
-            (None, pid, 1, Some(false)),
-            (v("new"), pid, 2, None),
-            (None, pid, 2, Some(true)),
-        ]
-    );
+    let epochs: [i16; 8] = if transaction_version >= 2 {
+        // v2: every marker carries the epoch EndTxn bumped to, which the next transaction
+        // writes with; the second producer's InitProducerId bumps it once more (its ABORT
+        // of the open transaction), and so does its commit.
+        [0, 1, 1, 2, 2, 3, 4, 5]
+    } else {
+        // v1: one epoch per producer instance; the coordinator's ABORT for the second
+        // producer's InitProducerId carries the bumped epoch, the next the one after.
+        [0, 0, 0, 0, 0, 1, 2, 2]
+    };
+    let want = [
+        (v("committed"), pid, epochs[0], None),
+        (None, pid, epochs[1], Some(true)),
+        (v("aborted"), pid, epochs[2], None),
+        (None, pid, epochs[3], Some(false)),
+        (v("left open"), pid, epochs[4], None),
+        (None, pid, epochs[5], Some(false)),
+        (v("new"), pid, epochs[6], None),
+        (None, pid, epochs[7], Some(true)),
+    ];
+    assert_eq!(k.log, want, "transaction.version={transaction_version}");
     assert_eq!(
         (k.high_watermark, k.last_stable_offset, k.aborted_entries),
         (5, 4, 1)
@@ -1210,5 +1302,185 @@ async fn what_apache_kafka_does_with_transactions() {
         k.old_end_txn
     );
     assert_eq!(k.read_committed, ["committed", "new"]);
-    client.close().await;
+}
+
+/// Which protocol the transactional producer speaks follows the cluster's finalized
+/// `transaction.version`: on the shared node (v2) no AddPartitionsToTxn or AddOffsetsToTxn
+/// and EndTxn v5; the v1 node is checked the other way round in
+/// `every_input_record_is_copied_exactly_once_through_20_crashes_on_transactions_v1`.
+#[tokio::test]
+async fn the_finalized_transaction_version_decides_the_protocol() {
+    let bootstrap = common::kafka().bootstrap();
+    let requests = tokio::task::spawn_blocking(move || requests_of_two_transactions(&bootstrap))
+        .await
+        .unwrap();
+    assert_transaction_protocol(&requests, 2);
+}
+
+/// Checks the requests `requests_of_two_transactions` recorded against the protocol of
+/// `transaction_version`.
+fn assert_transaction_protocol(requests: &[(String, i64)], transaction_version: i16) {
+    let versions = |api: &str| -> Vec<i64> {
+        requests
+            .iter()
+            .filter(|(a, _)| a == api)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    let (add_partitions, add_offsets) =
+        (versions("AddPartitionsToTxn"), versions("AddOffsetsToTxn"));
+    let (end, offsets, produce) = (
+        versions("EndTxn"),
+        versions("TxnOffsetCommit"),
+        versions("Produce"),
+    );
+    let summary = format!(
+        "transaction.version={transaction_version}: AddPartitionsToTxn {add_partitions:?} \
+         AddOffsetsToTxn {add_offsets:?} TxnOffsetCommit {offsets:?} EndTxn {end:?} \
+         Produce {produce:?}"
+    );
+    println!("{summary}");
+    assert_eq!(end.len(), 2, "{summary}");
+    assert_eq!(offsets.len(), 2, "{summary}");
+    assert!(!produce.is_empty(), "{summary}");
+    if transaction_version >= 2 {
+        // KIP-890: partitions join through Produce v12+, the group through TxnOffsetCommit
+        // v5, and EndTxn v5 bumps the epoch.
+        assert!(
+            add_partitions.is_empty() && add_offsets.is_empty(),
+            "{summary}"
+        );
+        assert!(end.iter().all(|&v| v == 5), "{summary}");
+        assert!(offsets.iter().all(|&v| v == 5), "{summary}");
+        assert!(produce.iter().all(|&v| v >= 12), "{summary}");
+    } else {
+        assert!(add_partitions.len() >= 2, "{summary}");
+        assert_eq!(add_offsets.len(), 2, "{summary}");
+        assert!(end.iter().all(|&v| v <= 4), "{summary}");
+        assert!(offsets.iter().all(|&v| v <= 4), "{summary}");
+        assert!(produce.iter().all(|&v| v <= 11), "{summary}");
+    }
+}
+
+/// Runs two consume-transform-produce transactions (records to two partitions, the
+/// consumer's offsets) against `bootstrap` and returns `(API, version)` of every request the
+/// client sent meanwhile, from the `kafka_request` span each request opens. On a thread of
+/// its own with a single-threaded runtime, so the thread-local subscriber sees every task.
+fn requests_of_two_transactions(bootstrap: &str) -> Vec<(String, i64)> {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Requests(Arc<Mutex<Vec<(String, i64)>>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Requests {
+        fn on_new_span(
+            &self,
+            attrs: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if attrs.metadata().name() != "kafka_request" {
+                return;
+            }
+            #[derive(Default)]
+            struct Fields(Option<String>, Option<i64>);
+            impl tracing::field::Visit for Fields {
+                fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+                    if f.name() == "api" {
+                        self.0 = Some(v.to_owned());
+                    }
+                }
+                fn record_i64(&mut self, f: &tracing::field::Field, v: i64) {
+                    if f.name() == "version" {
+                        self.1 = Some(v);
+                    }
+                }
+                fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+            }
+            let mut fields = Fields::default();
+            attrs.record(&mut fields);
+            if let (Some(api), Some(version)) = (fields.0, fields.1) {
+                self.0.lock().unwrap().push((api, version));
+            }
+        }
+    }
+
+    let bootstrap = bootstrap.to_owned();
+    std::thread::spawn(move || {
+        let recorded = Requests::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let client = connect(&bootstrap).await;
+            let (input, output) = (unique_topic("tv-in"), unique_topic("tv-out"));
+            within(
+                "create topics",
+                client
+                    .admin()
+                    .create_topics(&[NewTopic::new(&input, 1, 1), NewTopic::new(&output, 2, 1)]),
+            )
+            .await
+            .unwrap();
+            let plain = Producer::builder(&client).build().await.unwrap();
+            for i in 0..2 {
+                let r = Record::new(&input).value(format!("in-{i}"));
+                within("input", async { plain.send(r).await?.await })
+                    .await
+                    .unwrap();
+            }
+            let consumer = Consumer::builder(&client)
+                .group_id(unique_topic("tv-group"))
+                .offset_reset(ferrokafka::OffsetReset::Earliest)
+                .auto_commit(false)
+                .build()
+                .await
+                .unwrap();
+            consumer.subscribe(&[&input]).await.unwrap();
+            let producer = Producer::builder(&client)
+                .set("transactional.id", &unique_topic("tv-tid"))
+                .build()
+                .await
+                .unwrap();
+            // From here on every request is recorded.
+            let _recording = tracing::subscriber::set_default(
+                tracing_subscriber::registry().with(recorded.clone()),
+            );
+            within("init", producer.init_transactions()).await.unwrap();
+            for _ in 0..2 {
+                let r = within("recv", consumer.recv()).await.unwrap();
+                producer.begin_transaction().unwrap();
+                for q in 0..2 {
+                    let out = Record::new(&output)
+                        .value(format!("out-{}", r.offset))
+                        .partition(q);
+                    within("send", async { producer.send(out).await?.await })
+                        .await
+                        .unwrap();
+                }
+                let offsets = std::collections::HashMap::from([(
+                    TopicPartition::new(&input, 0),
+                    ferrokafka::CommitOffset::new(r.offset + 1),
+                )]);
+                let group = consumer.group_metadata().expect("in a group");
+                within(
+                    "offsets",
+                    producer.send_offsets_to_transaction(&offsets, &group),
+                )
+                .await
+                .unwrap();
+                within("commit", producer.commit_transaction())
+                    .await
+                    .unwrap();
+            }
+            drop(_recording);
+            producer.close(Duration::from_secs(5)).await.unwrap();
+            consumer.close().await.unwrap();
+            client.close().await;
+        });
+        let requests = recorded.0.lock().unwrap().clone();
+        requests
+    })
+    .join()
+    .unwrap()
 }

@@ -57,6 +57,25 @@ pub(crate) struct ConnectionConfig {
     pub(crate) max_response_size: usize,
 }
 
+/// The feature levels the cluster finalized (KIP-584), e.g. `transaction.version`, with the
+/// epoch of that state: brokers learn of a change one by one, so the highest epoch is the
+/// newest view.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FinalizedFeatures {
+    pub(crate) epoch: i64,
+    pub(crate) levels: Vec<(String, i16)>,
+}
+
+impl FinalizedFeatures {
+    /// The finalized level of `name`; 0 (the feature is off) when not listed.
+    pub(crate) fn level(&self, name: &str) -> i16 {
+        self.levels
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, l)| *l)
+    }
+}
+
 /// A request in flight: who waits for its response and until when.
 struct Pending {
     correlation_id: i32,
@@ -128,6 +147,8 @@ pub(crate) struct Connection {
     tx: mpsc::UnboundedSender<Msg>,
     next_correlation_id: AtomicI32,
     versions: OnceLock<ApiVersionTable>,
+    /// The cluster's finalized features as this broker reported them (ApiVersions v3+).
+    features: OnceLock<FinalizedFeatures>,
     cfg: ConnectionConfig,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
@@ -173,6 +194,7 @@ impl Connection {
             tx,
             next_correlation_id: AtomicI32::new(1),
             versions: OnceLock::new(),
+            features: OnceLock::new(),
             cfg,
             reader,
             writer,
@@ -214,6 +236,12 @@ impl Connection {
             Some(t) => t.pick(api, &self.cfg.label),
             None => Err(Error::protocol("API versions not negotiated yet")),
         }
+    }
+
+    /// The cluster's finalized features as this broker reported them in ApiVersions (v3+;
+    /// `None` before the handshake or from older brokers).
+    pub(crate) fn finalized_features(&self) -> Option<&FinalizedFeatures> {
+        self.features.get()
     }
 
     /// Sends `req` at the negotiated version and waits for its response.
@@ -494,6 +522,16 @@ impl Connection {
                 "API versions negotiated"
             );
             let _ = self.versions.set(table);
+            if version >= 3 {
+                let _ = self.features.set(FinalizedFeatures {
+                    epoch: resp.finalized_features_epoch,
+                    levels: resp
+                        .finalized_features
+                        .iter()
+                        .map(|f| (f.name.to_string(), f.max_version_level))
+                        .collect(),
+                });
+            }
             return Ok(());
         }
     }

@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 use crate::admin::Admin;
 use crate::backoff::Backoff;
 use crate::classify::{classify, Action};
+use crate::codes::KafkaCode;
 use crate::config::{self, ClientConfig, CLIENT_KEYS};
 use crate::error::{Error, Result};
 use connection::Connection;
@@ -345,6 +346,7 @@ impl ClientBuilder {
             api_timeout: self.api_timeout.unwrap_or(Duration::from_secs(60)),
             closed: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
+            metadata_failing_since: Mutex::new(None),
             cfg,
         });
         if !self.lazy {
@@ -375,6 +377,9 @@ pub(crate) struct ClientInner {
     pub(crate) api_timeout: Duration,
     closed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Since when every metadata refresh has failed (`None` after a success): the clock of
+    /// `metadata.recovery.rebootstrap.trigger.ms`. Touched only by `refresh_metadata`.
+    metadata_failing_since: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for ClientInner {
@@ -515,7 +520,23 @@ impl ClientInner {
         let req = MetadataRequest::default()
             .with_topics(topics)
             .with_allow_auto_topic_creation(self.cfg.allow_auto_create_topics);
-        let resp = self.send_to_any(&req).await?;
+        let mut resp = self
+            .send_to_any(&req)
+            .await
+            .inspect_err(|_| self.metadata_failed())?;
+        if resp.error_code == KafkaCode::RebootstrapRequired.code() && self.cfg.rebootstrap {
+            // KIP-1102: the broker says this client's view of the cluster is beyond repair
+            // (e.g. the cluster behind the bootstrap name was replaced): start over from the
+            // bootstrap addresses, once.
+            self.rebootstrap("a broker answered REBOOTSTRAP_REQUIRED");
+            resp = self
+                .send_to_any(&req)
+                .await
+                .inspect_err(|_| self.metadata_failed())?;
+        }
+        Error::check_code(resp.error_code, None, || "Metadata".to_owned())
+            .inspect_err(|_| self.metadata_failed())?;
+        *self.metadata_failing_since.lock().unwrap() = None;
         let cluster = ClusterMetadata::from_response(&resp);
         self.pool
             .set_brokers(cluster.brokers.iter().map(|b| (b.id, b.address())));
@@ -528,9 +549,34 @@ impl ClientInner {
         Ok(snapshot)
     }
 
+    /// A metadata refresh failed. With `metadata.recovery.strategy=rebootstrap`, once
+    /// refreshes have failed for `metadata.recovery.rebootstrap.trigger.ms` (KIP-1102: the
+    /// known brokers accept connections but never answer, say), the client rebootstraps.
+    fn metadata_failed(&self) {
+        if !self.cfg.rebootstrap {
+            return;
+        }
+        let mut since = self.metadata_failing_since.lock().unwrap();
+        let started = *since.get_or_insert_with(Instant::now);
+        if started.elapsed() >= self.cfg.rebootstrap_trigger {
+            // The clock starts again: the next rebootstrap comes a trigger period later.
+            *since = None;
+            drop(since);
+            self.rebootstrap("metadata.recovery.rebootstrap.trigger.ms passed without metadata");
+        }
+    }
+
+    /// Goes back to the bootstrap addresses (see [`Pool::rebootstrap`]).
+    fn rebootstrap(&self, why: &str) {
+        warn!(reason = why, bootstrap = ?self.cfg.bootstrap, "rebootstrapping");
+        self.pool.rebootstrap();
+    }
+
     /// Sends `req` to any broker that answers: an open connection first, then the known
-    /// brokers, then the bootstrap addresses (so a cluster whose every broker moved is found
-    /// again through bootstrap). Brokers in reconnect backoff are skipped, not waited for.
+    /// brokers, then the bootstrap addresses (KIP-899's rebootstrap: a cluster whose every
+    /// broker moved is found again through bootstrap, whose names are resolved again on
+    /// every connection attempt; with `metadata.recovery.strategy=none` only until the first
+    /// metadata arrived). Brokers in reconnect backoff are skipped, not waited for.
     pub(crate) async fn send_to_any<R: Request>(&self, req: &R) -> Result<R::Response> {
         let mut tried = Vec::new();
         let mut last = None;
@@ -547,7 +593,9 @@ impl ClientInner {
         let mut ids = self.pool.broker_ids();
         // Spread metadata load over the cluster instead of always asking the same broker.
         ids.sort_by_key(|id| crate::backoff::jitter(Duration::from_millis(100 + *id as u64 % 7)));
-        ids.extend(self.pool.bootstrap_ids());
+        if self.cfg.rebootstrap || self.metadata.snapshot().fetched_at.is_none() {
+            ids.extend(self.pool.bootstrap_ids());
+        }
         for id in ids {
             let result = match self.pool.get(id, Wait::No).await {
                 Ok(conn) => conn.send(req).await,

@@ -33,7 +33,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::connection::{Connection, ConnectionConfig, Stream};
+use super::connection::{Connection, ConnectionConfig, FinalizedFeatures, Stream};
 use crate::backoff::Backoff;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
@@ -114,6 +114,9 @@ pub(crate) struct Pool {
     coordinators: Mutex<HashMap<u64, Arc<Slot>>>,
     /// The next owner number [`Pool::new_coordinator_owner`] hands out.
     next_owner: AtomicU64,
+    /// The newest finalized features any connection reported (highest epoch), kept after
+    /// that connection closes.
+    features: Mutex<FinalizedFeatures>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -132,6 +135,10 @@ impl Pool {
             slots: Mutex::new(HashMap::new()),
             coordinators: Mutex::new(HashMap::new()),
             next_owner: AtomicU64::new(0),
+            features: Mutex::new(FinalizedFeatures {
+                epoch: -1,
+                levels: Vec::new(),
+            }),
         };
         let bootstrap: Vec<(i32, String)> = pool
             .cfg
@@ -390,6 +397,12 @@ impl Pool {
         let conn = Connection::connect(stream, cfg, timeout)
             .await
             .map_err(refine)?;
+        if let Some(f) = conn.finalized_features() {
+            let mut known = self.features.lock().unwrap();
+            if f.epoch >= known.epoch {
+                *known = f.clone();
+            }
+        }
         let mut session_lifetime = None;
         if self.cfg.security.protocol.uses_sasl() {
             // Before the pool hands the connection to anyone: no request of the caller's can
@@ -408,6 +421,33 @@ impl Pool {
             }
         }
         Ok((conn, session_lifetime))
+    }
+
+    /// Rebootstrap (KIP-899): forgets every broker the metadata named (their slots, sockets
+    /// and backoffs) and starts the bootstrap entries afresh, so the next metadata request
+    /// resolves and connects to the bootstrap addresses again. For when no known broker
+    /// answers any more, or one answered REBOOTSTRAP_REQUIRED. Coordinator sockets stay:
+    /// their owners find the coordinator again through the new metadata when they fail.
+    pub(crate) fn rebootstrap(&self) {
+        let fresh: Vec<(i32, Arc<Slot>)> = self
+            .cfg
+            .bootstrap
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let id = bootstrap_id(i);
+                (id, Arc::new(self.new_slot(id, a.clone(), false)))
+            })
+            .collect();
+        let mut slots = self.slots.lock().unwrap();
+        slots.clear();
+        slots.extend(fresh);
+    }
+
+    /// The cluster's finalized level of feature `name` (e.g. `transaction.version`) from the
+    /// newest ApiVersions answer of any connection so far; 0 when no broker listed it.
+    pub(crate) fn finalized_feature(&self, name: &str) -> i16 {
+        self.features.lock().unwrap().level(name)
     }
 
     /// Drops every connection (their tasks stop) and forgets the brokers.

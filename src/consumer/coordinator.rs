@@ -764,10 +764,23 @@ impl GroupCoordinator {
         extra: Duration,
         build: impl FnOnce(i16, &Connection) -> Result<R>,
     ) -> Result<(i32, i16, R::Response)> {
+        self.exchange_at_most(api, i16::MAX, extra, build).await
+    }
+
+    /// [`exchange`](Self::exchange) at version `max` at most: transactions v1 must not use
+    /// the versions that mean transactions v2 to the coordinator (EndTxn v5, TxnOffsetCommit
+    /// v5), as the Java client caps them.
+    pub(crate) async fn exchange_at_most<R: Request>(
+        &self,
+        api: ApiKey,
+        max: i16,
+        extra: Duration,
+        build: impl FnOnce(i16, &Connection) -> Result<R>,
+    ) -> Result<(i32, i16, R::Response)> {
         let (node, conn) = self.connect_once().await?;
         // kafka-protocol 0.18 lists OffsetCommit and OffsetFetch up to v10 (their responses),
         // but encodes the requests only up to v9.
-        let version = conn.version(api)?.min(R::VERSIONS.max);
+        let version = conn.version(api)?.min(R::VERSIONS.max).min(max);
         let req = build(version, &conn)?;
         let timeout = self.client.cfg.request_timeout.saturating_add(extra);
         match conn.call(&req, version, timeout).await {

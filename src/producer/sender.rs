@@ -187,6 +187,22 @@ impl Sender {
             self.bump_requested = false;
             self.start_identity(self.identity);
         }
+        if let Some(txn) = &self.txn {
+            // Transactions v2: EndTxn gave the next transaction a new epoch. `end` returns
+            // only after every batch of the transaction was delivered, so nothing is in
+            // flight under the old epoch and the next transaction's batches, sealed below,
+            // get the new one with sequences from 0.
+            let latest = txn.latest_identity();
+            if self.identity.is_some()
+                && !self.identity_pending
+                && latest.is_some()
+                && latest != self.identity
+            {
+                debug!(?latest, "transactional producer epoch changed");
+                self.identity = latest;
+                self.resequence_after_bump();
+            }
+        }
         let snapshot = self.client.metadata.snapshot();
         let mut requests: HashMap<i32, Vec<ProducerBatch>> = HashMap::new();
         let mut request_bytes: HashMap<i32, usize> = HashMap::new();
@@ -397,6 +413,12 @@ impl Sender {
             topics.iter().map(|t| (t.name.clone(), t.id)).collect();
         // Produce v13 names topics by id only: without an id for every topic, v12 by name.
         let by_id = topics.iter().all(|t| t.id.is_some());
+        // Produce v12+ tells a partition leader that the transaction uses transactions v2
+        // (it adds the partition itself): transactions v1 write with v11 at most, as Java.
+        let cap = match &self.txn {
+            Some(t) if !t.uses_v2() => 11,
+            _ => i16::MAX,
+        };
         // The batches go into the frame by reference (`encode_produce`): a record's bytes are
         // copied once, by `send`, and then only by the kernel.
         let req = ProduceBody {
@@ -416,7 +438,7 @@ impl Sender {
             let fut = async move {
                 let result = match client.broker(broker).await {
                     Ok(conn) => conn.version(ApiKey::Produce).and_then(|v| {
-                        let v = by_name_version(v, by_id);
+                        let v = by_name_version(v, by_id).min(cap);
                         conn.send_unanswered(|correlation_id, client_id| {
                             encode_produce(&req, v, correlation_id, client_id)
                         })
@@ -438,7 +460,7 @@ impl Sender {
         self.in_flight.push(Box::pin(async move {
             let result = async {
                 let conn = client.broker(broker).await?;
-                let version = by_name_version(conn.version(ApiKey::Produce)?, by_id);
+                let version = by_name_version(conn.version(ApiKey::Produce)?, by_id).min(cap);
                 conn.call_encoded::<ProduceRequest>(
                     version,
                     timeout,
@@ -462,6 +484,12 @@ impl Sender {
         match event {
             Event::MetadataRefreshed => self.refreshing = false,
             Event::Identity(Ok(id)) => {
+                // A transactional identity may have moved on since the event was made.
+                let id = self
+                    .txn
+                    .as_ref()
+                    .and_then(|t| t.latest_identity())
+                    .unwrap_or(id);
                 let bumped = self.identity.is_some();
                 debug!(
                     producer_id = id.producer_id,

@@ -14,9 +14,22 @@
 //! the transaction before their first record is appended (`ensure_partition`): concurrent
 //! senders of new partitions share one AddPartitionsToTxn.
 //!
-//! Errors are sorted as Java sorts them: retriable inside a call (CONCURRENT_TRANSACTIONS,
-//! COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR → the coordinator is found again), abortable
-//! (the transaction must be aborted, then the producer goes on), fatal (only `close` helps).
+//! Errors are sorted as Java sorts them (KIP-1050, `classify::classify_txn`): retriable and
+//! refresh-retriable inside a call (CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS,
+//! NOT_COORDINATOR → the coordinator is found again), abortable (the transaction must be
+//! aborted, then the producer goes on), application-recoverable and fatal (only `close`
+//! helps; for the former a new producer does).
+//!
+//! Transactions v2 (KIP-890), when the cluster finalizes `transaction.version` 2 or more
+//! (decided at `init_transactions` and again at each `begin_transaction`, as Java does, so a
+//! feature upgrade takes effect between transactions): no AddPartitionsToTxn (the partition
+//! leader adds a partition when a Produce v12+ of the transaction first reaches it), no
+//! AddOffsetsToTxn (TxnOffsetCommit v5 adds the group), and EndTxn v5, whose answer carries
+//! the producer epoch (and id) of the next transaction: the coordinator bumps the epoch at
+//! every transaction end, so a late write of an ended transaction is refused. With
+//! transaction version 1, the v1 calls at the versions before those (EndTxn and
+//! TxnOffsetCommit v4 at most, Produce v11 at most for transactional batches), which is
+//! what tells the coordinator and the partition leaders which protocol a transaction uses.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -34,7 +47,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use crate::classify::{classify, Action};
+use crate::classify::classify_txn;
 use crate::client::ClientInner;
 use crate::consumer::coordinator::GroupCoordinator;
 use crate::consumer::{CommitOffset, ConsumerGroupMetadata, TopicPartition};
@@ -76,6 +89,8 @@ pub(crate) struct Transactions {
     /// Offsets were added to the open transaction (it exists on the coordinator even with
     /// no partition).
     offsets_added: Mutex<bool>,
+    /// The open (or next) transaction uses transactions v2; set by `init` and `begin` only.
+    v2: std::sync::atomic::AtomicBool,
 }
 
 impl Transactions {
@@ -92,6 +107,33 @@ impl Transactions {
             adding: tokio::sync::Mutex::new(()),
             groups: Mutex::new(HashMap::new()),
             offsets_added: Mutex::new(false),
+            v2: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the transaction uses transactions v2 (see the module docs). The sender reads
+    /// it to choose the Produce version of transactional batches.
+    pub(crate) fn uses_v2(&self) -> bool {
+        self.v2.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Decides the protocol of the next transaction from the cluster's finalized
+    /// `transaction.version` (the newest ApiVersions answer of any connection).
+    fn choose_protocol(&self) {
+        let level = self.client.pool.finalized_feature("transaction.version");
+        let v2 = level >= 2;
+        let was = self.v2.swap(v2, std::sync::atomic::Ordering::AcqRel);
+        if was != v2 {
+            info!(transactional_id = %self.id, transaction_version = level, "transaction protocol chosen");
+        }
+    }
+
+    /// The highest version of a call whose next version means transactions v2.
+    fn v1_cap(&self, v1_max: i16) -> i16 {
+        if self.uses_v2() {
+            i16::MAX
+        } else {
+            v1_max
         }
     }
 
@@ -103,6 +145,12 @@ impl Transactions {
     /// What the sender stamps on batches, once `init_transactions` has run.
     pub(crate) fn identity(&self) -> watch::Receiver<Option<Identity>> {
         self.identity.subscribe()
+    }
+
+    /// The identity the next batches must carry: it changes at `init_transactions` and, with
+    /// transactions v2, at every transaction end.
+    pub(crate) fn latest_identity(&self) -> Option<Identity> {
+        *self.identity.borrow()
     }
 
     fn current_identity(&self) -> Result<Identity> {
@@ -122,9 +170,9 @@ impl Transactions {
         }
     }
 
-    /// Sorts an error from a coordinator call: fatal ones stick.
+    /// Sorts an error from a coordinator call: those that end the producer stick.
     fn note(&self, e: Error) -> Error {
-        if classify(&e, Some(ApiKey::EndTxn)).contains(Action::FATAL) {
+        if classify_txn(&e, ApiKey::EndTxn).ends_the_producer() {
             *self.state.lock().unwrap() = State::Fatal(e.clone());
         }
         e
@@ -164,6 +212,7 @@ impl Transactions {
             epoch: resp.producer_epoch,
         };
         info!(transactional_id = %self.id, producer_id = identity.producer_id, epoch = identity.epoch, "transactions initialized");
+        self.choose_protocol();
         self.identity.send_replace(Some(identity));
         *self.state.lock().unwrap() = State::Ready;
         Ok(())
@@ -171,6 +220,7 @@ impl Transactions {
 
     pub(crate) fn begin(&self) -> Result<()> {
         self.expect("begin_transaction", |s| matches!(s, State::Ready))?;
+        self.choose_protocol();
         self.added.lock().unwrap().clear();
         *self.offsets_added.lock().unwrap() = false;
         *self.state.lock().unwrap() = State::InTransaction;
@@ -187,6 +237,13 @@ impl Transactions {
     /// Makes `tp` part of the open transaction before its first record is appended.
     pub(crate) async fn ensure_partition(&self, tp: &TopicPartition) -> Result<()> {
         if self.added.lock().unwrap().contains(tp) {
+            return Ok(());
+        }
+        if self.uses_v2() {
+            // Transactions v2: the partition's leader adds it when the transaction's first
+            // Produce (v12+) reaches it. Noted here so that `end` knows the transaction
+            // exists on the coordinator.
+            self.added.lock().unwrap().insert(tp.clone());
             return Ok(());
         }
         self.pending.lock().unwrap().insert(tp.clone());
@@ -274,7 +331,7 @@ impl Transactions {
     pub(crate) fn record_failure(&self, e: &Error) {
         let mut state = self.state.lock().unwrap();
         // Fenced (a newer instance owns the id) or unauthorized: nothing more will work.
-        if classify(e, Some(ApiKey::EndTxn)).contains(Action::FATAL) {
+        if classify_txn(e, ApiKey::EndTxn).ends_the_producer() {
             *state = State::Fatal(e.clone());
         } else if matches!(*state, State::InTransaction) {
             *state = State::Abortable(e.clone());
@@ -292,7 +349,12 @@ impl Transactions {
             matches!(s, State::InTransaction)
         })?;
         let id = self.current_identity()?;
-        let r = self.add_offsets(id, group).await;
+        // Transactions v2: TxnOffsetCommit v5 adds the group to the transaction itself.
+        let r = if self.uses_v2() {
+            Ok(())
+        } else {
+            self.add_offsets(id, group).await
+        };
         let r = match r {
             Ok(()) => self.txn_offset_commit(id, offsets, group).await,
             Err(e) => Err(e),
@@ -370,26 +432,31 @@ impl Transactions {
         self.client
             .retrying(ApiKey::TxnOffsetCommit, || async {
                 let (node, version, resp) = group_coordinator
-                    .exchange(ApiKey::TxnOffsetCommit, Duration::ZERO, |version, _| {
-                        let mut req = TxnOffsetCommitRequest::default()
-                            .with_transactional_id(txn_id(&self.id))
-                            .with_group_id(group_id(&group.group_id))
-                            .with_producer_id(ProducerId(id.producer_id))
-                            .with_producer_epoch(id.epoch)
-                            .with_topics(topics.clone());
-                        // KIP-447 fields exist from v3.
-                        if version >= 3 {
-                            req = req
-                                .with_generation_id(group.generation_id)
-                                .with_member_id(StrBytes::from_string(group.member_id.clone()))
-                                .with_group_instance_id(
-                                    group.group_instance_id.clone().map(StrBytes::from_string),
-                                );
-                        } else {
-                            req.group_instance_id = None;
-                        }
-                        Ok(req)
-                    })
+                    .exchange_at_most(
+                        ApiKey::TxnOffsetCommit,
+                        self.v1_cap(4),
+                        Duration::ZERO,
+                        |version, _| {
+                            let mut req = TxnOffsetCommitRequest::default()
+                                .with_transactional_id(txn_id(&self.id))
+                                .with_group_id(group_id(&group.group_id))
+                                .with_producer_id(ProducerId(id.producer_id))
+                                .with_producer_epoch(id.epoch)
+                                .with_topics(topics.clone());
+                            // KIP-447 fields exist from v3.
+                            if version >= 3 {
+                                req = req
+                                    .with_generation_id(group.generation_id)
+                                    .with_member_id(StrBytes::from_string(group.member_id.clone()))
+                                    .with_group_instance_id(
+                                        group.group_instance_id.clone().map(StrBytes::from_string),
+                                    );
+                            } else {
+                                req.group_instance_id = None;
+                            }
+                            Ok(req)
+                        },
+                    )
                     .await?;
                 for t in &resp.topics {
                     for p in &t.partitions {
@@ -442,7 +509,7 @@ impl Transactions {
                 .retrying(ApiKey::EndTxn, || async {
                     let (node, version, resp) = self
                         .coordinator
-                        .exchange(ApiKey::EndTxn, Duration::ZERO, |_, _| {
+                        .exchange_at_most(ApiKey::EndTxn, self.v1_cap(4), Duration::ZERO, |_, _| {
                             Ok(EndTxnRequest::default()
                                 .with_transactional_id(txn_id(&self.id))
                                 .with_producer_id(ProducerId(id.producer_id))
@@ -453,15 +520,32 @@ impl Transactions {
                     self.coordinator
                         .check(node, ApiKey::EndTxn, resp.error_code, None, || {
                             format!("EndTxn v{version} (transactional id {})", self.id)
-                        })
+                        })?;
+                    Ok((version, resp))
                 })
                 .await;
-            if let Err(e) = r {
-                let e = self.note(e);
-                if commit {
-                    self.record_failure(&e);
+            match r {
+                Ok((version, resp)) if version >= 5 => {
+                    // Transactions v2: the coordinator bumped the epoch (or, at the end of
+                    // the epoch range, gave a new producer id); the next transaction's
+                    // batches carry it, and the sender restarts every sequence at 0.
+                    let next = Identity {
+                        producer_id: resp.producer_id.0,
+                        epoch: resp.producer_epoch,
+                    };
+                    if next.producer_id >= 0 && next.epoch >= 0 && next != id {
+                        debug!(transactional_id = %self.id, producer_id = next.producer_id, epoch = next.epoch, "epoch bumped by EndTxn");
+                        self.identity.send_replace(Some(next));
+                    }
                 }
-                return Err(e);
+                Ok(_) => {}
+                Err(e) => {
+                    let e = self.note(e);
+                    if commit {
+                        self.record_failure(&e);
+                    }
+                    return Err(e);
+                }
             }
         }
         debug!(transactional_id = %self.id, commit, "transaction ended");

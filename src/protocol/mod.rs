@@ -131,9 +131,9 @@ pub(crate) fn client_range(api: ApiKey) -> (i16, i16) {
         ApiKey::OffsetCommit | ApiKey::OffsetFetch => r.max.min(9),
         // v4+ is broker-to-broker (KIP-890); clients add partitions with v3 at most.
         ApiKey::AddPartitionsToTxn => r.max.min(3),
-        // v5 (KIP-890 transactions v2) bumps the epoch per transaction, which the
-        // transactional producer does not do yet.
-        ApiKey::EndTxn => r.max.min(4),
+        // EndTxn v5 (KIP-890 transactions v2) bumps the epoch per transaction: spoken when
+        // the cluster finalizes transaction.version 2 (`producer/transaction.rs` caps it at
+        // v4 otherwise).
         _ => r.max,
     };
     (r.min, max)

@@ -576,7 +576,15 @@ mod interop {
                         .with_partition(0)
                         .with_fetch_offset(offset)
                         .with_partition_max_bytes(1 << 20)])]);
-            let resp = within("fetch", conn.send(&req)).await.unwrap();
+            // By name: v12 at most (v13+ names topics by id).
+            let version = crate::protocol::by_name_version(
+                conn.version(kafka_protocol::messages::ApiKey::Fetch)
+                    .unwrap(),
+                false,
+            );
+            let resp = within("fetch", conn.call(&req, version, STEP))
+                .await
+                .unwrap();
             let part = &resp.responses[0].partitions[0];
             assert_eq!(part.error_code, 0, "fetch error for {topic}");
             let data = part.records.clone().unwrap_or_default();
@@ -688,7 +696,15 @@ mod interop {
                         .with_partition_data(vec![PartitionProduceData::default()
                             .with_index(0)
                             .with_records(Some(batch.freeze()))])]);
-                let resp = within("produce", conn.send(&req)).await.unwrap();
+                // By name: v12 at most (v13 names topics by id).
+                let version = crate::protocol::by_name_version(
+                    conn.version(kafka_protocol::messages::ApiKey::Produce)
+                        .unwrap(),
+                    false,
+                );
+                let resp = within("produce", conn.call(&req, version, STEP))
+                    .await
+                    .unwrap();
                 let part = &resp.responses[0].partition_responses[0];
                 assert_eq!(part.error_code, 0, "{topic}: produce rejected");
             }
