@@ -339,6 +339,49 @@ impl KafkaCluster {
         );
     }
 
+    /// Starts every node again, all of them stopped or killed, each with its client
+    /// (PLAINTEXT) listener on a new free port (the controller port stays: it is the quorum's
+    /// address), and waits until all serve. The nodes keep their ids and data and advertise
+    /// the new ports, so a client that knew the old addresses finds none of them again.
+    /// Returns the new `bootstrap()`. Panics with a log's tail if a node does not come up.
+    pub fn restart_all_on_new_ports(&mut self) -> String {
+        let started = Instant::now();
+        for i in 0..self.nodes.len() {
+            let id = self.nodes[i].id;
+            assert!(
+                !self.is_running(id),
+                "node {id} is still running: stop or kill it first"
+            );
+            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .and_then(|l| l.local_addr())
+                .unwrap_or_else(|e| panic!("cannot pick a loopback port: {e}"))
+                .port();
+            let node = &mut self.nodes[i];
+            let path = node.dir.join("server.properties");
+            let text = fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            let old = format!("PLAINTEXT://127.0.0.1:{}", node.port);
+            let new = format!("PLAINTEXT://127.0.0.1:{port}");
+            fs::write(&path, text.replace(&old, &new))
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            node.port = port;
+        }
+        // All at once: one node alone has no controller quorum and never becomes ready.
+        for i in 0..self.nodes.len() {
+            self.spawn(i).unwrap_or_else(|e| panic!("{e}"));
+        }
+        for i in 0..self.nodes.len() {
+            self.wait_ready(i)
+                .unwrap_or_else(|e| panic!("node {} did not restart:\n{e}", self.nodes[i].id));
+        }
+        eprintln!(
+            "kafka harness: {} nodes restarted on new ports in {:.1} s",
+            self.nodes.len(),
+            started.elapsed().as_secs_f64()
+        );
+        self.bootstrap()
+    }
+
     fn node(&self, id: i32) -> &Node {
         &self.nodes[self.index(id)]
     }
