@@ -353,10 +353,10 @@ const OPTIONAL_APIS: [&str; 27] = [
 ];
 
 const KAFKA_4_4_VERSIONS: &str =
-    "ApiVersions v4 Produce v12 Fetch v12 ListOffsets v10 Metadata v13 OffsetCommit v9 \
+    "ApiVersions v4 Produce v13 Fetch v18 ListOffsets v10 Metadata v13 OffsetCommit v9 \
     OffsetFetch v9 FindCoordinator v6 JoinGroup v9 Heartbeat v4 LeaveGroup v5 SyncGroup v5 \
     DescribeGroups v6 ListGroups v5 SaslHandshake v1 CreateTopics v7 DeleteTopics v6 \
-    DeleteRecords v2 InitProducerId v5 AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 \
+    DeleteRecords v2 InitProducerId v5 AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v5 \
     TxnOffsetCommit v5 DescribeAcls v3 CreateAcls v3 DeleteAcls v3 DescribeConfigs v4 \
     AlterConfigs v2 SaslAuthenticate v2 CreatePartitions v3 DeleteGroups v2 ElectLeaders v2 \
     IncrementalAlterConfigs v1 OffsetDelete v0 DescribeUserScramCredentials v0 \
@@ -366,7 +366,7 @@ const KAFKA_4_4_VERSIONS: &str =
     ShareAcknowledge v1 DescribeShareGroupOffsets v0 AlterShareGroupOffsets v0 \
     DeleteShareGroupOffsets v0";
 const TANSU_0_6_VERSIONS: &str =
-    "ApiVersions v4 Produce v11 Fetch v12 ListOffsets v9 Metadata v12 OffsetCommit v9 \
+    "ApiVersions v4 Produce v11 Fetch v17 ListOffsets v9 Metadata v12 OffsetCommit v9 \
     OffsetFetch v9 FindCoordinator v6 JoinGroup v9 Heartbeat v4 LeaveGroup v5 SyncGroup v5 \
     DescribeGroups v5 ListGroups v5 SaslHandshake v1 CreateTopics v7 DeleteTopics v6 \
     DeleteRecords v2 InitProducerId v5 AddPartitionsToTxn v3 AddOffsetsToTxn v4 EndTxn v4 \
