@@ -234,3 +234,66 @@ async fn properties_set_the_same_settings_as_typed_setters() {
     assert_eq!(b.cfg.request_timeout, Duration::from_millis(1234));
     assert_eq!(b.api_timeout, Some(Duration::from_millis(4321)));
 }
+
+/// KIP-1102: a broker answering REBOOTSTRAP_REQUIRED sends the client back to its bootstrap
+/// address, which now leads to another cluster (brokers and addresses all new); with
+/// `metadata.recovery.strategy=none` the error is returned instead.
+#[tokio::test]
+async fn rebootstrap_required_starts_over_from_the_bootstrap_address() {
+    for rebootstrap in [true, false] {
+        let connector = Arc::new(FakeConnector::default());
+        let old = FakeCluster::with_brokers(&[1]);
+        let new = FakeCluster::with_brokers(&[7]);
+        let mut ranges = crate::testing::DEFAULT_RANGES.to_vec();
+        ranges.retain(|r| r.0 != ApiKey::Metadata as i16);
+        ranges.push((ApiKey::Metadata as i16, 0, 13));
+        *old.ranges.lock().unwrap() = Some(ranges);
+        connector.set("b:1", Behaviour::Serve(old.clone()));
+        connector.set("fake:1", Behaviour::Serve(old.clone()));
+        connector.set("fake:7", Behaviour::Serve(new.clone()));
+        let client = Client::builder()
+            .bootstrap_servers("b:1")
+            .set(
+                "metadata.recovery.strategy",
+                if rebootstrap { "rebootstrap" } else { "none" },
+            )
+            .api_timeout(Duration::from_millis(500))
+            .retry_backoff(Duration::from_millis(10), Duration::from_millis(50))
+            .connector(connector.clone())
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(client.cached_metadata().brokers[0].id, 1);
+        // The bootstrap name now points at the new cluster; the old one wants a rebootstrap.
+        connector.set("b:1", Behaviour::Serve(new.clone()));
+        old.metadata.lock().unwrap().error_code = KafkaCode::RebootstrapRequired.code();
+        let result = client.metadata(&["t"]).await;
+        if rebootstrap {
+            let meta = result.unwrap();
+            assert_eq!(
+                meta.brokers.iter().map(|b| b.id).collect::<Vec<_>>(),
+                vec![7]
+            );
+            assert!(new.count(ApiKey::Metadata) >= 1);
+        } else {
+            let e = result.unwrap_err();
+            assert_eq!(e.kafka_code(), Some(KafkaCode::RebootstrapRequired), "{e}");
+            assert_eq!(new.count(ApiKey::Metadata), 0);
+        }
+    }
+}
+
+#[test]
+fn the_recovery_strategy_is_checked_at_build() {
+    let b = ClientBuilder::from_properties([
+        ("bootstrap.servers", "a:1"),
+        ("metadata.recovery.strategy", "none"),
+        ("metadata.recovery.rebootstrap.trigger.ms", "1000"),
+    ]);
+    assert!(b.error.is_none());
+    assert!(!b.cfg.rebootstrap);
+    assert_eq!(b.cfg.rebootstrap_trigger, Duration::from_secs(1));
+    let b = ClientBuilder::from_properties([("metadata.recovery.strategy", "sometimes")]);
+    let e = b.error.expect("an invalid strategy is an error");
+    assert!(e.to_string().contains("metadata.recovery.strategy"), "{e}");
+}
