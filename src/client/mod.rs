@@ -106,7 +106,8 @@ impl ClientBuilder {
     /// `request.timeout.ms`, `socket.connection.setup.timeout.ms`, `reconnect.backoff.ms`,
     /// `reconnect.backoff.max.ms`, `metadata.max.age.ms`, `retry.backoff.ms`,
     /// `retry.backoff.max.ms`, `receive.message.max.bytes`, `allow.auto.create.topics`,
-    /// `default.api.timeout.ms`), and the security settings (`security.protocol`,
+    /// `default.api.timeout.ms`, `metadata.recovery.strategy` (`rebootstrap`, the default, or
+    /// `none`), `metadata.recovery.rebootstrap.trigger.ms`), and the security settings (`security.protocol`,
     /// `ssl.ca.location`, `ssl.ca.pem`, `ssl.certificate.location`, `ssl.certificate.pem`,
     /// `ssl.key.location`, `ssl.key.pem`, `ssl.key.password`,
     /// `ssl.endpoint.identification.algorithm`, `sasl.mechanism` (or `sasl.mechanisms`),
