@@ -47,6 +47,14 @@ use crate::error::{Error, Result};
 use crate::protocol::records::Batches;
 use crate::protocol::{by_name_version, topic_name, wire_topic_id};
 
+/// The id each assigned topic's fetch positions belong to, and the (metadata generation,
+/// assigned partition count) last checked against (`Fetcher::check_topic_ids`).
+#[derive(Default)]
+struct TopicIds {
+    by_topic: HashMap<Arc<str>, [u8; 16]>,
+    checked: Option<(u64, usize)>,
+}
+
 /// A partition in a request, with the epoch it was planned under.
 struct Planned {
     part: Arc<PartitionState>,
@@ -95,7 +103,7 @@ impl Fetcher {
         let mut refreshing = false;
         let mut want_refresh = false;
         // The topic id each assigned topic's positions belong to (owned by this task).
-        let mut topic_ids: HashMap<Arc<str>, [u8; 16]> = HashMap::new();
+        let mut topic_ids = TopicIds::default();
         loop {
             if self.tx.is_closed() {
                 return;
@@ -123,9 +131,16 @@ impl Fetcher {
     /// assigned topic, its partitions are reset by `auto.offset.reset` (as the Java consumer
     /// does), and everything fetched under the old id is dropped (the move bumps each
     /// partition's epoch), so the application never gets an old record after a new one.
-    fn check_topic_ids(&self, known: &mut HashMap<Arc<str>, [u8; 16]>) {
+    fn check_topic_ids(&self, ids: &mut TopicIds) {
         let snapshot = self.client.metadata.snapshot();
         let parts = self.assignment.all();
+        // Only when something changed: this runs once per loop of the task.
+        let seen = (snapshot.generation, parts.len());
+        if ids.checked == Some(seen) {
+            return;
+        }
+        ids.checked = Some(seen);
+        let known = &mut ids.by_topic;
         known.retain(|topic, _| parts.iter().any(|p| p.tp.topic == *topic));
         for part in parts {
             if part.revoked.load(Ordering::Acquire) {

@@ -54,8 +54,9 @@ type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 struct Completed {
     broker: i32,
     batches: Vec<ProducerBatch>,
-    /// The topic id each topic was sent under (`None`: by name), to find its answer.
-    sent_ids: HashMap<Arc<str>, Option<[u8; 16]>>,
+    /// The topic id each topic was sent under (`None`: by name), to find its answer. A
+    /// request has few topics: a list, searched linearly.
+    sent_ids: Vec<(Arc<str>, Option<[u8; 16]>)>,
     result: Result<ProduceResponse>,
 }
 
@@ -409,7 +410,7 @@ impl Sender {
                 }),
             }
         }
-        let sent_ids: HashMap<Arc<str>, Option<[u8; 16]>> =
+        let sent_ids: Vec<(Arc<str>, Option<[u8; 16]>)> =
             topics.iter().map(|t| (t.name.clone(), t.id)).collect();
         // Produce v13 names topics by id only: without an id for every topic, v12 by name.
         let by_id = topics.iter().all(|t| t.id.is_some());
@@ -550,7 +551,11 @@ impl Sender {
                     log_append_time: None,
                 }),
                 Ok(resp) => {
-                    let sent_id = done.sent_ids.get(batch.topic()).copied().flatten();
+                    let sent_id = done
+                        .sent_ids
+                        .iter()
+                        .find(|(name, _)| name == batch.topic())
+                        .and_then(|(_, id)| *id);
                     partition_outcome(resp, &batch, sent_id)
                 }
             };
