@@ -741,24 +741,33 @@ async fn a_member_killed_without_leaving_is_replaced_after_the_session_timeout()
         Sub::Topics(&topics),
     )
     .await;
-    let mut expected = produce(&admin, &topic, PARTITIONS, 25, "before").await;
     wait_until(
-        "x and y split and read everything",
+        "x and y split",
         &mut None,
-        |_| {
-            split(&[x.owned(), y.owned()], PARTITIONS)
-                && all_reads(&[&x, &y], None).len() >= expected.len()
-        },
+        |_| split(&[x.owned(), y.owned()], PARTITIONS),
         |_| format!("x owns {:?}, y owns {:?}", x.owned(), y.owned()),
     )
     .await;
+    // Written once the group is split: x processes (and commits) records of its own.
+    let mut expected = produce(&admin, &topic, PARTITIONS, 25, "before").await;
+    wait_until(
+        "x and y read everything",
+        &mut None,
+        |_| all_reads(&[&x, &y], None).len() >= expected.len(),
+        |_| format!("x owns {:?}, y owns {:?}", x.owned(), y.owned()),
+    )
+    .await;
+    assert!(
+        !x.reads.lock().unwrap().is_empty(),
+        "x processed nothing before it was killed"
+    );
     // x's auto-commit (every second) catches up with what it processed.
     let x_parts: Vec<TopicPartition> = x
         .owned()
         .iter()
         .map(|p| TopicPartition::new(&topic, *p))
         .collect();
-    let x_next = next_offsets(&x.reads.lock().unwrap(), &topic);
+    let x_next = next_offsets(&all_reads(&[&x, &y], None), &topic);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let committed = x

@@ -614,3 +614,7 @@ pub(crate) fn check_pattern(pattern: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "member848_tests.rs"]
+mod tests;
