@@ -574,7 +574,7 @@ async fn ferrokafka_and_java_members_share_partitions_as_members_come_and_go() {
 
     let reads = all_reads(&[&a, &b, &c], Some(&java));
     assert_each_processed_once("members joining and leaving", &reads, &expected);
-    let violations = owners.violations.lock().unwrap();
+    let violations = owners.violations.lock().unwrap().clone();
     assert!(violations.is_empty(), "two owners at once: {violations:?}");
     for m in [&a, &b, &c] {
         m.check_healthy();
@@ -916,7 +916,7 @@ async fn a_classic_group_is_upgraded_online_member_by_member() {
     for m in &all {
         m.check_healthy();
     }
-    let violations = owners.violations.lock().unwrap();
+    let violations = owners.violations.lock().unwrap().clone();
     assert!(violations.is_empty(), "two owners at once: {violations:?}");
     client.close().await;
 }

@@ -12,15 +12,18 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{
     Assignment, TopicPartitions as AssignedPartitions,
 };
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
+};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
-    FindCoordinatorResponse,
+    FindCoordinatorResponse, GroupId, OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use crate::codes::KafkaCode;
+use crate::consumer::record::TopicPartition;
 use crate::consumer::{Consumer, GroupProtocol, RebalanceContext, RebalanceListener};
-use crate::record::TopicPartition;
 use crate::testing::{FakeCluster, DEFAULT_RANGES};
 
 /// The id of topic `t` in the fake cluster's metadata.
@@ -29,7 +32,7 @@ const T: [u8; 16] = [9; 16];
 /// What happened, in order: heartbeats as the coordinator saw them, and hooks.
 #[derive(Debug, Clone, PartialEq)]
 enum Seen {
-    Beat(ConsumerGroupHeartbeatRequest),
+    Beat(Box<ConsumerGroupHeartbeatRequest>),
     Assigned(Vec<TopicPartition>),
     Revoked(Vec<TopicPartition>),
     Lost(Vec<TopicPartition>),
@@ -42,10 +45,16 @@ struct Hooks(Log);
 #[async_trait]
 impl RebalanceListener for Hooks {
     async fn assigned(&self, _: &RebalanceContext, partitions: &[TopicPartition]) {
-        self.0.lock().unwrap().push(Seen::Assigned(partitions.to_vec()));
+        self.0
+            .lock()
+            .unwrap()
+            .push(Seen::Assigned(partitions.to_vec()));
     }
     async fn revoked(&self, _: &RebalanceContext, partitions: &[TopicPartition]) {
-        self.0.lock().unwrap().push(Seen::Revoked(partitions.to_vec()));
+        self.0
+            .lock()
+            .unwrap()
+            .push(Seen::Revoked(partitions.to_vec()));
     }
     async fn lost(&self, _: &RebalanceContext, partitions: &[TopicPartition]) {
         self.0.lock().unwrap().push(Seen::Lost(partitions.to_vec()));
@@ -94,17 +103,15 @@ async fn fake(instance: Option<&str>) -> Fake {
     let script: Arc<Mutex<Script>> = Arc::default();
     let (l, s) = (log.clone(), script.clone());
     *cluster.handler.lock().unwrap() = Some(Box::new(move |r| match r.api().0 {
-        ApiKey::FindCoordinator => Some(
-            r.answer(
-                &FindCoordinatorResponse::default().with_coordinators(vec![
+        ApiKey::FindCoordinator => Some(r.answer(
+            &FindCoordinatorResponse::default().with_coordinators(vec![
                     Coordinator::default()
                         .with_key(StrBytes::from_static_str("g"))
                         .with_node_id(BrokerId(1))
                         .with_host(StrBytes::from_static_str("fake"))
                         .with_port(1),
                 ]),
-            ),
-        ),
+        )),
         ApiKey::ConsumerGroupHeartbeat => {
             let req: ConsumerGroupHeartbeatRequest = r.decode();
             let mut s = s.lock().unwrap();
@@ -116,11 +123,24 @@ async fn fake(instance: Option<&str>) -> Fake {
             if resp.error_code == 0 && resp.member_epoch > 0 {
                 s.epoch = resp.member_epoch;
             }
-            l.lock().unwrap().push(Seen::Beat(req));
+            l.lock().unwrap().push(Seen::Beat(Box::new(req)));
             Some(r.answer(&resp))
         }
-        // The fetcher's lookups (committed offsets, log ends) stay unanswered: these tests
-        // are about membership, and the consumer is closed long before they time out.
+        // The fetcher's committed-offset lookup shares the coordinator socket, whose answers
+        // must come in order: answer it (offset 5). Its Fetches, on sockets of their own,
+        // stay unanswered: these tests are about membership, and the consumer is closed
+        // long before they time out.
+        ApiKey::OffsetFetch => Some(r.answer(&OffsetFetchResponse::default().with_groups(vec![
+                    OffsetFetchResponseGroup::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                        .with_topics(vec![OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(StrBytes::from_static_str("t")))
+                            .with_partitions(vec![OffsetFetchResponsePartitions::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(5)
+                                .with_committed_leader_epoch(-1)
+                                .with_metadata(Some(StrBytes::from_static_str("")))])]),
+                ]))),
         _ => None,
     }));
     let client = cluster.client_builder().build().await.unwrap();
@@ -167,7 +187,7 @@ impl Fake {
 fn beats(seen: &[Seen]) -> Vec<ConsumerGroupHeartbeatRequest> {
     seen.iter()
         .filter_map(|s| match s {
-            Seen::Beat(b) => Some(b.clone()),
+            Seen::Beat(b) => Some((**b).clone()),
             _ => None,
         })
         .collect()
@@ -196,14 +216,20 @@ async fn joins_in_full_acknowledges_before_assigning_and_revokes_before_acknowle
     let f = fake(None).await;
     f.queue(answer(1, Some(vec![0])));
     f.consumer.subscribe(&["t"]).await.unwrap();
-    f.wait("assigned", |s| s.contains(&Seen::Assigned(t0()))).await;
+    f.wait("assigned", |s| s.contains(&Seen::Assigned(t0())))
+        .await;
     // A few stable heartbeats at the 40 ms interval the coordinator asked for.
     f.wait("stable", |s| beats(s).len() >= 4).await;
 
     let b = f.beats();
     let join = &b[0];
     assert_eq!(join.member_epoch, 0);
-    assert_eq!(join.member_id.len(), 22, "a client-made UUID: {:?}", join.member_id);
+    assert_eq!(
+        join.member_id.len(),
+        22,
+        "a client-made UUID: {:?}",
+        join.member_id
+    );
     assert_eq!(join.group_id.0.as_str(), "g");
     assert_eq!(join.rebalance_timeout_ms, 300_000);
     let names: Vec<&str> = join
@@ -225,7 +251,10 @@ async fn joins_in_full_acknowledges_before_assigning_and_revokes_before_acknowle
     let seen = f.seen();
     let acked = position(&seen, |s| matches!(s, Seen::Beat(b) if b.member_epoch == 1));
     let assigned = position(&seen, |s| *s == Seen::Assigned(t0()));
-    assert!(acked < assigned, "acknowledged after the assigned hook: {seen:#?}");
+    assert!(
+        acked < assigned,
+        "acknowledged after the assigned hook: {seen:#?}"
+    );
     // Stable: nothing but the identity.
     for stable in &b[2..] {
         assert_eq!(stable.member_epoch, 1);
@@ -237,15 +266,21 @@ async fn joins_in_full_acknowledges_before_assigning_and_revokes_before_acknowle
     // it owns nothing.
     f.queue(answer(2, Some(Vec::new())));
     f.wait("revoke acknowledged", |s| {
-        beats(s).iter().any(|b| owned_sent(b) == Some(Vec::new()) && b.member_epoch == 2)
+        beats(s)
+            .iter()
+            .any(|b| owned_sent(b) == Some(Vec::new()) && b.member_epoch == 2)
     })
     .await;
     let seen = f.seen();
     let revoked = position(&seen, |s| *s == Seen::Revoked(t0()));
-    let acked = position(&seen, |s| {
-        matches!(s, Seen::Beat(b) if b.member_epoch == 2 && owned_sent(b) == Some(Vec::new()))
-    });
-    assert!(revoked < acked, "acknowledged before the revoked hook: {seen:#?}");
+    let acked = position(
+        &seen,
+        |s| matches!(s, Seen::Beat(b) if b.member_epoch == 2 && owned_sent(b) == Some(Vec::new())),
+    );
+    assert!(
+        revoked < acked,
+        "acknowledged before the revoked hook: {seen:#?}"
+    );
     assert!(f.consumer.assignment().is_empty());
     assert_eq!(f.consumer.group_metadata().unwrap().generation_id, 2);
 
@@ -261,7 +296,8 @@ async fn a_fenced_member_loses_its_partitions_and_rejoins_with_epoch_zero() {
     let f = fake(Some("instance-1")).await;
     f.queue(answer(3, Some(vec![0])));
     f.consumer.subscribe(&["t"]).await.unwrap();
-    f.wait("assigned", |s| s.contains(&Seen::Assigned(t0()))).await;
+    f.wait("assigned", |s| s.contains(&Seen::Assigned(t0())))
+        .await;
     let member_id = f.beats()[0].member_id.clone();
 
     f.queue(refusal(KafkaCode::FencedMemberEpoch));
@@ -272,7 +308,10 @@ async fn a_fenced_member_loses_its_partitions_and_rejoins_with_epoch_zero() {
     .await;
     let seen = f.seen();
     let lost = position(&seen, |s| *s == Seen::Lost(t0()));
-    assert!(!seen.contains(&Seen::Revoked(t0())), "fenced is lost, not revoked");
+    assert!(
+        !seen.contains(&Seen::Revoked(t0())),
+        "fenced is lost, not revoked"
+    );
     let rejoin = seen
         .iter()
         .enumerate()
@@ -284,6 +323,7 @@ async fn a_fenced_member_loses_its_partitions_and_rejoins_with_epoch_zero() {
     let Seen::Beat(rejoin) = seen[rejoin].clone() else {
         unreachable!()
     };
+    let rejoin = *rejoin;
     // A full request again, same member id, same static identity.
     assert_eq!(rejoin.member_id, member_id);
     assert!(rejoin.subscribed_topic_names.is_some());
