@@ -12,12 +12,16 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{
     Assignment, TopicPartitions as AssignedPartitions,
 };
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
     ApiKey, BrokerId, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
-    FindCoordinatorResponse, GroupId, OffsetFetchResponse, TopicName,
+    FindCoordinatorResponse, GroupId, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -66,6 +70,9 @@ impl RebalanceListener for Hooks {
 struct Script {
     queued: VecDeque<ConsumerGroupHeartbeatResponse>,
     epoch: i32,
+    /// Error codes for the next OffsetCommits (then success), and the requests seen.
+    commit_codes: VecDeque<i16>,
+    commits: Vec<OffsetCommitRequest>,
 }
 
 fn answer(epoch: i32, assignment: Option<Vec<i32>>) -> ConsumerGroupHeartbeatResponse {
@@ -94,6 +101,10 @@ struct Fake {
 }
 
 async fn fake(instance: Option<&str>) -> Fake {
+    fake_with(instance, &[]).await
+}
+
+async fn fake_with(instance: Option<&str>, props: &[(&str, &str)]) -> Fake {
     let cluster = FakeCluster::with_brokers(&[1]);
     cluster.metadata.lock().unwrap().topics[0].topic_id = T.to_vec().try_into().unwrap();
     let mut ranges = DEFAULT_RANGES.to_vec();
@@ -141,6 +152,30 @@ async fn fake(instance: Option<&str>) -> Fake {
                                 .with_committed_leader_epoch(-1)
                                 .with_metadata(Some(StrBytes::from_static_str("")))])]),
                 ]))),
+        ApiKey::OffsetCommit => {
+            let req: OffsetCommitRequest = r.decode();
+            let code = s.lock().unwrap().commit_codes.pop_front().unwrap_or(0);
+            let topics = req
+                .topics
+                .iter()
+                .map(|t| {
+                    OffsetCommitResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    OffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(code)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            s.lock().unwrap().commits.push(req);
+            Some(r.answer(&OffsetCommitResponse::default().with_topics(topics)))
+        }
         _ => None,
     }));
     let client = cluster.client_builder().build().await.unwrap();
@@ -150,6 +185,9 @@ async fn fake(instance: Option<&str>) -> Fake {
         .rebalance_listener(Hooks(log.clone()));
     if let Some(id) = instance {
         builder = builder.group_instance_id(id);
+    }
+    for (k, v) in props {
+        builder = builder.set(k, v);
     }
     let consumer = builder.build().await.unwrap();
     Fake {
@@ -353,5 +391,77 @@ async fn a_refusal_for_good_reaches_recv_and_a_pattern_goes_out_as_a_regex() {
     assert_eq!(e.kafka_code(), Some(KafkaCode::UnsupportedAssignor), "{e}");
     let join = &f.beats()[0];
     assert_eq!(join.subscribed_topic_regex.as_deref(), Some("t.*"));
+    f.consumer.close().await.unwrap();
+}
+
+/// OffsetCommit v9+ carries the member id and epoch; a commit refused with
+/// STALE_MEMBER_EPOCH (the epoch moved on meanwhile) goes again with the newer epoch.
+#[tokio::test]
+async fn commits_carry_the_member_epoch_and_retry_a_stale_one_with_the_new_epoch() {
+    let f = fake(None).await;
+    f.queue(answer(1, Some(vec![0])));
+    f.consumer.subscribe(&["t"]).await.unwrap();
+    f.wait("assigned", |s| s.contains(&Seen::Assigned(t0())))
+        .await;
+    let member_id = f.beats()[0].member_id.clone();
+    {
+        let mut s = f.script.lock().unwrap();
+        s.commit_codes.push_back(KafkaCode::StaleMemberEpoch.code());
+        // The next heartbeat brings epoch 2.
+        s.queued.push_back(answer(2, None));
+    }
+    let offsets = [(
+        TopicPartition::new("t", 0),
+        crate::consumer::CommitOffset::new(7),
+    )]
+    .into_iter()
+    .collect();
+    f.consumer.commit_offsets(&offsets).await.unwrap();
+    let commits = f.script.lock().unwrap().commits.clone();
+    assert!(commits.len() >= 2, "{commits:#?}");
+    assert_eq!(commits[0].generation_id_or_member_epoch, 1);
+    let last = commits.last().unwrap();
+    assert_eq!(last.generation_id_or_member_epoch, 2, "{commits:#?}");
+    assert_eq!(last.member_id, member_id);
+    assert_eq!(
+        last.topics[0].partitions[0].committed_offset, 7,
+        "the same offsets again"
+    );
+    f.consumer.close().await.unwrap();
+}
+
+/// An application that stops polling for longer than `max.poll.interval.ms` loses its
+/// partitions (the member leaves), gets `PollIntervalExceeded`, and joins again with the same
+/// member id once it polls.
+#[tokio::test]
+async fn a_stalled_application_leaves_and_rejoins_when_it_polls_again() {
+    let f = fake_with(None, &[("max.poll.interval.ms", "300")]).await;
+    f.queue(answer(1, Some(vec![0])));
+    f.consumer.subscribe(&["t"]).await.unwrap();
+    f.wait("left", |s| {
+        beats(s).iter().any(|b| b.member_epoch == -1) && s.contains(&Seen::Lost(t0()))
+    })
+    .await;
+    assert_eq!(f.beats()[0].rebalance_timeout_ms, 300);
+    f.queue(answer(4, Some(vec![0])));
+    let e = tokio::time::timeout(Duration::from_secs(5), f.consumer.recv())
+        .await
+        .expect("recv returns at once")
+        .unwrap_err();
+    assert!(
+        matches!(e, crate::Error::PollIntervalExceeded { .. }),
+        "{e}"
+    );
+    f.wait("rejoined and assigned", |s| {
+        s.iter().filter(|e| **e == Seen::Assigned(t0())).count() == 2
+    })
+    .await;
+    let b = f.beats();
+    let left = b.iter().position(|b| b.member_epoch == -1).unwrap();
+    let rejoin = &b[left + 1];
+    assert_eq!(rejoin.member_epoch, 0);
+    assert_eq!(rejoin.member_id, b[0].member_id);
+    // (Not polled since, it may well have stalled again by now.)
+    assert!(f.consumer.metrics().poll_interval_exceeded >= 1);
     f.consumer.close().await.unwrap();
 }
