@@ -40,6 +40,8 @@ struct Hooks {
     owners: Owners,
     owned: Arc<Mutex<BTreeSet<TopicPartition>>>,
     lost: Arc<Mutex<Vec<Vec<TopicPartition>>>>,
+    /// `revoked` calls so far.
+    revocations: Arc<Mutex<usize>>,
 }
 
 #[ferrokafka::async_trait]
@@ -61,6 +63,7 @@ impl RebalanceListener for Hooks {
     }
 
     async fn revoked(&self, _: &RebalanceContext, partitions: &[TopicPartition]) {
+        *self.revocations.lock().unwrap() += 1;
         self.release(partitions);
     }
 
@@ -109,6 +112,7 @@ impl Member {
             owners: owners.clone(),
             owned: Arc::default(),
             lost: Arc::default(),
+            revocations: Arc::default(),
         };
         let consumer = Arc::new(
             builder
@@ -705,7 +709,8 @@ fn next_offsets(reads: &[Read], topic: &str) -> BTreeMap<i32, i64> {
 }
 
 /// Test 2: a member dropped without closing (no commit, no leave) is replaced once the
-/// broker's session timeout expires, and its partitions continue from its last commit. The
+/// broker's session timeout expires, and its partitions continue from its last commit; then a
+/// static member restarts within the session timeout and keeps its partitions. The
 /// session timeout is a broker setting under KIP-848 (`group.consumer.session.timeout.ms`,
 /// bounded below by a server property), hence a node of its own.
 #[tokio::test]
@@ -824,7 +829,58 @@ async fn a_member_killed_without_leaving_is_replaced_after_the_session_timeout()
         "kip848 killed: y took over after {:.1} s",
         took.as_secs_f64()
     );
-    for c in [cx, cy, admin] {
+
+    // Static membership on the same node: a static member that closes leaves with epoch -2,
+    // which keeps its assignment reserved for its instance id for the session timeout; a
+    // restart within it gets the same partitions back and the other member is not touched.
+    let group = unique_topic("kip848-static-group");
+    let owners = Owners::default();
+    let (cs, cd) = (connect(&bootstrap).await, connect(&bootstrap).await);
+    let statik = |c: &Client| consumer_protocol(c, &group).group_instance_id("static-1");
+    let mut s1 = Member::start("s1", statik(&cs), &owners, Sub::Topics(&topics)).await;
+    let mut d = Member::start(
+        "d",
+        consumer_protocol(&cd, &group),
+        &owners,
+        Sub::Topics(&topics),
+    )
+    .await;
+    wait_until(
+        "the static and the dynamic member split",
+        &mut None,
+        |_| split(&[s1.owned(), d.owned()], PARTITIONS),
+        |_| format!("s1 owns {:?}, d owns {:?}", s1.owned(), d.owned()),
+    )
+    .await;
+    let (s_parts, d_parts) = (s1.owned(), d.owned());
+    let revocations_before = *d.hooks.revocations.lock().unwrap();
+    s1.close().await;
+    let mut s2 = Member::start("s2", statik(&cs), &owners, Sub::Topics(&topics)).await;
+    wait_until(
+        "the restarted static member gets its partitions back",
+        &mut None,
+        |_| s2.owned() == s_parts,
+        |_| {
+            format!(
+                "s2 owns {:?} (s1 had {s_parts:?}), d owns {:?}",
+                s2.owned(),
+                d.owned()
+            )
+        },
+    )
+    .await;
+    assert_eq!(d.owned(), d_parts, "the dynamic member's partitions moved");
+    assert_eq!(
+        *d.hooks.revocations.lock().unwrap(),
+        revocations_before,
+        "the dynamic member had partitions revoked while the static member restarted"
+    );
+    s2.close().await;
+    d.close().await;
+    for m in [&s1, &s2, &d] {
+        m.check_healthy();
+    }
+    for c in [cx, cy, cs, cd, admin] {
         c.close().await;
     }
 }
