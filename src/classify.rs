@@ -246,6 +246,22 @@ fn classify_code(code: KafkaCode, api: Option<ApiKey>) -> Action {
         | K::TransactionalIdAuthorizationFailed
         | K::ClusterAuthorizationFailed
         | K::FencedInstanceId => A::FATAL,
+        // A KIP-848 member the broker refuses for good: its configuration (assignor, regex,
+        // static id still held by a live instance) or rights are wrong, or the group is full.
+        // Java's consumer turns these into a fatal error on the next poll. (Fencing —
+        // FENCED_MEMBER_EPOCH, UNKNOWN_MEMBER_ID — is a membership event the member handles by
+        // rejoining, not an error class.)
+        K::UnreleasedInstanceId
+        | K::UnsupportedAssignor
+        | K::InvalidRegularExpression
+        | K::GroupMaxSizeReached
+        | K::GroupAuthorizationFailed
+        | K::InvalidRequest
+        | K::UnsupportedVersion
+            if api == Some(ApiKey::ConsumerGroupHeartbeat) =>
+        {
+            A::FATAL
+        }
         K::InvalidProducerEpoch if api == Some(ApiKey::Produce) => A::NOT_PERSISTED,
         K::InvalidProducerEpoch => A::FATAL,
 
@@ -261,6 +277,28 @@ mod tests {
 
     fn broker(code: KafkaCode) -> Error {
         Error::broker(code, None, "test")
+    }
+
+    #[test]
+    fn consumer_group_heartbeat_refusals_are_fatal_for_that_api_only() {
+        let api = Some(ApiKey::ConsumerGroupHeartbeat);
+        for code in [
+            KafkaCode::UnreleasedInstanceId,
+            KafkaCode::UnsupportedAssignor,
+            KafkaCode::InvalidRegularExpression,
+            KafkaCode::GroupAuthorizationFailed,
+        ] {
+            assert!(
+                classify(&broker(code), api).contains(Action::FATAL),
+                "{code:?}"
+            );
+            assert!(
+                !classify(&broker(code), None).contains(Action::FATAL),
+                "{code:?}"
+            );
+        }
+        let moved = classify(&broker(KafkaCode::NotCoordinator), api);
+        assert!(moved.contains(Action::RETRY | Action::REDISCOVER_COORDINATOR));
     }
 
     #[test]

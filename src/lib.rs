@@ -76,9 +76,10 @@ pub use codes::KafkaCode;
 pub use compression::Compression;
 pub use consumer::{
     CommitOffset, Consumer, ConsumerBuilder, ConsumerGroupMetadata, ConsumerMetrics,
-    ConsumerRecord, FailureAction, FailurePolicy, IsolationLevel, LatencySummary, OffsetReset,
-    PartitionProcessMetrics, ProcessHandle, ProcessMetrics, ProcessOptions, ProcessOrdering,
-    Processor, RebalanceContext, RebalanceListener, SeekTo, TimestampType, TopicPartition,
+    ConsumerRecord, FailureAction, FailurePolicy, GroupProtocol, IsolationLevel, LatencySummary,
+    OffsetReset, PartitionProcessMetrics, ProcessHandle, ProcessMetrics, ProcessOptions,
+    ProcessOrdering, Processor, RebalanceContext, RebalanceListener, SeekTo, TimestampType,
+    TopicPartition,
 };
 pub use error::{Error, Result};
 pub use producer::partitioner::{

@@ -50,6 +50,26 @@ impl IsolationLevel {
     }
 }
 
+/// `group.protocol`: how the consumer takes part in its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup/Heartbeat, client-side assignors (the default).
+    #[default]
+    Classic,
+    /// KIP-848: ConsumerGroupHeartbeat, assignment computed by the broker, incremental
+    /// reconciliation (Kafka 4.0+).
+    Consumer,
+}
+
+/// Keys that only mean something to the classic protocol: set together with
+/// `group.protocol=consumer` they fail `build()`, as in the Java client.
+const CLASSIC_ONLY_KEYS: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+];
+
 /// Consumer configuration, filled by `ConsumerBuilder`.
 #[derive(Debug, Clone)]
 pub(crate) struct ConsumerConfig {
@@ -100,6 +120,13 @@ pub(crate) struct ConsumerConfig {
     /// `client.rack`: sent as Fetch's rack id (v11+, KIP-392) and in the JoinGroup
     /// subscription (v3, KIP-881) for rack-aware assignment.
     pub(crate) client_rack: Option<String>,
+    /// `group.protocol`.
+    pub(crate) group_protocol: GroupProtocol,
+    /// `group.remote.assignor`: the broker-side assignor a KIP-848 member asks for (`None`:
+    /// the broker's default).
+    pub(crate) remote_assignor: Option<String>,
+    /// Classic-only keys that were set explicitly, so `validate` can name them.
+    pub(crate) classic_keys_set: Vec<&'static str>,
 }
 
 impl Default for ConsumerConfig {
@@ -125,6 +152,9 @@ impl Default for ConsumerConfig {
             auto_offset_store: true,
             max_poll_records: None,
             client_rack: None,
+            group_protocol: GroupProtocol::Classic,
+            remote_assignor: None,
+            classic_keys_set: Vec::new(),
         }
     }
 }
@@ -154,12 +184,31 @@ pub(crate) const CONSUMER_KEYS: &[&str] = &[
     "enable.auto.offset.store",
     "max.poll.records",
     "client.rack",
+    "group.protocol",
+    "group.remote.assignor",
 ];
 
 impl ConsumerConfig {
     /// Applies one consumer property; `Ok(false)` if the key is not a consumer key.
     pub(crate) fn apply(&mut self, key: &str, value: &str) -> Result<bool> {
+        if let Some(k) = CLASSIC_ONLY_KEYS.iter().find(|k| **k == key) {
+            if !self.classic_keys_set.contains(k) {
+                self.classic_keys_set.push(k);
+            }
+        }
         match key {
+            "group.protocol" => {
+                self.group_protocol = match value.trim().to_ascii_lowercase().as_str() {
+                    "classic" => GroupProtocol::Classic,
+                    "consumer" => GroupProtocol::Consumer,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "{key}: `{value}` is not one of classic, consumer"
+                        )))
+                    }
+                }
+            }
+            "group.remote.assignor" => self.remote_assignor = non_empty(value),
             "group.id" => self.group_id = non_empty(value),
             "group.instance.id" => self.group_instance_id = non_empty(value),
             "session.timeout.ms" => {
@@ -229,6 +278,25 @@ impl ConsumerConfig {
 
     /// Cross-field checks, run by `build()`.
     pub(crate) fn validate(&self) -> Result<()> {
+        match self.group_protocol {
+            GroupProtocol::Consumer => {
+                if let Some(key) = self.classic_keys_set.first() {
+                    // The broker owns these under KIP-848 (group.consumer.* settings); a
+                    // value the client would silently ignore is a migration left half done.
+                    return Err(Error::config(format!(
+                        "{key} is not supported when group.protocol=consumer (the broker's \
+                         group.consumer.* settings apply)"
+                    )));
+                }
+            }
+            GroupProtocol::Classic => {
+                if self.remote_assignor.is_some() {
+                    return Err(Error::config(
+                        "group.remote.assignor is only supported when group.protocol=consumer",
+                    ));
+                }
+            }
+        }
         if self.heartbeat_interval >= self.session_timeout {
             return Err(Error::config(format!(
                 "heartbeat.interval.ms ({} ms) must be lower than session.timeout.ms ({} ms)",
@@ -345,6 +413,37 @@ mod tests {
             let e = c.apply(k, v).unwrap_err();
             assert!(e.to_string().contains(k), "{k}: {e}");
         }
+    }
+
+    #[test]
+    fn classic_only_keys_fail_with_the_consumer_protocol() {
+        for key in CLASSIC_ONLY_KEYS {
+            let mut c = ConsumerConfig::default();
+            c.apply("group.protocol", "consumer").unwrap();
+            let value = if *key == "partition.assignment.strategy" {
+                "range"
+            } else {
+                "10000"
+            };
+            c.apply(key, value).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains(key) && e.contains("group.protocol=consumer"),
+                "{e}"
+            );
+        }
+        let mut c = ConsumerConfig::default();
+        c.apply("group.protocol", "CONSUMER").unwrap();
+        c.apply("group.remote.assignor", "uniform").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.group_protocol, GroupProtocol::Consumer);
+        assert_eq!(c.remote_assignor.as_deref(), Some("uniform"));
+        let mut c = ConsumerConfig::default();
+        c.apply("group.remote.assignor", "uniform").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("group.remote.assignor"), "{e}");
+        let e = c.apply("group.protocol", "modern").unwrap_err().to_string();
+        assert!(e.contains("group.protocol"), "{e}");
     }
 
     #[test]

@@ -51,6 +51,9 @@ use crate::error::{Error, Result};
 pub(crate) enum GroupCommand {
     /// Replace the subscription (an empty list leaves the group).
     Subscribe(Vec<String>),
+    /// Subscribe to the topics matching a regex, evaluated by the broker (KIP-848 members
+    /// only: `Consumer::subscribe_pattern` refuses it for the classic protocol).
+    SubscribePattern(String),
     /// Commit (if auto), revoke, leave, and stop.
     Close(oneshot::Sender<()>),
 }
@@ -111,6 +114,7 @@ impl GroupTask {
             while self.topics.is_empty() {
                 match self.cmds.recv().await {
                     Some(GroupCommand::Subscribe(t)) => self.set_topics(t),
+                    Some(GroupCommand::SubscribePattern(_)) => {}
                     Some(GroupCommand::Close(reply)) => {
                         let _ = reply.send(());
                         return;
@@ -135,6 +139,7 @@ impl GroupTask {
                             _ = tokio::time::sleep(delay) => {}
                             cmd = self.cmds.recv() => match cmd {
                                 Some(GroupCommand::Subscribe(t)) => self.set_topics(t),
+                                Some(GroupCommand::SubscribePattern(_)) => {}
                                 Some(GroupCommand::Close(reply)) => {
                                     self.close_reply = Some(reply);
                                     break None;
@@ -453,6 +458,7 @@ impl GroupTask {
                         }
                         return Next::Rejoin;
                     }
+                    Some(GroupCommand::SubscribePattern(_)) => {}
                     Some(GroupCommand::Close(reply)) => {
                         self.close_reply = Some(reply);
                         return Next::Stop;
@@ -504,6 +510,7 @@ impl GroupTask {
                 }
                 cmd = self.cmds.recv() => match cmd {
                     Some(GroupCommand::Subscribe(t)) => self.set_topics(t),
+                    Some(GroupCommand::SubscribePattern(_)) => {}
                     Some(GroupCommand::Close(reply)) => {
                         self.close_reply = Some(reply);
                         return Next::Stop;

@@ -16,7 +16,9 @@ mod config;
 pub(crate) mod coordinator;
 mod fetcher;
 mod group;
+mod heartbeat848;
 mod listener;
+mod member848;
 mod offset_tracker;
 mod process;
 mod process_hook;
@@ -42,10 +44,11 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::client::{Client, ClientBuilder};
+use crate::codes::KafkaCode;
 use crate::config::{route_property, Route};
 use crate::error::{Error, Result};
 use config::{ConsumerConfig, CONSUMER_KEYS};
-pub use config::{IsolationLevel, OffsetReset};
+pub use config::{GroupProtocol, IsolationLevel, OffsetReset};
 use coordinator::{CommitOffset as WireCommit, GroupCoordinator};
 use group::{GroupCommand, GroupTask};
 pub use listener::{RebalanceContext, RebalanceListener};
@@ -185,6 +188,21 @@ impl ConsumerBuilder {
         self
     }
 
+    /// `group.protocol` (default `Classic`). `Consumer` speaks KIP-848 (Kafka 4.0+): the
+    /// broker assigns, and `session.timeout.ms`, `heartbeat.interval.ms` and
+    /// `partition.assignment.strategy` are the broker's business (setting them fails `build()`).
+    pub fn group_protocol(mut self, protocol: GroupProtocol) -> ConsumerBuilder {
+        self.cfg.group_protocol = protocol;
+        self
+    }
+
+    /// `group.remote.assignor`: the broker-side assignor (e.g. `uniform`, `range`) a
+    /// `group.protocol=consumer` member asks for; unset, the broker's default.
+    pub fn group_remote_assignor(mut self, name: impl Into<String>) -> ConsumerBuilder {
+        self.cfg.remote_assignor = Some(name.into());
+        self
+    }
+
     /// Hooks called on rebalances, awaited before the rebalance goes on.
     pub fn rebalance_listener(mut self, l: impl RebalanceListener + 'static) -> ConsumerBuilder {
         self.listener = Some(Arc::new(l));
@@ -198,7 +216,8 @@ impl ConsumerBuilder {
             return Err(e);
         }
         self.cfg.validate()?;
-        for name in &self.cfg.assignors {
+        let classic = self.cfg.group_protocol == GroupProtocol::Classic;
+        for name in self.cfg.assignors.iter().filter(|_| classic) {
             if assignor::assignor_by_name(name).is_none() {
                 return Err(Error::config(format!(
                     "partition.assignment.strategy: `{name}` is not one of range, roundrobin, \
@@ -430,21 +449,35 @@ impl Shared {
 
     async fn send_commit(&self, offsets: &[WireCommit]) -> Result<()> {
         let coordinator = self.coordinator()?;
-        let (generation, member) = self.membership();
-        let result = coordinator
-            .commit_offsets(
-                generation,
-                member,
-                self.cfg.group_instance_id.clone(),
-                offsets,
-            )
-            .await
-            .and_then(
-                |outcome| match outcome.into_iter().find_map(|(_, _, e)| e) {
-                    Some(e) => Err(e),
-                    None => Ok(()),
-                },
-            );
+        let mut stale = 0;
+        let result = loop {
+            let (generation, member) = self.membership();
+            let result = coordinator
+                .commit_offsets(
+                    generation,
+                    member,
+                    self.cfg.group_instance_id.clone(),
+                    offsets,
+                )
+                .await
+                .and_then(
+                    |outcome| match outcome.into_iter().find_map(|(_, _, e)| e) {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    },
+                );
+            // KIP-848: the member epoch moved on between reading it and the broker checking
+            // it (a heartbeat answer is in flight). Java retries such a commit with the latest
+            // epoch; the member task publishes it within a heartbeat.
+            let is_stale =
+                matches!(&result, Err(e) if e.kafka_code() == Some(KafkaCode::StaleMemberEpoch));
+            if is_stale && stale < STALE_EPOCH_RETRIES {
+                stale += 1;
+                tokio::time::sleep(self.client.inner.cfg.retry_backoff).await;
+                continue;
+            }
+            break result;
+        };
         match &result {
             Ok(()) => self.metrics.commits.fetch_add(1, Ordering::Relaxed),
             Err(e) => {
@@ -465,6 +498,10 @@ impl Shared {
         Ok(())
     }
 }
+
+/// How often a commit refused with STALE_MEMBER_EPOCH is sent again with the member's newer
+/// epoch before the error is returned.
+const STALE_EPOCH_RETRIES: u32 = 20;
 
 /// Counts a `recv` waiting for records, also when its future is dropped mid-wait.
 struct Waiting<'a>(&'a AtomicUsize);
@@ -576,14 +613,55 @@ impl Consumer {
             *mode = Mode::Subscribed;
         }
         let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        self.group_command(GroupCommand::Subscribe(topics))
+    }
+
+    /// Joins the group (`group.id`) for every topic whose name matches `regex` (RE2/J
+    /// syntax, e.g. `orders-.*`), now and as topics are created or deleted. The broker
+    /// evaluates the regex, so this needs `group.protocol=consumer` (KIP-848) and Kafka 4.0+;
+    /// a regex the broker rejects comes back from `recv` as INVALID_REGULAR_EXPRESSION.
+    /// Replaces an earlier subscription.
+    pub async fn subscribe_pattern(&self, regex: &str) -> Result<()> {
+        if self.shared.cfg.group_id.is_none() {
+            return Err(Error::InvalidState(
+                "subscribe_pattern needs group.id".into(),
+            ));
+        }
+        if self.shared.cfg.group_protocol != GroupProtocol::Consumer {
+            return Err(Error::InvalidState(
+                "subscribe_pattern needs group.protocol=consumer (the broker evaluates the regex)"
+                    .into(),
+            ));
+        }
+        member848::check_pattern(regex)?;
+        {
+            let mut mode = self.mode.lock().unwrap();
+            if *mode == Mode::Assigned {
+                return Err(Error::InvalidState(
+                    "subscribe after assign: a consumer either subscribes or assigns".into(),
+                ));
+            }
+            *mode = Mode::Subscribed;
+        }
+        self.group_command(GroupCommand::SubscribePattern(regex.to_owned()))
+    }
+
+    /// Sends `cmd` to the group task, starting it first: the classic one, or the KIP-848
+    /// member for `group.protocol=consumer`. Owned by the consumer (aborted on drop).
+    fn group_command(&self, cmd: GroupCommand) -> Result<()> {
         let mut group = self.group.lock().unwrap();
         let (cmds, _) = group.get_or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            let task = tokio::spawn(GroupTask::new(self.shared.clone(), rx).run());
+            let shared = self.shared.clone();
+            let task = match shared.cfg.group_protocol {
+                GroupProtocol::Classic => tokio::spawn(GroupTask::new(shared, rx).run()),
+                GroupProtocol::Consumer => {
+                    tokio::spawn(member848::Member848::new(shared, rx).run())
+                }
+            };
             (tx, task)
         });
-        cmds.send(GroupCommand::Subscribe(topics))
-            .map_err(|_| Error::Closed)
+        cmds.send(cmd).map_err(|_| Error::Closed)
     }
 
     /// Reads exactly these partitions, without a group (offsets may still be committed to

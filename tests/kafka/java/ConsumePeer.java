@@ -81,9 +81,13 @@ final class ConsumePeer {
         if (group != null) {
             props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
             props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, Boolean.toString(!manual));
-            props.put(
-                    ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
-                    assignorClass(args.get("--assignor", "range")));
+            // With -X group.protocol=consumer (KIP-848) the broker assigns, and Java refuses
+            // a client-side assignor.
+            if (!"consumer".equalsIgnoreCase(args.extra.getProperty("group.protocol", "classic"))) {
+                props.put(
+                        ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
+                        assignorClass(args.get("--assignor", "range")));
+            }
         } else {
             props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         }

@@ -33,7 +33,8 @@ import java.util.Set;
  *                  [--count N] [--idle-ms MS] [--isolation read_committed|read_uncommitted]
  *                  [--commit auto|manual] [-X k=v]...
  *   With --group it subscribes (NAME: range, roundrobin, sticky, cooperative-sticky, as the
- *   protocol names go; default range); without, it assigns every partition of T.
+ *   protocol names go; default range; none with -X group.protocol=consumer, where the broker
+ *   assigns); without, it assigns every partition of T.
  *   --commit manual turns auto-commit off and commits (synchronously) the offsets after the
  *   records printed: after each poll and when partitions are revoked, so a partition moves to
  *   another member exactly at what this one printed.
