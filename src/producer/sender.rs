@@ -32,7 +32,7 @@ use futures::Future;
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument};
 
 use super::accumulator::{Accumulator, Queued};
 use super::batch::{BatchOutcome, ProducerBatch};
@@ -80,6 +80,9 @@ pub(crate) struct Sender {
     /// from `init_transactions`, batches carry the transactional bit, and a batch that fails
     /// makes the open transaction abortable.
     txn: Option<Arc<Transactions>>,
+    /// Producer metrics: written here once per request and per batch outcome, read by
+    /// `Producer::metrics`.
+    pub(crate) stats: Arc<crate::metrics::producer::ProducerStats>,
 }
 
 impl Sender {
@@ -91,6 +94,10 @@ impl Sender {
         let cfg = acc.cfg.clone();
         let retry_backoff = Backoff::new(client.cfg.retry_backoff, client.cfg.retry_backoff_max);
         Sender {
+            stats: Arc::new(crate::metrics::producer::ProducerStats::new(
+                &client.cfg.client_id,
+                cfg.batch_size,
+            )),
             client,
             idempotent: cfg.idempotent(),
             acks: cfg.effective_acks(),
@@ -393,6 +400,7 @@ impl Sender {
             topics,
         };
         let mut batches = batches;
+        let span = self.observe_request(&batches);
         for b in &mut batches {
             b.attempts += 1;
         }
@@ -414,30 +422,63 @@ impl Sender {
                 })
             };
             *self.in_flight_by_broker.entry(broker).or_default() += 1;
-            self.in_flight.push(Box::pin(fut));
+            self.in_flight.push(Box::pin(fut.instrument(span)));
             return;
         }
         *self.in_flight_by_broker.entry(broker).or_default() += 1;
-        self.in_flight.push(Box::pin(async move {
-            let result = async {
-                let conn = client.broker(broker).await?;
-                let version = conn.version(ApiKey::Produce)?;
-                conn.call_encoded::<ProduceRequest>(
-                    version,
-                    timeout,
-                    |correlation_id, client_id| {
-                        encode_produce(&req, version, correlation_id, client_id)
-                    },
-                )
-                .await
+        self.in_flight.push(Box::pin(
+            async move {
+                let result = async {
+                    let conn = client.broker(broker).await?;
+                    let version = conn.version(ApiKey::Produce)?;
+                    conn.call_encoded::<ProduceRequest>(
+                        version,
+                        timeout,
+                        |correlation_id, client_id| {
+                            encode_produce(&req, version, correlation_id, client_id)
+                        },
+                    )
+                    .await
+                }
+                .await;
+                Event::Request(Completed {
+                    broker,
+                    batches,
+                    result,
+                })
             }
-            .await;
-            Event::Request(Completed {
-                broker,
-                batches,
-                result,
-            })
+            .instrument(span),
+        ));
+    }
+
+    /// Metrics and the `send` span of a Produce request about to go out.
+    fn observe_request(&self, batches: &[ProducerBatch]) -> tracing::Span {
+        use crate::metrics::producer::SentBatch;
+        self.stats.request(batches.iter().map(|b| SentBatch {
+            bytes: b.bytes.len(),
+            records: b.record_count,
+            attempts: b.attempts,
+            age: b.created.elapsed(),
         }));
+        let used = self
+            .acc
+            .cfg
+            .buffer_memory
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
+        self.stats
+            .buffer_used(used.saturating_sub(self.acc.shared.budget.available_permits()));
+        let first = batches.first();
+        let one_topic = first
+            .filter(|f| batches.iter().all(|b| b.topic() == f.topic()))
+            .map(|f| &**f.topic());
+        let one_partition = first.filter(|_| batches.len() == 1).map(|f| f.partition());
+        let records = batches.iter().map(|b| b.record_count.max(0) as u64).sum();
+        crate::metrics::spans::send(
+            &self.client.cfg.client_id,
+            one_topic,
+            one_partition,
+            records,
+        )
     }
 
     fn handle(&mut self, event: Event) {
@@ -507,7 +548,11 @@ impl Sender {
             };
             self.partition_done(&batch, outcome.is_ok());
             match outcome {
-                Ok(o) => batch.finish(Ok(o)),
+                Ok(o) => {
+                    self.stats
+                        .acknowledged(batch.bytes.len(), batch.record_count);
+                    batch.finish(Ok(o))
+                }
                 Err(e) => self.failed(batch, e),
             }
         }
@@ -586,6 +631,7 @@ impl Sender {
         if let Some(txn) = &self.txn {
             txn.record_failure(&err);
         }
+        self.stats.failed(batch.record_count, &err);
         batch.finish(Err(err))
     }
 
@@ -604,6 +650,7 @@ impl Sender {
 
     /// Puts a batch back at the front of its queue, in sequence order, after a backoff.
     fn requeue(&mut self, mut batch: ProducerBatch, err: Error, now: Instant) {
+        self.stats.retried();
         let delay = self
             .client
             .cfg
