@@ -426,29 +426,27 @@ impl Sender {
             return;
         }
         *self.in_flight_by_broker.entry(broker).or_default() += 1;
-        self.in_flight.push(Box::pin(
-            async move {
-                let result = async {
-                    let conn = client.broker(broker).await?;
-                    let version = conn.version(ApiKey::Produce)?;
-                    conn.call_encoded::<ProduceRequest>(
-                        version,
-                        timeout,
-                        |correlation_id, client_id| {
-                            encode_produce(&req, version, correlation_id, client_id)
-                        },
-                    )
-                    .await
-                }
-                .await;
-                Event::Request(Completed {
-                    broker,
-                    batches,
-                    result,
-                })
+        self.in_flight.push(Box::pin(async move {
+            let result = async {
+                let conn = client.broker(broker).await?;
+                let version = conn.version(ApiKey::Produce)?;
+                conn.call_encoded::<ProduceRequest>(
+                    version,
+                    timeout,
+                    |correlation_id, client_id| {
+                        encode_produce(&req, version, correlation_id, client_id)
+                    },
+                )
+                .await
             }
-            .instrument(span),
-        ));
+            .instrument(span)
+            .await;
+            Event::Request(Completed {
+                broker,
+                batches,
+                result,
+            })
+        }));
     }
 
     /// Metrics and the `send` span of a Produce request about to go out.
