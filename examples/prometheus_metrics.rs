@@ -6,7 +6,8 @@
 //! curl -s 127.0.0.1:9898/metrics | grep kafka_
 //! ```
 //! With a fourth argument `N`, it runs N seconds, prints the page once to stdout and exits
-//! (handy for a quick look without Prometheus).
+//! (handy for a quick look without Prometheus). On Tansu the group's first join takes about
+//! 30 s; on Kafka about 3 s (`group.initial.rebalance.delay.ms`).
 //!
 //! The recorder is `metrics-exporter-prometheus` with its HTTP listener left out: the handle
 //! renders the page, and a few lines of tokio serve it. It is installed *before* the client is
@@ -17,7 +18,7 @@
 use std::time::Duration;
 
 use ferrokafka::{Client, Consumer, NewTopic, OffsetReset, Producer, Record};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -34,10 +35,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
 
+    // Buckets per unit (docs/OPERATIONS.md lists each metric's): latencies, sizes, ratios,
+    // counts.
     let handle = PrometheusBuilder::new()
-        .set_buckets(&[
-            0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 1e3, 1e4, 1e5, 1e6,
-        ])?
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            &[0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Suffix("_bytes".into()),
+            &[1024.0, 16_384.0, 65_536.0, 262_144.0, 1_048_576.0],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Suffix("_ratio".into()),
+            &[0.01, 0.1, 0.25, 0.5, 0.75, 1.0],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("kafka_producer_records_per_request".into()),
+            &[1.0, 10.0, 100.0, 1000.0, 10_000.0],
+        )?
         .install_recorder()?;
 
     let client = Client::builder()

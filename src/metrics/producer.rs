@@ -155,6 +155,19 @@ impl ProducerStats {
         }
     }
 
+    /// Sender task: `records` expired in the queue (`delivery.timeout.ms`) before being
+    /// sent; they fail with a timeout.
+    pub(crate) fn expired(&self, records: i32) {
+        if records > 0 {
+            let timeout = Error::Timeout {
+                operation: "delivery".into(),
+                after: Duration::ZERO,
+                last: None,
+            };
+            self.failed(records, &timeout);
+        }
+    }
+
     /// `send` waited this long for buffer space.
     pub(crate) fn waited_for_buffer(&self, waited: Duration) {
         let nanos = waited.as_nanos().min(u64::MAX as u128) as u64;

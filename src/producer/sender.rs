@@ -201,7 +201,8 @@ impl Sender {
                 let partition = index as i32;
                 let mut st = slot.lock().unwrap();
                 // Expire batches past delivery.timeout.ms, wherever they wait.
-                expire_queued(&mut st, now, cfg.delivery_timeout);
+                let expired = expire_queued(&mut st, now, cfg.delivery_timeout);
+                self.stats.expired(expired);
                 let leader = snapshot.leader(&topic.name, partition);
                 let linger_due = st.open.as_ref().map(|b| b.created + cfg.linger);
                 if let Some(due) = linger_due {
@@ -710,10 +711,17 @@ impl Sender {
 }
 
 /// Fails queued batches whose delivery timeout has passed.
-fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, timeout: Duration) {
+/// Returns how many records expired (for the metrics).
+fn expire_queued(
+    st: &mut super::accumulator::PartitionState,
+    now: Instant,
+    timeout: Duration,
+) -> i32 {
     let expired = |created: Instant| created + timeout <= now;
+    let mut records = 0;
     if st.open.as_ref().is_some_and(|b| expired(b.created)) {
         let b = st.open.take().unwrap();
+        records += b.builder.record_count();
         b.fail(Error::Timeout {
             operation: "delivery (no leader or broker available)".into(),
             after: timeout,
@@ -727,12 +735,16 @@ fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, time
         let queue = std::mem::take(&mut st.queue);
         for q in queue {
             match q {
-                Queued::Open(b) if expired(b.created) => b.fail(Error::Timeout {
-                    operation: "delivery (no leader or broker available)".into(),
-                    after: timeout,
-                    last: None,
-                }),
+                Queued::Open(b) if expired(b.created) => {
+                    records += b.builder.record_count();
+                    b.fail(Error::Timeout {
+                        operation: "delivery (no leader or broker available)".into(),
+                        after: timeout,
+                        last: None,
+                    })
+                }
                 Queued::Sealed(b) if expired(b.created) => {
+                    records += b.record_count;
                     let last = b.last_error.clone().map(Arc::new);
                     b.finish(Err(Error::Timeout {
                         operation: "delivery".into(),
@@ -744,6 +756,7 @@ fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, time
             }
         }
     }
+    records
 }
 
 /// The outcome of one batch from a ProduceResponse.
