@@ -727,7 +727,7 @@ impl Fetcher {
             }
         }
         self.stats
-            .publish(crate::consumer::lag_views(&self.assignment));
+            .publish(|| crate::consumer::lag_views(&self.assignment));
     }
 
     /// Decodes one partition's records: the records at or after the fetch offset, and the

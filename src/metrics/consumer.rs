@@ -151,7 +151,8 @@ impl ConsumerStats {
     /// Publishes what is not recorded at an event (records handed out, lag, last poll) to the
     /// exporter. Called by the fetcher after each Fetch response and by the group task on its
     /// poll check; does nothing without the `metrics` feature.
-    pub(crate) fn publish(&self, parts: impl IntoIterator<Item = PartitionView>) {
+    /// `parts` is only called with the feature on.
+    pub(crate) fn publish(&self, parts: impl FnOnce() -> Vec<PartitionView>) {
         if !export::ENABLED {
             return;
         }
@@ -159,7 +160,7 @@ impl ConsumerStats {
             .records
             .absolute(self.records.load(Ordering::Relaxed));
         let mut max = 0;
-        for p in parts {
+        for p in parts() {
             let Some(lag) = lag_of(&p) else { continue };
             max = max.max(lag);
             let l = export::labels(
