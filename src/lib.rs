@@ -58,6 +58,7 @@ mod fasthash;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod metrics;
 mod producer;
 mod protocol;
 mod record;
@@ -65,7 +66,11 @@ mod security;
 mod serde;
 #[cfg(test)]
 mod testing;
+mod trace_context;
 
+pub use self::metrics::{
+    BrokerMetrics, ClientMetrics, ConsumerMetrics, HistogramSnapshot, PartitionLag, ProducerMetrics,
+};
 pub use acl::{AclBinding, AclOperation, AclPatternType, AclPermission, AclResourceType};
 pub use admin::{Admin, NewTopic, OffsetSpec};
 /// Re-exported so `RebalanceListener` implementations need no direct dependency.
@@ -75,11 +80,10 @@ pub use client::{Client, ClientBuilder};
 pub use codes::KafkaCode;
 pub use compression::Compression;
 pub use consumer::{
-    CommitOffset, Consumer, ConsumerBuilder, ConsumerGroupMetadata, ConsumerMetrics,
-    ConsumerRecord, FailureAction, FailurePolicy, GroupProtocol, IsolationLevel, LatencySummary,
-    OffsetReset, PartitionProcessMetrics, ProcessHandle, ProcessMetrics, ProcessOptions,
-    ProcessOrdering, Processor, RebalanceContext, RebalanceListener, SeekTo, TimestampType,
-    TopicPartition,
+    CommitOffset, Consumer, ConsumerBuilder, ConsumerGroupMetadata, ConsumerRecord, FailureAction,
+    FailurePolicy, GroupProtocol, IsolationLevel, LatencySummary, OffsetReset, PartitionProcessMetrics,
+    ProcessHandle, ProcessMetrics, ProcessOptions, ProcessOrdering, Processor, RebalanceContext,
+    RebalanceListener, SeekTo, TimestampType, TopicPartition,
 };
 pub use error::{Error, Result};
 pub use producer::partitioner::{
@@ -95,3 +99,4 @@ pub use serde::{
     BigEndianDeserializer, BigEndianSerializer, Deserializer, Serializer, StringDeserializer,
     StringSerializer,
 };
+pub use trace_context::{TraceContext, TRACEPARENT, TRACESTATE};

@@ -55,6 +55,9 @@ pub(crate) struct ConnectionConfig {
     pub(crate) client_id: StrBytes,
     pub(crate) request_timeout: Duration,
     pub(crate) max_response_size: usize,
+    /// The broker's request and connection counters (metrics/client.rs), shared by every
+    /// connection to that broker.
+    pub(crate) stats: Arc<crate::metrics::client::BrokerStats>,
 }
 
 /// The feature levels the cluster finalized (KIP-584), e.g. `transaction.version`, with the
@@ -109,6 +112,7 @@ struct Shared {
     poison: OnceLock<Error>,
     /// Wakes the writer task so it stops once the connection is poisoned.
     stop_writer: Notify,
+    stats: Arc<crate::metrics::client::BrokerStats>,
 }
 
 impl Shared {
@@ -119,6 +123,7 @@ impl Shared {
             .poison
             .get_or_init(|| {
                 warn!(broker = %self.label, error = %cause, "connection poisoned");
+                self.stats.disconnected();
                 Error::Disconnected {
                     broker: self.label.clone(),
                     cause: Arc::new(cause),
@@ -185,6 +190,7 @@ impl Connection {
             in_flight: Mutex::new(VecDeque::new()),
             poison: OnceLock::new(),
             stop_writer: Notify::new(),
+            stats: cfg.stats.clone(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_loop(read, shared.clone(), cfg.max_response_size));
@@ -336,6 +342,7 @@ impl Connection {
         }
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let frame = encode(correlation_id, &self.cfg.client_id)?;
+        self.cfg.stats.unanswered_request();
         self.tx
             .send(Msg::Send {
                 out: Outgoing {
@@ -371,6 +378,7 @@ impl Connection {
         async move {
             let frame = encode(correlation_id, &self.cfg.client_id)?;
             let (reply, rx) = oneshot::channel();
+            let timer = self.cfg.stats.request();
             let deadline = Instant::now() + timeout;
             let pending = Pending {
                 correlation_id,
@@ -387,7 +395,7 @@ impl Connection {
                 })
                 .map_err(|_| self.closed_error())?;
             match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(result)) => result,
+                Ok(Ok(result)) => result.inspect(|_| timer.answered()),
                 // The writer or reader dropped the sender: the connection went away.
                 Ok(Err(_)) => Err(self.closed_error()),
                 Err(_) => Err(self.on_timeout(api, version, timeout)),

@@ -10,6 +10,7 @@ fn cfg(timeout_ms: u64) -> ConnectionConfig {
         client_id: StrBytes::from_static_str("test"),
         request_timeout: Duration::from_millis(timeout_ms),
         max_response_size: 1 << 20,
+        stats: crate::metrics::client::BrokerStats::detached(),
     }
 }
 

@@ -460,6 +460,12 @@ impl Client {
         self.inner.metadata.snapshot().cluster.clone()
     }
 
+    /// Per-broker request, latency and connection metrics of this client (and of every
+    /// producer and consumer built on it). Cheap: a few atomic loads per broker.
+    pub fn metrics(&self) -> crate::metrics::ClientMetrics {
+        self.inner.pool.stats.snapshot()
+    }
+
     /// Administration (topics, cluster) through this client's connections.
     pub fn admin(&self) -> Admin {
         Admin::new(self.clone())

@@ -117,6 +117,8 @@ pub(crate) struct Pool {
     /// The newest finalized features any connection reported (highest epoch), kept after
     /// that connection closes.
     features: Mutex<FinalizedFeatures>,
+    /// Per-broker request and connection metrics (`Client::metrics`).
+    pub(crate) stats: Arc<crate::metrics::client::ClientStats>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -130,6 +132,7 @@ impl Pool {
     pub(crate) fn new(cfg: Arc<ClientConfig>, connector: Arc<dyn Connector>) -> Pool {
         let pool = Pool {
             client_id: StrBytes::from_string(cfg.client_id.clone()),
+            stats: Arc::new(crate::metrics::client::ClientStats::new(&cfg.client_id)),
             cfg,
             connector,
             slots: Mutex::new(HashMap::new()),
@@ -317,6 +320,7 @@ impl Pool {
         }
         match self.open(slot).await {
             Ok((conn, session_lifetime)) => {
+                self.stats.broker(stats_node(slot)).connected();
                 state.backoff.reset();
                 state.not_before = None;
                 state.last_error = None;
@@ -328,6 +332,7 @@ impl Pool {
                 Ok(conn)
             }
             Err(e) => {
+                self.stats.broker(stats_node(slot)).connect_failed();
                 let delay = state.backoff.next_delay();
                 debug!(broker = slot.id, error = %e, backoff_ms = delay.as_millis() as u64, "connect failed");
                 state.not_before = Some(Instant::now() + delay);
@@ -391,6 +396,7 @@ impl Pool {
             client_id: self.client_id.clone(),
             request_timeout: self.cfg.request_timeout,
             max_response_size: self.cfg.max_response_size,
+            stats: self.stats.broker(stats_node(slot)),
         };
         // With TLS 1.3 a broker refusing the client certificate says so on the first read.
         let refine = |e: Error| security::tls::refine(e, &label, &addr);
@@ -410,7 +416,10 @@ impl Pool {
             let auth = security::sasl::authenticate(&conn, &self.cfg.security, timeout);
             match tokio::time::timeout(timeout, auth).await {
                 Ok(Ok(lifetime)) => session_lifetime = lifetime,
-                Ok(Err(e)) => return Err(refine(e)),
+                Ok(Err(e)) => {
+                    self.stats.broker(stats_node(slot)).auth_failed();
+                    return Err(refine(e));
+                }
                 Err(_) => {
                     return Err(Error::Timeout {
                         operation: format!("SASL authentication with {label}").into(),
@@ -454,6 +463,18 @@ impl Pool {
     pub(crate) fn close(&self) {
         self.slots.lock().unwrap().clear();
         self.coordinators.lock().unwrap().clear();
+    }
+}
+
+/// The broker a slot's connections count under in the metrics: a broker's fetch lanes and
+/// coordinator sockets are that broker's.
+fn stats_node(slot: &Slot) -> i32 {
+    if slot.coordinator && slot.id < 0 {
+        fetch_slot_owner(slot.id).0
+    } else if slot.coordinator {
+        coordinator_slot(slot.id)
+    } else {
+        slot.id
     }
 }
 

@@ -93,6 +93,8 @@ pub(crate) struct Fetcher {
     pub(crate) budget: Arc<Budget>,
     pub(crate) group: Option<Arc<GroupCoordinator>>,
     pub(crate) tx: mpsc::UnboundedSender<Delivery>,
+    /// The consumer's metrics: this task adds per Fetch and per partition answer.
+    pub(crate) stats: Arc<crate::metrics::consumer::ConsumerStats>,
 }
 
 impl Fetcher {
@@ -388,6 +390,7 @@ impl Fetcher {
                     self.fetch_request(&planned, budget_bytes(&budget, want), &snapshot);
                 let timeout = self.client.cfg.request_timeout;
                 let client = self.client.clone();
+                let stats = self.stats.clone();
                 // Fetches go on sockets of their own to each broker: they long-poll, and a
                 // producer or admin call sharing this client would otherwise wait behind
                 // them; each lane has its own, so a broker serving one connection's requests
@@ -404,7 +407,10 @@ impl Fetcher {
                         // metadata gave every topic of the request an id.
                         let every_id = req.topics.iter().all(|t| !t.topic_id.is_nil());
                         let version = by_name_version(conn.version(ApiKey::Fetch)?, every_id);
-                        conn.call(&req, version, timeout).await
+                        let sent = std::time::Instant::now();
+                        let answer = conn.call(&req, version, timeout).await;
+                        stats.fetch_done(sent.elapsed());
+                        answer
                     }
                     .await;
                     Job::Fetch {
@@ -770,7 +776,18 @@ impl Fetcher {
                     .collect(),
                 IsolationLevel::ReadUncommitted => Vec::new(),
             };
-            match self.decode(p, records, aborted) {
+            let span = crate::metrics::spans::receive(
+                &self.client.cfg.client_id,
+                self.cfg.group_id.as_deref(),
+                &tp.topic,
+                tp.partition,
+                p.offset,
+            );
+            let decoded = span.in_scope(|| self.decode(p, records, aborted));
+            if let Ok((out, ..)) = &decoded {
+                span.record("messaging.batch.message_count", out.len());
+            }
+            match decoded {
                 Ok((out, next, decompressed)) => {
                     // The budget bounds memory, not wire bytes: charge the records' own size
                     // and any decompressed data too.
@@ -814,6 +831,8 @@ impl Fetcher {
                 }
             }
         }
+        self.stats
+            .publish(|| crate::consumer::lag_views(&self.assignment));
     }
 
     /// Decodes one partition's records: the records at or after the fetch offset, and the
@@ -829,7 +848,7 @@ impl Fetcher {
         data: Bytes,
         mut aborted: Vec<(i64, i64)>,
     ) -> Result<(Vec<ConsumerRecord>, Option<i64>, usize)> {
-        let batches = Batches::new(data, self.cfg.check_crcs, self.cfg.fetch_buffer_bytes);
+        let mut batches = Batches::new(data, self.cfg.check_crcs, self.cfg.fetch_buffer_bytes);
         // What decoding may add to memory: the free budget. Decoding stops after the batch
         // that spends it (so one batch is the most it can overdraw, however well the rest of
         // the response would decompress); the partition's position then stays at the first
@@ -844,7 +863,7 @@ impl Fetcher {
         let mut next = None;
         let mut decompressed = 0;
         let topic = &p.part.tp.topic;
-        for b in batches {
+        for b in batches.by_ref() {
             if cost >= room {
                 break;
             }
@@ -907,6 +926,7 @@ impl Fetcher {
                 });
             }
         }
+        self.stats.decoded(out.len(), batches.consumed());
         Ok((out, next, decompressed))
     }
 }

@@ -189,6 +189,7 @@ impl GroupTask {
 
     /// JoinGroup then SyncGroup; returns the partitions assigned to this member.
     async fn join_and_sync(&mut self) -> Result<BTreeSet<TopicPartition>> {
+        let started = Instant::now();
         let shared = self.shared.clone();
         let cfg = &shared.cfg;
         let coordinator = shared
@@ -263,6 +264,7 @@ impl GroupTask {
                 out.insert(TopicPartition::new(&topic, p));
             }
         }
+        shared.metrics.rebalanced(started.elapsed());
         Ok(out)
     }
 
@@ -471,6 +473,8 @@ impl GroupTask {
 
     /// Whether the application has not polled within `max.poll.interval.ms`.
     fn poll_expired(&mut self) -> bool {
+        let since = self.shared.since_last_poll();
+        self.shared.metrics.publish_last_poll(since);
         let polls = self.shared.polls.load(Ordering::Relaxed);
         if polls != self.polls_seen || self.shared.waiting.load(Ordering::Acquire) > 0 {
             self.polls_seen = polls;

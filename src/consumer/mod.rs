@@ -235,6 +235,7 @@ impl ConsumerBuilder {
             .as_ref()
             .map(|g| Arc::new(GroupCoordinator::new(client.inner.clone(), g.clone())));
         let (tx, rx) = mpsc::unbounded_channel();
+        let metrics = Arc::new(Metrics::new(&client.inner.cfg.client_id));
         let shared = Arc::new(Shared {
             client,
             cfg: cfg.clone(),
@@ -245,7 +246,7 @@ impl ConsumerBuilder {
             fatal: OnceLock::new(),
             polls: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
-            metrics: Metrics::default(),
+            metrics,
             tx,
             listener: self.listener,
             hook: Mutex::new(None),
@@ -260,6 +261,7 @@ impl ConsumerBuilder {
             budget: shared.budget.clone(),
             group: shared.coordinator.clone(),
             tx: shared.tx.clone(),
+            stats: shared.metrics.clone(),
         };
         let fetch_task = tokio::spawn(fetcher.run());
         Ok(Consumer {
@@ -275,32 +277,8 @@ impl ConsumerBuilder {
     }
 }
 
-/// Counters about the consumer, for metrics and health checks.
-#[derive(Debug, Default)]
-pub(crate) struct Metrics {
-    pub(crate) records: AtomicU64,
-    pub(crate) rebalances: AtomicU64,
-    pub(crate) poll_interval_exceeded: AtomicU64,
-    pub(crate) commits: AtomicU64,
-    pub(crate) commit_failures: AtomicU64,
-}
-
-/// A snapshot of a consumer's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct ConsumerMetrics {
-    /// Records handed to the application.
-    pub records: u64,
-    /// Group joins completed (each rebalance this member took part in).
-    pub rebalances: u64,
-    /// Times the application went longer than `max.poll.interval.ms` between calls and the
-    /// consumer left its group.
-    pub poll_interval_exceeded: u64,
-    /// Successful commits.
-    pub commits: u64,
-    /// Failed commits.
-    pub commit_failures: u64,
-}
+/// Counters about the consumer, for metrics and health checks (metrics/consumer.rs).
+pub(crate) use crate::metrics::consumer::ConsumerStats as Metrics;
 
 /// State shared by the application handle, the fetcher task and the group task.
 pub(crate) struct Shared {
@@ -318,7 +296,7 @@ pub(crate) struct Shared {
     /// `recv` calls waiting for records right now: an application blocked in `recv` on an
     /// idle topic is polling, not stalled.
     pub(crate) waiting: AtomicUsize,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) tx: mpsc::UnboundedSender<Delivery>,
     pub(crate) listener: Option<Arc<dyn RebalanceListener>>,
     /// A running processor's rebalance hook (process_hook.rs), called before `listener`.
@@ -334,6 +312,18 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// What the lag metrics need of each assigned partition.
+    pub(crate) fn lag_views(&self) -> Vec<crate::metrics::consumer::PartitionView> {
+        lag_views(&self.assignment)
+    }
+
+    /// Time since the application last polled (zero while a `recv` waits).
+    pub(crate) fn since_last_poll(&self) -> std::time::Duration {
+        let polls = self.polls.load(Ordering::Relaxed);
+        let waiting = self.waiting.load(Ordering::Acquire) > 0;
+        self.metrics.since_last_poll(polls, waiting)
+    }
+
     pub(crate) fn membership(&self) -> (i32, String) {
         self.membership.lock().unwrap().clone()
     }
@@ -449,6 +439,7 @@ impl Shared {
 
     async fn send_commit(&self, offsets: &[WireCommit]) -> Result<()> {
         let coordinator = self.coordinator()?;
+        let started = std::time::Instant::now();
         let mut stale = 0;
         let result = loop {
             let (generation, member) = self.membership();
@@ -478,6 +469,7 @@ impl Shared {
             }
             break result;
         };
+        self.metrics.committed(started.elapsed(), result.is_ok());
         match &result {
             Ok(()) => self.metrics.commits.fetch_add(1, Ordering::Relaxed),
             Err(e) => {
@@ -1005,16 +997,27 @@ impl Consumer {
         })
     }
 
-    /// Counters: records consumed, rebalances, poll-interval violations, commits.
-    pub fn metrics(&self) -> ConsumerMetrics {
-        let m = &self.shared.metrics;
-        ConsumerMetrics {
-            records: m.records.load(Ordering::Relaxed),
-            rebalances: m.rebalances.load(Ordering::Relaxed),
-            poll_interval_exceeded: m.poll_interval_exceeded.load(Ordering::Relaxed),
-            commits: m.commits.load(Ordering::Relaxed),
-            commit_failures: m.commit_failures.load(Ordering::Relaxed),
-        }
+    /// Records consumed and fetched, fetch latency, lag per partition and max lag,
+    /// rebalances, commits, time since the last poll: see
+    /// [`ConsumerMetrics`](crate::ConsumerMetrics). Cheap: atomic loads per partition.
+    pub fn metrics(&self) -> crate::metrics::ConsumerMetrics {
+        let since = self.shared.since_last_poll();
+        self.shared.metrics.snapshot(self.shared.lag_views(), since)
+    }
+
+    /// A `process` span (OpenTelemetry messaging conventions: topic, partition, offset,
+    /// consumer group, client id) for the application's handling of `record`:
+    /// `async { … }.instrument(consumer.process_span(&record))`. Pair it with
+    /// [`TraceContext::extract`](crate::TraceContext::extract) to link it to the producer's
+    /// trace.
+    pub fn process_span(&self, record: &ConsumerRecord) -> tracing::Span {
+        crate::metrics::spans::process(
+            &self.shared.client.inner.cfg.client_id,
+            self.shared.cfg.group_id.as_deref(),
+            &record.topic,
+            record.partition,
+            record.offset,
+        )
     }
 
     /// Commits (with auto-commit), runs the `revoked` hook, leaves the group and stops the
@@ -1054,4 +1057,17 @@ impl Consumer {
     pub fn client(&self) -> &Client {
         &self.shared.client
     }
+}
+
+/// What the lag metrics need of each assigned partition (metrics/consumer.rs).
+pub(crate) fn lag_views(assignment: &Assignment) -> Vec<crate::metrics::consumer::PartitionView> {
+    assignment
+        .all()
+        .iter()
+        .map(|p| crate::metrics::consumer::PartitionView {
+            tp: p.tp.clone(),
+            high_watermark: p.high_watermark.load(Ordering::Relaxed),
+            consumed: p.consumed.load(Ordering::Acquire),
+        })
+        .collect()
 }

@@ -701,6 +701,13 @@ impl<'a> Driver<'a> {
             self.queued -= 1;
             let bytes = record_bytes(&record);
             let offset = record.offset;
+            let span = crate::metrics::spans::process(
+                &self.shared.client.inner.cfg.client_id,
+                self.shared.cfg.group_id.as_deref(),
+                &tp.topic,
+                tp.partition,
+                offset,
+            );
             let task = run_one(
                 self.handler.clone(),
                 record,
@@ -709,7 +716,9 @@ impl<'a> Driver<'a> {
                 part.incarnation,
                 qkey,
             );
-            let abort = self.tasks.spawn(task);
+            let abort = self
+                .tasks
+                .spawn(tracing::Instrument::instrument(task, span));
             part.in_flight.insert(offset, (abort, bytes));
             self.in_flight += 1;
             return true;

@@ -240,6 +240,7 @@ impl ProducerBuilder {
             ))
         });
         let sender = sender::Sender::new(client.inner.clone(), acc.clone(), txn.clone());
+        let stats = sender.stats.clone();
         let task = tokio::spawn(sender.run(closing_rx));
         Ok(Producer {
             inner: Arc::new(ProducerInner {
@@ -251,6 +252,7 @@ impl ProducerBuilder {
                 closing: closing_tx,
                 task: Mutex::new(Some(task)),
                 txn,
+                stats,
             }),
         })
     }
@@ -287,6 +289,8 @@ struct ProducerInner {
     closing: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
     txn: Option<Arc<Transactions>>,
+    /// Written by the sender task (metrics/producer.rs); `send` adds its buffer waits.
+    stats: Arc<crate::metrics::producer::ProducerStats>,
 }
 
 impl std::fmt::Debug for ProducerInner {
@@ -395,10 +399,12 @@ impl Producer {
         let permit = match budget.try_acquire_many(len as u32) {
             Ok(p) => p,
             Err(_) if !wait => return Err(Error::BufferFull),
-            Err(_) => budget
-                .acquire_many(len as u32)
-                .await
-                .map_err(|_| Error::Closed)?,
+            Err(_) => {
+                let waiting = std::time::Instant::now();
+                let permit = budget.acquire_many(len as u32).await;
+                inner.stats.waited_for_buffer(waiting.elapsed());
+                permit.map_err(|_| Error::Closed)?
+            }
         };
         permit.forget();
         let record = NewRecord {
@@ -479,6 +485,19 @@ impl Producer {
                 .await;
             }
         }
+    }
+
+    /// Records and bytes acknowledged, batch sizes, queue time, retries, errors by name,
+    /// buffer use: see [`ProducerMetrics`](crate::ProducerMetrics). Cheap: atomic loads and
+    /// a copy of a few histograms; counted per batch in the sender task, never per record.
+    pub fn metrics(&self) -> crate::metrics::ProducerMetrics {
+        let inner = &self.inner;
+        let total = inner
+            .cfg
+            .buffer_memory
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
+        let used = total.saturating_sub(inner.acc.shared.budget.available_permits());
+        inner.stats.snapshot(used, inner.cfg.buffer_memory)
     }
 
     /// Waits until every record sent before this call is delivered or failed. Batches are sent

@@ -32,7 +32,7 @@ use futures::Future;
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument};
 
 use super::accumulator::{Accumulator, Queued};
 use super::batch::{BatchOutcome, ProducerBatch};
@@ -83,6 +83,9 @@ pub(crate) struct Sender {
     /// from `init_transactions`, batches carry the transactional bit, and a batch that fails
     /// makes the open transaction abortable.
     txn: Option<Arc<Transactions>>,
+    /// Producer metrics: written here once per request and per batch outcome, read by
+    /// `Producer::metrics`.
+    pub(crate) stats: Arc<crate::metrics::producer::ProducerStats>,
 }
 
 impl Sender {
@@ -94,6 +97,10 @@ impl Sender {
         let cfg = acc.cfg.clone();
         let retry_backoff = Backoff::new(client.cfg.retry_backoff, client.cfg.retry_backoff_max);
         Sender {
+            stats: Arc::new(crate::metrics::producer::ProducerStats::new(
+                &client.cfg.client_id,
+                cfg.batch_size,
+            )),
             client,
             idempotent: cfg.idempotent(),
             acks: cfg.effective_acks(),
@@ -213,7 +220,8 @@ impl Sender {
                 let partition = index as i32;
                 let mut st = slot.lock().unwrap();
                 // Expire batches past delivery.timeout.ms, wherever they wait.
-                expire_queued(&mut st, now, cfg.delivery_timeout);
+                let expired = expire_queued(&mut st, now, cfg.delivery_timeout);
+                self.stats.expired(expired);
                 let leader = snapshot.leader(&topic.name, partition);
                 let linger_due = st.open.as_ref().map(|b| b.created + cfg.linger);
                 if let Some(due) = linger_due {
@@ -431,6 +439,7 @@ impl Sender {
             topics,
         };
         let mut batches = batches;
+        let span = self.observe_request(&batches);
         for b in &mut batches {
             b.attempts += 1;
         }
@@ -454,7 +463,7 @@ impl Sender {
                 })
             };
             *self.in_flight_by_broker.entry(broker).or_default() += 1;
-            self.in_flight.push(Box::pin(fut));
+            self.in_flight.push(Box::pin(fut.instrument(span)));
             return;
         }
         *self.in_flight_by_broker.entry(broker).or_default() += 1;
@@ -471,6 +480,7 @@ impl Sender {
                 )
                 .await
             }
+            .instrument(span)
             .await;
             Event::Request(Completed {
                 broker,
@@ -479,6 +489,36 @@ impl Sender {
                 result,
             })
         }));
+    }
+
+    /// Metrics and the `send` span of a Produce request about to go out.
+    fn observe_request(&self, batches: &[ProducerBatch]) -> tracing::Span {
+        use crate::metrics::producer::SentBatch;
+        self.stats.request(batches.iter().map(|b| SentBatch {
+            bytes: b.bytes.len(),
+            records: b.record_count,
+            attempts: b.attempts,
+            age: b.created.elapsed(),
+        }));
+        let used = self
+            .acc
+            .cfg
+            .buffer_memory
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
+        self.stats
+            .buffer_used(used.saturating_sub(self.acc.shared.budget.available_permits()));
+        let first = batches.first();
+        let one_topic = first
+            .filter(|f| batches.iter().all(|b| b.topic() == f.topic()))
+            .map(|f| &**f.topic());
+        let one_partition = first.filter(|_| batches.len() == 1).map(|f| f.partition());
+        let records = batches.iter().map(|b| b.record_count.max(0) as u64).sum();
+        crate::metrics::spans::send(
+            &self.client.cfg.client_id,
+            one_topic,
+            one_partition,
+            records,
+        )
     }
 
     fn handle(&mut self, event: Event) {
@@ -561,7 +601,11 @@ impl Sender {
             };
             self.partition_done(&batch, outcome.is_ok());
             match outcome {
-                Ok(o) => batch.finish(Ok(o)),
+                Ok(o) => {
+                    self.stats
+                        .acknowledged(batch.bytes.len(), batch.record_count);
+                    batch.finish(Ok(o))
+                }
                 Err(e) => self.failed(batch, e),
             }
         }
@@ -640,6 +684,7 @@ impl Sender {
         if let Some(txn) = &self.txn {
             txn.record_failure(&err);
         }
+        self.stats.failed(batch.record_count, &err);
         batch.finish(Err(err))
     }
 
@@ -658,6 +703,7 @@ impl Sender {
 
     /// Puts a batch back at the front of its queue, in sequence order, after a backoff.
     fn requeue(&mut self, mut batch: ProducerBatch, err: Error, now: Instant) {
+        self.stats.retried();
         let delay = self
             .client
             .cfg
@@ -719,10 +765,17 @@ impl Sender {
 }
 
 /// Fails queued batches whose delivery timeout has passed.
-fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, timeout: Duration) {
+/// Returns how many records expired (for the metrics).
+fn expire_queued(
+    st: &mut super::accumulator::PartitionState,
+    now: Instant,
+    timeout: Duration,
+) -> i32 {
     let expired = |created: Instant| created + timeout <= now;
+    let mut records = 0;
     if st.open.as_ref().is_some_and(|b| expired(b.created)) {
         let b = st.open.take().unwrap();
+        records += b.builder.record_count();
         b.fail(Error::Timeout {
             operation: "delivery (no leader or broker available)".into(),
             after: timeout,
@@ -736,12 +789,16 @@ fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, time
         let queue = std::mem::take(&mut st.queue);
         for q in queue {
             match q {
-                Queued::Open(b) if expired(b.created) => b.fail(Error::Timeout {
-                    operation: "delivery (no leader or broker available)".into(),
-                    after: timeout,
-                    last: None,
-                }),
+                Queued::Open(b) if expired(b.created) => {
+                    records += b.builder.record_count();
+                    b.fail(Error::Timeout {
+                        operation: "delivery (no leader or broker available)".into(),
+                        after: timeout,
+                        last: None,
+                    })
+                }
                 Queued::Sealed(b) if expired(b.created) => {
+                    records += b.record_count;
                     let last = b.last_error.clone().map(Arc::new);
                     b.finish(Err(Error::Timeout {
                         operation: "delivery".into(),
@@ -753,6 +810,7 @@ fn expire_queued(st: &mut super::accumulator::PartitionState, now: Instant, time
             }
         }
     }
+    records
 }
 
 /// The outcome of one batch from a ProduceResponse. A v13 answer names topics by the id they

@@ -509,6 +509,11 @@ pub(crate) struct Batches {
 }
 
 impl Batches {
+    /// Bytes of the complete batches taken so far (the consumer's byte metrics).
+    pub(crate) fn consumed(&self) -> usize {
+        self.pos
+    }
+
     pub(crate) fn new(data: Bytes, check_crc: bool, max_decompressed: usize) -> Batches {
         Batches {
             data,

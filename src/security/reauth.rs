@@ -196,6 +196,7 @@ mod tests {
             client_id: StrBytes::from_static_str("test"),
             request_timeout: Duration::from_secs(30),
             max_response_size: 1 << 20,
+            stats: crate::metrics::client::BrokerStats::detached(),
         };
         let conn = Connection::connect(client_io, ccfg, Duration::from_secs(5))
             .await

@@ -204,6 +204,7 @@ mod tests {
             client_id: StrBytes::from_static_str("test"),
             request_timeout: Duration::from_secs(5),
             max_response_size: 1 << 20,
+            stats: crate::metrics::client::BrokerStats::detached(),
         };
         let conn = Connection::connect(client_io, cfg, Duration::from_secs(5)).await?;
         let result = authenticate(&conn, &sec, Duration::from_secs(5)).await;
@@ -435,6 +436,7 @@ mod tests {
             client_id: StrBytes::from_static_str("test"),
             request_timeout: Duration::from_secs(5),
             max_response_size: 1 << 20,
+            stats: crate::metrics::client::BrokerStats::detached(),
         };
         let conn = Connection::connect(client_io, cfg, Duration::from_secs(5))
             .await
