@@ -63,6 +63,7 @@ mod protocol;
 mod record;
 mod security;
 mod serde;
+mod share;
 #[cfg(test)]
 mod testing;
 
@@ -89,6 +90,9 @@ pub use record::{Header, Record, RecordMetadata};
 pub use security::{
     OAuthBearerToken, OAuthBearerTokenProvider, SaslMechanism, SecurityProtocol, TlsErrorKind,
     TokenProviderError,
+};
+pub use share::{
+    AcknowledgeType, AcknowledgementMode, ShareConsumer, ShareConsumerBuilder, ShareRecord,
 };
 pub use serde::{
     BigEndianDeserializer, BigEndianSerializer, Deserializer, Serializer, StringDeserializer,
