@@ -176,9 +176,7 @@ fn classify_code(code: KafkaCode, api: Option<ApiKey>) -> Action {
         }
         // A share-group member the coordinator no longer knows at this epoch rejoins with
         // epoch 0 under the same (client-generated, KIP-1082) member id.
-        K::UnknownMemberId | K::FencedMemberEpoch
-            if api == Some(ApiKey::ShareGroupHeartbeat) =>
-        {
+        K::UnknownMemberId | K::FencedMemberEpoch if api == Some(ApiKey::ShareGroupHeartbeat) => {
             A::RETRY | A::REJOIN | A::NOT_PERSISTED
         }
 

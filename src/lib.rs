@@ -91,10 +91,10 @@ pub use security::{
     OAuthBearerToken, OAuthBearerTokenProvider, SaslMechanism, SecurityProtocol, TlsErrorKind,
     TokenProviderError,
 };
-pub use share::{
-    AcknowledgeType, AcknowledgementMode, ShareConsumer, ShareConsumerBuilder, ShareRecord,
-};
 pub use serde::{
     BigEndianDeserializer, BigEndianSerializer, Deserializer, Serializer, StringDeserializer,
     StringSerializer,
+};
+pub use share::{
+    AcknowledgeType, AcknowledgementMode, ShareConsumer, ShareConsumerBuilder, ShareRecord,
 };

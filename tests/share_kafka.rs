@@ -54,12 +54,31 @@ async fn configure_group(bootstrap: &str, topic: &str, group: &str, extra: &[(&s
 
 /// Produces `per_partition` records to each of `partitions` partitions; values `p-i`.
 async fn produce(client: &Client, topic: &str, partitions: i32, per_partition: usize) {
+    produce_paced(client, topic, partitions, per_partition, None).await
+}
+
+/// Like [`produce`]; with `pace`, one record per partition at a time, each round waited for
+/// and followed by that pause, so the log holds many small batches that the broker can
+/// hand to different members (it acquires whole batches).
+async fn produce_paced(
+    client: &Client,
+    topic: &str,
+    partitions: i32,
+    per_partition: usize,
+    pace: Option<Duration>,
+) {
     let producer = Producer::builder(client).build().await.unwrap();
     let mut pending = Vec::new();
     for i in 0..per_partition {
         for p in 0..partitions {
             let r = Record::new(topic).partition(p).value(format!("{p}-{i}"));
             pending.push(producer.send(r).await.unwrap());
+        }
+        if let Some(pause) = pace {
+            for d in pending.drain(..) {
+                d.await.unwrap();
+            }
+            tokio::time::sleep(pause).await;
         }
     }
     for d in pending {
@@ -100,6 +119,9 @@ async fn recv_for(c: &ShareConsumer, quiet: Duration) -> Vec<ShareRecord> {
     out
 }
 
+/// Who got which record: (member, partition, offset, delivery count).
+type Delivery = (String, i32, i64, i16);
+
 fn key(r: &ShareRecord) -> (i32, i64) {
     (r.partition, r.offset)
 }
@@ -131,7 +153,7 @@ async fn four_members_three_ferrokafka_one_java_get_every_record_exactly_once() 
         "max.poll.records=20",
     ]);
     let seen = Arc::new(AtomicUsize::new(0));
-    let collected: Arc<Mutex<Vec<(String, i32, i64, i16)>>> = Arc::default();
+    let collected: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let mut members = Vec::new();
     for m in 0..3 {
         let client = client.clone();
@@ -175,8 +197,17 @@ async fn four_members_three_ferrokafka_one_java_get_every_record_exactly_once() 
             c.close().await.unwrap();
         }));
     }
-    // Produce while the members start and run.
-    produce(&client, &topic, 2, PER_PARTITION).await;
+    // Produce once the Java member polls, slowly enough for all four to take part.
+    let first = java.line(Duration::from_secs(60)).await;
+    assert_eq!(first.as_deref(), Some("polling"), "{}", java.describe());
+    produce_paced(
+        &client,
+        &topic,
+        2,
+        PER_PARTITION,
+        Some(Duration::from_millis(5)),
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(90);
     while seen.load(Ordering::SeqCst) < TOTAL {
         assert!(
@@ -217,7 +248,10 @@ async fn four_members_three_ferrokafka_one_java_get_every_record_exactly_once() 
     let mut by_record: BTreeMap<(i32, i64), Vec<(String, i16)>> = BTreeMap::new();
     let mut per_member: BTreeMap<String, usize> = BTreeMap::new();
     for (who, p, o, d) in &collected {
-        by_record.entry((*p, *o)).or_default().push((who.clone(), *d));
+        by_record
+            .entry((*p, *o))
+            .or_default()
+            .push((who.clone(), *d));
         *per_member.entry(who.clone()).or_default() += 1;
     }
     let twice: Vec<_> = by_record.iter().filter(|(_, v)| v.len() > 1).collect();
@@ -226,13 +260,20 @@ async fn four_members_three_ferrokafka_one_java_get_every_record_exactly_once() 
         .iter()
         .filter(|(_, v)| v.iter().any(|(_, d)| *d != 1))
         .collect();
-    assert!(redelivered.is_empty(), "not first deliveries: {redelivered:?}");
+    assert!(
+        redelivered.is_empty(),
+        "not first deliveries: {redelivered:?}"
+    );
     let expected: Vec<(i32, i64)> = (0..2)
         .flat_map(|p| (0..PER_PARTITION as i64).map(move |o| (p, o)))
         .collect();
     let got: Vec<(i32, i64)> = by_record.keys().copied().collect();
     assert_eq!(got, expected, "members: {per_member:?}");
     eprintln!("records per member: {per_member:?}");
+    assert!(
+        per_member.len() >= 2,
+        "one member took everything, the group shared nothing: {per_member:?}"
+    );
     client.close().await;
 }
 
@@ -255,7 +296,9 @@ async fn release_redelivers_with_a_higher_count_and_reject_never_redelivers() {
     let first = recv_n(&c, 10, "the first delivery of 10 records").await;
     let offsets: Vec<(i64, i16)> = first.iter().map(|r| (r.offset, r.delivery_count)).collect();
     assert_eq!(offsets, (0..10).map(|o| (o, 1)).collect::<Vec<_>>());
-    let renew = c.acknowledge(&first[0], AcknowledgeType::Renew).unwrap_err();
+    let renew = c
+        .acknowledge(&first[0], AcknowledgeType::Renew)
+        .unwrap_err();
     assert!(
         matches!(renew, ferrokafka::Error::UnsupportedApi { .. }),
         "{renew:?}"
@@ -283,10 +326,7 @@ async fn release_redelivers_with_a_higher_count_and_reject_never_redelivers() {
     for r in &again {
         c.acknowledge(r, AcknowledgeType::Accept).unwrap();
     }
-    assert!(matches!(
-        c.commit().await.unwrap().get(&tp),
-        Some(Ok(()))
-    ));
+    assert!(matches!(c.commit().await.unwrap().get(&tp), Some(Ok(()))));
     // Rejected records are archived; accepted ones are done: nothing more comes.
     let late = recv_for(&c, Duration::from_secs(3)).await;
     assert!(
@@ -299,7 +339,11 @@ async fn release_redelivers_with_a_higher_count_and_reject_never_redelivers() {
     let other = share_consumer(&client, &group, AcknowledgementMode::Implicit).await;
     other.subscribe(&[&topic]).await.unwrap();
     let late = recv_for(&other, Duration::from_secs(3)).await;
-    assert!(late.is_empty(), "{:?}", late.iter().map(key).collect::<Vec<_>>());
+    assert!(
+        late.is_empty(),
+        "{:?}",
+        late.iter().map(key).collect::<Vec<_>>()
+    );
     other.close().await.unwrap();
     client.close().await;
 }
@@ -331,7 +375,11 @@ async fn implicit_mode_accepts_on_the_next_poll() {
     assert!(a.acknowledge(&got[0], AcknowledgeType::Accept).is_err());
     // The next poll accepts the 40th record and sends the acceptances.
     let more = recv_for(&a, Duration::from_secs(2)).await;
-    assert!(more.is_empty(), "{:?}", more.iter().map(key).collect::<Vec<_>>());
+    assert!(
+        more.is_empty(),
+        "{:?}",
+        more.iter().map(key).collect::<Vec<_>>()
+    );
     assert_eq!(a.acknowledgement_failures(), 0);
     drop(a);
 
@@ -386,10 +434,15 @@ async fn held_records_go_to_others_when_the_lock_expires_or_the_holder_is_droppe
         waited >= lock - Duration::from_secs(3),
         "redelivered after {waited:?}, before the {lock:?} lock could expire"
     );
-    let keys: Vec<(i64, i16)> = redelivered.iter().map(|r| (r.offset, r.delivery_count)).collect();
+    let keys: Vec<(i64, i16)> = redelivered
+        .iter()
+        .map(|r| (r.offset, r.delivery_count))
+        .collect();
     assert_eq!(keys, (0..5).map(|o| (o, 2)).collect::<Vec<_>>());
     // Too late for the holder.
-    holder.acknowledge(&held[0], AcknowledgeType::Accept).unwrap();
+    holder
+        .acknowledge(&held[0], AcknowledgeType::Accept)
+        .unwrap();
     let results = holder.commit().await.unwrap();
     let tp = TopicPartition::new(&topic, 0);
     match results.get(&tp) {
@@ -399,7 +452,10 @@ async fn held_records_go_to_others_when_the_lock_expires_or_the_holder_is_droppe
     for r in &redelivered {
         other.acknowledge(r, AcknowledgeType::Accept).unwrap();
     }
-    assert!(matches!(other.commit().await.unwrap().get(&tp), Some(Ok(()))));
+    assert!(matches!(
+        other.commit().await.unwrap().get(&tp),
+        Some(Ok(()))
+    ));
     holder.close().await.unwrap();
 
     // Dropped while holding: the records are not lost.
@@ -413,7 +469,10 @@ async fn held_records_go_to_others_when_the_lock_expires_or_the_holder_is_droppe
     );
     drop(dropped);
     let rescued = recv_n(&other, 3, "the dropped member's records").await;
-    let keys: Vec<(i64, i16)> = rescued.iter().map(|r| (r.offset, r.delivery_count)).collect();
+    let keys: Vec<(i64, i16)> = rescued
+        .iter()
+        .map(|r| (r.offset, r.delivery_count))
+        .collect();
     assert_eq!(keys, vec![(5, 2), (6, 2), (7, 2)]);
     other.close().await.unwrap();
     client.close().await;
@@ -470,7 +529,11 @@ async fn commit_reports_per_partition_and_close_releases_held_records() {
     assert_eq!(keys, (0..10).map(|o| (1, o, 2)).collect::<Vec<_>>());
     // Partition 0 was accepted: nothing of it comes back.
     let late = recv_for(&b, Duration::from_secs(2)).await;
-    assert!(late.is_empty(), "{:?}", late.iter().map(key).collect::<Vec<_>>());
+    assert!(
+        late.is_empty(),
+        "{:?}",
+        late.iter().map(key).collect::<Vec<_>>()
+    );
     b.close().await.unwrap();
     client.close().await;
 }

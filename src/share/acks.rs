@@ -260,9 +260,15 @@ mod tests {
                 (16, 16, Ack::Gap)
             ]
         );
-        assert!(h.take_ready(None).is_empty(), "sent acknowledgements are gone");
+        assert!(
+            h.take_ready(None).is_empty(),
+            "sent acknowledgements are gone"
+        );
         h.release_unacknowledged();
-        assert_eq!(h.take_ready(Some(1))[0].batches, vec![(13, 13, Ack::Release)]);
+        assert_eq!(
+            h.take_ready(Some(1))[0].batches,
+            vec![(13, 13, Ack::Release)]
+        );
     }
 
     #[test]

@@ -97,8 +97,7 @@ pub(crate) async fn round(shared: &Arc<Shared>, sessions: &mut Sessions) -> Resu
                     shared.count_ack_failure();
                 }
                 let action = classify(&e, Some(ApiKey::ShareFetch));
-                if action.contains(Action::REFRESH_METADATA) || action.contains(Action::RECONNECT)
-                {
+                if action.contains(Action::REFRESH_METADATA) || action.contains(Action::RECONNECT) {
                     refresh = true;
                 }
                 if !action.contains(Action::RETRY) {

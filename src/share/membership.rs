@@ -204,9 +204,11 @@ impl Heartbeat {
                     .iter()
                     .find(|t| t.id == Some(*id.as_bytes()))
                 {
-                    Some(t) => {
-                        out.extend(parts.iter().map(|&p| (TopicPartition::new(&t.name, p), *id)))
-                    }
+                    Some(t) => out.extend(
+                        parts
+                            .iter()
+                            .map(|&p| (TopicPartition::new(&t.name, p), *id)),
+                    ),
                     None => {
                         missing = true;
                         if !refresh {

@@ -368,11 +368,10 @@ impl ShareConsumer {
     fn pop(&self) -> Option<ShareRecord> {
         let mut buffer = self.shared.buffer.lock().unwrap();
         let (_, r) = buffer.pop_front()?;
-        self.shared
-            .held
-            .lock()
-            .unwrap()
-            .delivered(&TopicPartition::new(&r.record.topic, r.record.partition), r.offset);
+        self.shared.held.lock().unwrap().delivered(
+            &TopicPartition::new(&r.record.topic, r.record.partition),
+            r.offset,
+        );
         Some(r)
     }
 

@@ -218,7 +218,9 @@ impl Sessions {
         for (tp, id) in parts {
             names.insert((*id, tp.partition), tp.clone());
             wanted.insert((*id, tp.partition));
-            let batches = by_partition.remove(&(*id, tp.partition)).unwrap_or_default();
+            let batches = by_partition
+                .remove(&(*id, tp.partition))
+                .unwrap_or_default();
             add(
                 *id,
                 FetchPartition::default()
@@ -384,12 +386,11 @@ pub(crate) async fn send(client: &ClientInner, p: &Prepared) -> Result<Vec<Parti
             for t in resp.responses {
                 for part in t.partitions {
                     let tp = name(t.topic_id, part.partition_index);
-                    let error = Error::check_code(
-                        part.error_code,
-                        part.error_message.as_deref(),
-                        || format!("ShareFetch v{version} for {tp} on broker {broker}"),
-                    )
-                    .err();
+                    let error =
+                        Error::check_code(part.error_code, part.error_message.as_deref(), || {
+                            format!("ShareFetch v{version} for {tp} on broker {broker}")
+                        })
+                        .err();
                     let ack_error = Error::check_code(
                         part.acknowledge_error_code,
                         part.acknowledge_error_message.as_deref(),
@@ -421,12 +422,11 @@ pub(crate) async fn send(client: &ClientInner, p: &Prepared) -> Result<Vec<Parti
             for t in resp.responses {
                 for part in t.partitions {
                     let tp = name(t.topic_id, part.partition_index);
-                    let ack_error = Error::check_code(
-                        part.error_code,
-                        part.error_message.as_deref(),
-                        || format!("acknowledging {tp} (ShareAcknowledge) on broker {broker}"),
-                    )
-                    .err();
+                    let ack_error =
+                        Error::check_code(part.error_code, part.error_message.as_deref(), || {
+                            format!("acknowledging {tp} (ShareAcknowledge) on broker {broker}")
+                        })
+                        .err();
                     out.push(PartitionAnswer {
                         tp,
                         topic_id: t.topic_id,

@@ -28,7 +28,8 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * JavaPeer share-consume --bootstrap B --topic T --group G [--idle-ms MS] [--count N] [-X k=v]...
  *   A KafkaShareConsumer in implicit acknowledgement mode (each poll accepts what the previous
  *   poll returned; close accepts the last poll's records).
- *   stdout: shared \t PARTITION \t OFFSET \t DELIVERY_COUNT \t VALUE   per record
+ *   stdout: polling                               (after the first poll returned)
+ *           shared \t PARTITION \t OFFSET \t DELIVERY_COUNT \t VALUE   per record
  *           idle                                 (no new record for --idle-ms, after the first)
  *           closed \t N                           (consumer closed; N records printed)
  *   stdin:  `stop`, or stdin closing, closes the consumer.
@@ -98,8 +99,13 @@ final class SharePeer {
         try (KafkaShareConsumer<byte[], byte[]> consumer = new KafkaShareConsumer<>(props)) {
             consumer.subscribe(Set.of(args.get("--topic")));
             boolean stop = false;
+            boolean polled = false;
             while (!stop) {
                 ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(100));
+                if (!polled) {
+                    polled = true;
+                    JavaPeer.line("polling");
+                }
                 for (ConsumerRecord<byte[], byte[]> r : records) {
                     short delivery = r.deliveryCount().orElse((short) -1);
                     JavaPeer.line(
