@@ -18,7 +18,6 @@ pub(crate) const SHARE_KEYS: &[&str] = &[
     "fetch.max.wait.ms",
     "fetch.min.bytes",
     "fetch.max.bytes",
-    "max.partition.fetch.bytes",
     "check.crcs",
     "client.rack",
 ];
@@ -51,7 +50,6 @@ pub(crate) struct ShareConfig {
     pub(crate) fetch_max_wait: Duration,
     pub(crate) fetch_min_bytes: i32,
     pub(crate) fetch_max_bytes: i32,
-    pub(crate) max_partition_fetch_bytes: i32,
     pub(crate) check_crcs: bool,
     /// `client.rack`, sent in the first ShareGroupHeartbeat.
     pub(crate) client_rack: Option<String>,
@@ -67,7 +65,6 @@ impl Default for ShareConfig {
             fetch_max_wait: Duration::from_millis(500),
             fetch_min_bytes: 1,
             fetch_max_bytes: 52_428_800,
-            max_partition_fetch_bytes: 1_048_576,
             check_crcs: true,
             client_rack: None,
         }
@@ -95,7 +92,6 @@ impl ShareConfig {
             "fetch.max.wait.ms" => self.fetch_max_wait = parse_ms(key, value, 0, i32::MAX as u64)?,
             "fetch.min.bytes" => self.fetch_min_bytes = int(0)?,
             "fetch.max.bytes" => self.fetch_max_bytes = int(1)?,
-            "max.partition.fetch.bytes" => self.max_partition_fetch_bytes = int(1)?,
             "check.crcs" => self.check_crcs = crate::config::parse_bool(key, value)?,
             "client.rack" => self.client_rack = Some(value.to_owned()).filter(|r| !r.is_empty()),
             _ => return Ok(false),

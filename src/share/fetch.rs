@@ -51,15 +51,41 @@ pub(crate) async fn round(shared: &Arc<Shared>, sessions: &mut Sessions) -> Resu
             None => leaderless = true,
         }
     }
-    let mut acks_by_broker: BTreeMap<i32, Vec<PendingAcks>> = BTreeMap::new();
+    // ShareFetch v1 adds every partition it names to the session, so acknowledgements ride
+    // on it only for partitions fetched from that broker now; the others (the partition
+    // moved, or left the assignment) go alone in a ShareAcknowledge, sent first so the
+    // session's epochs stay in order.
+    let mut ride: BTreeMap<i32, Vec<PendingAcks>> = BTreeMap::new();
+    let mut alone: BTreeMap<i32, Vec<PendingAcks>> = BTreeMap::new();
     for a in acks {
-        acks_by_broker.entry(a.broker).or_default().push(a);
+        let fetched = by_leader
+            .get(&a.broker)
+            .is_some_and(|parts| parts.iter().any(|(tp, _)| *tp == a.tp));
+        let to = if fetched { &mut ride } else { &mut alone };
+        to.entry(a.broker).or_default().push(a);
+    }
+    let mut outcome = Outcome {
+        refresh: leaderless,
+        first_error: None,
+    };
+    let mut unsent: Vec<PendingAcks> = Vec::new();
+    let mut prepared: Vec<Prepared> = Vec::new();
+    for (broker, acks) in alone {
+        match sessions.prepare_ack(broker, &acks, false) {
+            Some(p) => prepared.push(p),
+            None => unsent.extend(acks),
+        }
+    }
+    if !prepared.is_empty() {
+        let answers = join_all(prepared.iter().map(|p| session::send(client, p))).await;
+        for (p, answer) in prepared.iter().zip(answers) {
+            sessions.settle(p, &answer);
+            outcome.absorb(shared, p, answer)?;
+        }
     }
     let mut prepared: Vec<Prepared> = Vec::new();
-    let mut unsent: Vec<PendingAcks> = Vec::new();
-    let mut first_error = None;
     for (broker, parts) in &by_leader {
-        let acks = acks_by_broker.remove(broker).unwrap_or_default();
+        let acks = ride.remove(broker).unwrap_or_default();
         match sessions.prepare_fetch(*broker, parts, acks) {
             Ok((p, lost)) => {
                 prepared.push(p);
@@ -67,14 +93,8 @@ pub(crate) async fn round(shared: &Arc<Shared>, sessions: &mut Sessions) -> Resu
             }
             Err(e) => {
                 debug!(broker, error = %e, "cannot fetch from broker");
-                leaderless = true;
+                outcome.refresh = true;
             }
-        }
-    }
-    for (broker, acks) in acks_by_broker {
-        match sessions.prepare_ack(broker, &acks, false) {
-            Some(p) => prepared.push(p),
-            None => unsent.extend(acks),
         }
     }
     for a in unsent {
@@ -83,59 +103,15 @@ pub(crate) async fn round(shared: &Arc<Shared>, sessions: &mut Sessions) -> Resu
         warn!(partition = %a.tp, broker = a.broker, "acknowledgements dropped: no share session");
         shared.count_ack_failure();
     }
-    let outcomes = join_all(prepared.iter().map(|p| session::send(client, p))).await;
-    let mut refresh = leaderless;
-    for (p, outcome) in prepared.iter().zip(outcomes) {
-        sessions.settle(p, &outcome);
-        match outcome {
-            Err(e) => {
-                if loses_session(&e) {
-                    shared.forget_broker(p.broker);
-                }
-                for tp in &p.acked {
-                    warn!(partition = %tp, error = %e, "acknowledgements failed");
-                    shared.count_ack_failure();
-                }
-                let action = classify(&e, Some(ApiKey::ShareFetch));
-                if action.contains(Action::REFRESH_METADATA) || action.contains(Action::RECONNECT) {
-                    refresh = true;
-                }
-                if !action.contains(Action::RETRY) {
-                    first_error.get_or_insert(e);
-                }
-            }
-            Ok(parts) => {
-                for part in parts {
-                    if let Some(e) = part.ack_error {
-                        warn!(partition = %part.tp, error = %e, "acknowledgements failed");
-                        shared.count_ack_failure();
-                    }
-                    if let Some(e) = part.error {
-                        let action = classify(&e, Some(ApiKey::ShareFetch));
-                        if action.contains(Action::RETRY) {
-                            refresh |= action.contains(Action::REFRESH_METADATA);
-                            debug!(partition = %part.tp, error = %e, "share fetch error");
-                        } else {
-                            first_error.get_or_insert(e);
-                        }
-                        continue;
-                    }
-                    let Some(data) = part.records else { continue };
-                    if part.acquired.is_empty() {
-                        continue;
-                    }
-                    let (records, gaps) = decode(
-                        &part.tp,
-                        data,
-                        &part.acquired,
-                        shared.cfg.check_crcs,
-                        shared.cfg.fetch_max_bytes.max(1) as usize,
-                    )?;
-                    shared.buffer_records(p.broker, &part.tp, part.topic_id, records, &gaps);
-                }
-            }
-        }
+    let answers = join_all(prepared.iter().map(|p| session::send(client, p))).await;
+    for (p, answer) in prepared.iter().zip(answers) {
+        sessions.settle(p, &answer);
+        outcome.absorb(shared, p, answer)?;
     }
+    let Outcome {
+        refresh,
+        first_error,
+    } = outcome;
     if refresh {
         let topics = shared.topics();
         if let Err(e) = client
@@ -152,6 +128,76 @@ pub(crate) async fn round(shared: &Arc<Shared>, sessions: &mut Sessions) -> Resu
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// What a round learned from its answers.
+struct Outcome {
+    /// Metadata looks stale (a leader moved, a broker is gone).
+    refresh: bool,
+    /// The first error the application must see.
+    first_error: Option<Error>,
+}
+
+impl Outcome {
+    /// Takes in one request's answer: buffers acquired records, counts failed
+    /// acknowledgements, forgets what a lost session acquired. Fails only on records that do
+    /// not decode.
+    fn absorb(
+        &mut self,
+        shared: &Shared,
+        p: &Prepared,
+        answer: Result<Vec<session::PartitionAnswer>>,
+    ) -> Result<()> {
+        let parts = match answer {
+            Ok(parts) => parts,
+            Err(e) => {
+                if loses_session(&e) {
+                    shared.forget_broker(p.broker);
+                }
+                for tp in &p.acked {
+                    warn!(partition = %tp, error = %e, "acknowledgements failed");
+                    shared.count_ack_failure();
+                }
+                let action = classify(&e, Some(ApiKey::ShareFetch));
+                if action.contains(Action::REFRESH_METADATA) || action.contains(Action::RECONNECT) {
+                    self.refresh = true;
+                }
+                if !action.contains(Action::RETRY) {
+                    self.first_error.get_or_insert(e);
+                }
+                return Ok(());
+            }
+        };
+        for part in parts {
+            if let Some(e) = part.ack_error {
+                warn!(partition = %part.tp, error = %e, "acknowledgements failed");
+                shared.count_ack_failure();
+            }
+            if let Some(e) = part.error {
+                let action = classify(&e, Some(ApiKey::ShareFetch));
+                if action.contains(Action::RETRY) {
+                    self.refresh |= action.contains(Action::REFRESH_METADATA);
+                    debug!(partition = %part.tp, error = %e, "share fetch error");
+                } else {
+                    self.first_error.get_or_insert(e);
+                }
+                continue;
+            }
+            let Some(data) = part.records else { continue };
+            if part.acquired.is_empty() {
+                continue;
+            }
+            let (records, gaps) = decode(
+                &part.tp,
+                data,
+                &part.acquired,
+                shared.cfg.check_crcs,
+                shared.cfg.fetch_max_bytes.max(1) as usize,
+            )?;
+            shared.buffer_records(p.broker, &part.tp, part.topic_id, records, &gaps);
+        }
+        Ok(())
     }
 }
 

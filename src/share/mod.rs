@@ -592,3 +592,7 @@ impl ShareConsumer {
         &self.shared.client
     }
 }
+
+#[cfg(test)]
+#[path = "share_tests.rs"]
+mod tests;

@@ -166,9 +166,10 @@ impl Sessions {
         Ok(owner)
     }
 
-    /// A ShareFetch for `parts` (led by `broker`) carrying `acks` (acquired from it). With no
+    /// A ShareFetch for `parts` (led by `broker`) carrying `acks` (acquired from it, for
+    /// partitions among `parts`: v1 adds every partition it names to the session). With no
     /// session yet the request opens one and carries no acknowledgements: those are given
-    /// back to the caller as `Err` (they cannot be sent).
+    /// back to the caller (they cannot be sent).
     pub(crate) fn prepare_fetch(
         &mut self,
         broker: i32,
@@ -185,22 +186,10 @@ impl Sessions {
         };
         let mut names = HashMap::new();
         let mut topics: Vec<FetchTopic> = Vec::new();
-        let mut add = |id: Uuid, partition: FetchPartition| match topics
-            .iter_mut()
-            .find(|t| t.topic_id == id)
-        {
-            Some(t) => t.partitions.push(partition),
-            None => topics.push(
-                FetchTopic::default()
-                    .with_topic_id(id)
-                    .with_partitions(vec![partition]),
-            ),
-        };
         let mut wanted = BTreeSet::new();
         let mut by_partition: HashMap<(Uuid, i32), Vec<AckBatchF>> = HashMap::new();
         let mut acked = Vec::new();
         for a in &acks {
-            names.insert((a.topic_id, a.tp.partition), a.tp.clone());
             acked.push(a.tp.clone());
             by_partition.insert(
                 (a.topic_id, a.tp.partition),
@@ -221,25 +210,22 @@ impl Sessions {
             let batches = by_partition
                 .remove(&(*id, tp.partition))
                 .unwrap_or_default();
-            add(
-                *id,
-                FetchPartition::default()
-                    .with_partition_index(tp.partition)
-                    .with_partition_max_bytes(self.cfg.max_partition_fetch_bytes)
-                    .with_acknowledgement_batches(batches),
-            );
+            let partition = FetchPartition::default()
+                .with_partition_index(tp.partition)
+                .with_acknowledgement_batches(batches);
+            match topics.iter_mut().find(|t| t.topic_id == *id) {
+                Some(t) => t.partitions.push(partition),
+                None => topics.push(
+                    FetchTopic::default()
+                        .with_topic_id(*id)
+                        .with_partitions(vec![partition]),
+                ),
+            }
         }
-        // Acknowledgements for partitions no longer fetched from this broker: max bytes 0
-        // acknowledges without adding the partition to the session.
-        for ((id, partition), batches) in by_partition {
-            add(
-                id,
-                FetchPartition::default()
-                    .with_partition_index(partition)
-                    .with_partition_max_bytes(0)
-                    .with_acknowledgement_batches(batches),
-            );
-        }
+        debug_assert!(
+            by_partition.is_empty(),
+            "acknowledgements for unfetched partitions"
+        );
         let mut forgotten: Vec<ForgottenTopic> = Vec::new();
         if epoch > 0 {
             for (id, partition) in session.partitions.difference(&wanted) {
@@ -254,6 +240,8 @@ impl Sessions {
             }
         }
         let cfg = &self.cfg;
+        // Java sends the same: the partition limit is gone from v1 (the broker divides
+        // MaxBytes), MaxRecords and BatchSize bound what one request acquires.
         let req = ShareFetchRequest::default()
             .with_group_id(Some(group_id(&self.group)))
             .with_member_id(Some(str_bytes(&self.member_id)))
