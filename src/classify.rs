@@ -213,6 +213,30 @@ mod tests {
     }
 
     #[test]
+    fn share_session_and_share_membership_errors_say_what_to_redo() {
+        for code in [
+            KafkaCode::ShareSessionNotFound,
+            KafkaCode::InvalidShareSessionEpoch,
+        ] {
+            let a = classify(&broker(code), Some(ApiKey::ShareFetch));
+            assert!(
+                a.contains(Action::RETRY | Action::RESET_SHARE_SESSION),
+                "{code:?}: {a:?}"
+            );
+        }
+        for code in [KafkaCode::UnknownMemberId, KafkaCode::FencedMemberEpoch] {
+            let a = classify(&broker(code), Some(ApiKey::ShareGroupHeartbeat));
+            assert!(
+                a.contains(Action::RETRY | Action::REJOIN),
+                "{code:?}: {a:?}"
+            );
+            // Elsewhere (the classic group's own handling) they stay as they were.
+            let a = classify(&broker(code), Some(ApiKey::Heartbeat));
+            assert!(!a.contains(Action::REJOIN), "{code:?}: {a:?}");
+        }
+    }
+
+    #[test]
     fn leader_errors_refresh_metadata_and_retry() {
         for code in [
             KafkaCode::NotLeaderOrFollower,
