@@ -343,6 +343,11 @@ impl ShareConsumer {
     /// permanent (e.g. TOPIC_AUTHORIZATION_FAILED) or a membership error
     /// (GROUP_AUTHORIZATION_FAILED). Cancel-safe: a dropped call loses no record.
     pub async fn recv(&self) -> Result<ShareRecord> {
+        if self.heartbeat.lock().unwrap().is_none() && !self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::InvalidState(
+                "recv before subscribe: a share consumer reads what its group assigns".into(),
+            ));
+        }
         loop {
             self.check_open()?;
             if self.shared.cfg.mode == AcknowledgementMode::Implicit {
