@@ -480,7 +480,9 @@ async fn held_records_go_to_others_when_the_lock_expires_or_the_holder_is_droppe
 
 /// `commit` reports per partition (and only the partitions it acknowledged); `close`
 /// releases what the consumer still holds, so another member gets it at once rather than
-/// after the (default, 30 s) lock.
+/// after the (default, 30 s) lock. (Kafka 4.4 also releases a share session's records when the
+/// session closes, which `close` does too; the RELEASE acknowledgements `close` sends are
+/// pinned on the wire by the unit tests in `src/share/share_tests.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_reports_per_partition_and_close_releases_held_records() {
     let kafka = common::kafka();
