@@ -58,9 +58,27 @@ fn records() -> bytes::Bytes {
     b.finish(Compression::None, None).unwrap().freeze()
 }
 
+/// Faults the fake broker injects.
+#[derive(Clone, Copy, Default)]
+struct Faults {
+    /// The second heartbeat is answered FENCED_MEMBER_EPOCH.
+    fence_second_heartbeat: bool,
+    /// The ShareFetch at epoch 1 is answered INVALID_SHARE_SESSION_EPOCH.
+    reject_epoch_1: bool,
+    /// The heartbeat interval the broker asks for (ms).
+    interval_ms: i32,
+}
+
 /// A single-broker cluster that answers the share-group APIs: the first ShareFetch acquires
 /// records 0..=3 (delivery count 1), later ones find nothing.
 fn share_broker() -> (Arc<FakeCluster>, Arc<Mutex<Vec<Seen>>>) {
+    share_broker_with(Faults {
+        interval_ms: 60_000,
+        ..Faults::default()
+    })
+}
+
+fn share_broker_with(faults: Faults) -> (Arc<FakeCluster>, Arc<Mutex<Vec<Seen>>>) {
     let cluster = FakeCluster::with_brokers(&[1]);
     cluster.metadata.lock().unwrap().topics[0].topic_id = TOPIC_ID;
     let mut ranges = DEFAULT_RANGES.to_vec();
@@ -80,14 +98,25 @@ fn share_broker() -> (Arc<FakeCluster>, Arc<Mutex<Vec<Seen>>>) {
             )),
             ApiKey::ShareGroupHeartbeat => {
                 let req: ShareGroupHeartbeatRequest = r.decode();
-                log.lock().unwrap().push(Seen::Heartbeat {
-                    member: req.member_id.to_string(),
-                    epoch: req.member_epoch,
-                });
+                let beats = {
+                    let mut log = log.lock().unwrap();
+                    log.push(Seen::Heartbeat {
+                        member: req.member_id.to_string(),
+                        epoch: req.member_epoch,
+                    });
+                    log.iter()
+                        .filter(|s| matches!(s, Seen::Heartbeat { .. }))
+                        .count()
+                };
+                if faults.fence_second_heartbeat && beats == 2 {
+                    return Some(
+                        r.answer(&ShareGroupHeartbeatResponse::default().with_error_code(110)),
+                    );
+                }
                 let mut resp = ShareGroupHeartbeatResponse::default()
                     .with_member_id(Some(req.member_id.clone()))
                     .with_member_epoch(if req.member_epoch == -1 { -1 } else { 1 })
-                    .with_heartbeat_interval_ms(60_000);
+                    .with_heartbeat_interval_ms(faults.interval_ms);
                 if req.member_epoch == 0 {
                     assert_eq!(
                         req.subscribed_topic_names.as_ref().map(|t| t.len()),
@@ -116,11 +145,23 @@ fn share_broker() -> (Arc<FakeCluster>, Arc<Mutex<Vec<Seen>>>) {
                     }
                 }
                 let first = req.share_session_epoch == 0;
+                let opened_before = log
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|s| matches!(s, Seen::Fetch { epoch: 0, .. }));
                 log.lock().unwrap().push(Seen::Fetch {
                     epoch: req.share_session_epoch,
                     fetched,
                     acks: acks.clone(),
                 });
+                if faults.reject_epoch_1 && req.share_session_epoch == 1 {
+                    return Some(r.answer(&ShareFetchResponse::default().with_error_code(123)));
+                }
+                if first && opened_before {
+                    // A reopened session: the old one's records are gone, nothing new.
+                    return Some(r.answer(&ShareFetchResponse::default()));
+                }
                 let mut part = PartitionData::default().with_partition_index(0);
                 if first {
                     part = part
@@ -302,4 +343,55 @@ async fn implicit_acceptance_rides_on_the_next_share_fetch() {
         ]
     );
     assert_eq!(c.acknowledgement_failures(), 0);
+}
+
+#[tokio::test]
+async fn a_fenced_member_rejoins_with_its_id_and_a_lost_session_reopens_at_epoch_0() {
+    let (cluster, seen) = share_broker_with(Faults {
+        fence_second_heartbeat: true,
+        reject_epoch_1: true,
+        interval_ms: 20,
+    });
+    let c = consumer(&cluster, "implicit").await;
+    for _ in 0..4 {
+        tokio::time::timeout(Duration::from_secs(10), c.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // The next poll carries the acceptances at epoch 1, which the broker refuses: the
+    // acknowledgements are lost (counted) and the session reopens at epoch 0.
+    assert!(tokio::time::timeout(Duration::from_millis(300), c.recv())
+        .await
+        .is_err());
+    assert_eq!(c.acknowledgement_failures(), 1);
+    c.close().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let fetches: Vec<(i32, usize)> = seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Fetch { epoch, acks, .. } => Some((*epoch, acks.len())),
+            _ => None,
+        })
+        .take(3)
+        .collect();
+    assert_eq!(fetches, vec![(0, 0), (1, 1), (0, 0)], "{seen:?}");
+    let member = c.member_id().to_owned();
+    let beats: Vec<(String, i32)> = seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Heartbeat { member, epoch } => Some((member.clone(), *epoch)),
+            _ => None,
+        })
+        .collect();
+    // Joined (0), heartbeat at 1 refused as fenced, rejoined at 0 with the same id, left at -1.
+    assert_eq!(
+        &beats[..3],
+        &[
+            (member.clone(), 0),
+            (member.clone(), 1),
+            (member.clone(), 0)
+        ]
+    );
+    assert_eq!(beats.last(), Some(&(member, -1)));
 }
