@@ -88,6 +88,9 @@ pub(crate) struct PendingAcks {
 #[derive(Debug, Default)]
 pub(crate) struct Held {
     parts: HashMap<TopicPartition, Partition>,
+    /// Records handed out since the last [`Held::accept_delivered`]: implicit mode accepts
+    /// them on every `recv`, so that call must not walk everything held.
+    handed_out: Vec<(TopicPartition, i64)>,
 }
 
 impl Held {
@@ -127,17 +130,20 @@ impl Held {
         {
             if *s == State::Buffered {
                 *s = State::Delivered;
+                self.handed_out.push((tp.clone(), offset));
             }
         }
     }
 
     /// Implicit mode: everything handed out so far is accepted.
     pub(crate) fn accept_delivered(&mut self) {
-        for p in self.parts.values_mut() {
-            for s in p.offsets.values_mut() {
-                if *s == State::Delivered {
-                    *s = State::Acked(Ack::Accept);
-                }
+        for (tp, offset) in self.handed_out.drain(..) {
+            let state = self
+                .parts
+                .get_mut(&tp)
+                .and_then(|p| p.offsets.get_mut(&offset));
+            if let Some(s @ State::Delivered) = state {
+                *s = State::Acked(Ack::Accept);
             }
         }
     }
@@ -189,6 +195,8 @@ impl Held {
     /// the share session that acquired them is gone).
     pub(crate) fn forget_broker(&mut self, broker: i32) {
         self.parts.retain(|_, p| p.broker != broker);
+        let parts = &self.parts;
+        self.handed_out.retain(|(tp, _)| parts.contains_key(tp));
     }
 
     /// Takes the acknowledgements ready to send, for every broker or for one. Offsets still

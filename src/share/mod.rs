@@ -247,6 +247,14 @@ impl Shared {
     }
 }
 
+/// The record's partition, sharing its topic name (no allocation per record).
+fn tp_of(r: &ShareRecord) -> TopicPartition {
+    TopicPartition {
+        topic: r.record.topic.clone(),
+        partition: r.record.partition,
+    }
+}
+
 /// The polling side: the share sessions, or the round task that has them right now.
 struct Poll {
     sessions: Option<Sessions>,
@@ -373,10 +381,11 @@ impl ShareConsumer {
     fn pop(&self) -> Option<ShareRecord> {
         let mut buffer = self.shared.buffer.lock().unwrap();
         let (_, r) = buffer.pop_front()?;
-        self.shared.held.lock().unwrap().delivered(
-            &TopicPartition::new(&r.record.topic, r.record.partition),
-            r.offset,
-        );
+        self.shared
+            .held
+            .lock()
+            .unwrap()
+            .delivered(&tp_of(&r), r.offset);
         Some(r)
     }
 
@@ -435,7 +444,7 @@ impl ShareConsumer {
                 });
             }
         };
-        let tp = TopicPartition::new(&record.topic, record.partition);
+        let tp = tp_of(record);
         self.shared
             .held
             .lock()
