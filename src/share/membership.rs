@@ -100,7 +100,9 @@ impl Heartbeat {
                     } else {
                         warn!(group = %self.group, error = %e, "share group membership failed");
                         self.publish(Assignment::default());
-                        let _ = self.fatal.send(Some(e));
+                        // `send_replace`: `send` stores nothing when no receiver exists yet, and the
+                        // consumer reads this with `borrow`.
+                        self.fatal.send_replace(Some(e));
                         return;
                     }
                 }

@@ -395,3 +395,46 @@ async fn a_fenced_member_rejoins_with_its_id_and_a_lost_session_reopens_at_epoch
     );
     assert_eq!(beats.last(), Some(&(member, -1)));
 }
+
+#[tokio::test]
+async fn a_broker_without_share_groups_fails_recv_with_unsupported_api() {
+    // The fake broker's default API list has no ShareGroupHeartbeat (like Tansu, or Kafka
+    // before 4.0).
+    let cluster = FakeCluster::with_brokers(&[1]);
+    *cluster.handler.lock().unwrap() = Some(Box::new(|r| match r.api().0 {
+        ApiKey::FindCoordinator => Some(r.answer(
+            &FindCoordinatorResponse::default().with_coordinators(vec![Coordinator::default()
+                .with_key(str_bytes("g"))
+                .with_node_id(BrokerId(1))
+                .with_host(str_bytes("fake"))
+                .with_port(1)]),
+        )),
+        other => panic!("unexpected {other:?}"),
+    }));
+    let c = consumer(&cluster, "implicit").await;
+    let e = tokio::time::timeout(Duration::from_secs(10), c.recv())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::UnsupportedApi {
+                api: "ShareGroupHeartbeat",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // Unsubscribed consumers are told what is missing.
+    let client = cluster.client_builder().build().await.unwrap();
+    let idle = ShareConsumer::builder(&client)
+        .group_id("g")
+        .build()
+        .await
+        .unwrap();
+    assert!(matches!(idle.recv().await, Err(Error::InvalidState(_))));
+    // group.id is required.
+    let e = ShareConsumer::builder(&client).build().await.unwrap_err();
+    assert!(e.to_string().contains("group.id"), "{e}");
+}
