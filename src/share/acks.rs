@@ -191,8 +191,8 @@ impl Held {
             .count()
     }
 
-    /// Forgets everything acquired from `broker` (its records went back to the broker some other way:
-    /// the share session that acquired them is gone).
+    /// Forgets everything acquired from `broker`: the share session that acquired it is
+    /// gone, and with it this member's hold on those records.
     pub(crate) fn forget_broker(&mut self, broker: i32) {
         self.parts.retain(|_, p| p.broker != broker);
         let parts = &self.parts;

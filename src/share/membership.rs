@@ -100,8 +100,8 @@ impl Heartbeat {
                     } else {
                         warn!(group = %self.group, error = %e, "share group membership failed");
                         self.publish(Assignment::default());
-                        // `send_replace`: `send` stores nothing when no receiver exists yet, and the
-                        // consumer reads this with `borrow`.
+                        // `send_replace`: `send` stores nothing while no receiver exists,
+                        // and the consumer reads this with `borrow`.
                         self.fatal.send_replace(Some(e));
                         return;
                     }
@@ -252,7 +252,8 @@ impl Heartbeat {
                 debug!(group = %self.group, member = %self.member_id, "left the share group")
             }
             Ok((_, _, resp)) => {
-                debug!(group = %self.group, code = resp.error_code, "leaving the share group failed")
+                let code = resp.error_code;
+                debug!(group = %self.group, code, "leaving the share group failed")
             }
             Err(e) => debug!(group = %self.group, error = %e, "leaving the share group failed"),
         }

@@ -272,7 +272,8 @@ struct Poll {
 /// loop {
 ///     // Implicit mode: this call accepts the record the previous call returned.
 ///     let job = consumer.recv().await?;
-///     println!("{}-{}@{} (delivery {})", job.topic, job.partition, job.offset, job.delivery_count);
+///     let (p, o, n) = (job.partition, job.offset, job.delivery_count);
+///     println!("{}-{p}@{o} (delivery {n})", job.topic);
 /// }
 /// # }
 /// ```
