@@ -35,6 +35,12 @@ impl Action {
     pub(crate) const NOT_PERSISTED: Action = Action(1 << 5);
     /// Produce: the records may have been appended; a re-send needs idempotence to be safe.
     pub(crate) const POSSIBLY_PERSISTED: Action = Action(1 << 6);
+    /// Share groups: the broker lost this member's share session (or its epoch went out of
+    /// step): open a new one (epoch 0) before the next ShareFetch.
+    pub(crate) const RESET_SHARE_SESSION: Action = Action(1 << 7);
+    /// KIP-848 / share groups: the coordinator no longer knows this member at its epoch:
+    /// join again with epoch 0.
+    pub(crate) const REJOIN: Action = Action(1 << 8);
 
     pub(crate) const fn contains(self, other: Action) -> bool {
         self.0 & other.0 == other.0
@@ -56,7 +62,7 @@ impl BitOrAssign for Action {
 
 impl std::fmt::Debug for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        const NAMES: [(Action, &str); 7] = [
+        const NAMES: [(Action, &str); 9] = [
             (Action::RETRY, "RETRY"),
             (Action::REFRESH_METADATA, "REFRESH_METADATA"),
             (Action::RECONNECT, "RECONNECT"),
@@ -64,6 +70,8 @@ impl std::fmt::Debug for Action {
             (Action::FATAL, "FATAL"),
             (Action::NOT_PERSISTED, "NOT_PERSISTED"),
             (Action::POSSIBLY_PERSISTED, "POSSIBLY_PERSISTED"),
+            (Action::RESET_SHARE_SESSION, "RESET_SHARE_SESSION"),
+            (Action::REJOIN, "REJOIN"),
         ];
         let set: Vec<&str> = NAMES
             .iter()
@@ -231,6 +239,18 @@ fn classify_code(code: KafkaCode, api: Option<ApiKey>) -> Action {
         }
         K::CoordinatorLoadInProgress => A::RETRY | A::NOT_PERSISTED,
 
+        // Share sessions (KIP-932): the broker forgot the session or saw an epoch out of
+        // order; a fresh session (epoch 0) fixes it. Acknowledgements that rode on the failed
+        // request are lost with it (the records come back when their locks expire).
+        K::ShareSessionNotFound | K::InvalidShareSessionEpoch => {
+            A::RETRY | A::RESET_SHARE_SESSION | A::NOT_PERSISTED
+        }
+        // A share-group member the coordinator no longer knows at this epoch rejoins with
+        // epoch 0 under the same (client-generated, KIP-1082) member id.
+        K::UnknownMemberId | K::FencedMemberEpoch if api == Some(ApiKey::ShareGroupHeartbeat) => {
+            A::RETRY | A::REJOIN | A::NOT_PERSISTED
+        }
+
         // The broker gave up waiting for replication or lost the request: the append may exist.
         K::RequestTimedOut | K::NetworkException | K::NotEnoughReplicasAfterAppend => {
             A::RETRY | A::POSSIBLY_PERSISTED
@@ -299,6 +319,30 @@ mod tests {
         }
         let moved = classify(&broker(KafkaCode::NotCoordinator), api);
         assert!(moved.contains(Action::RETRY | Action::REDISCOVER_COORDINATOR));
+    }
+
+    #[test]
+    fn share_session_and_share_membership_errors_say_what_to_redo() {
+        for code in [
+            KafkaCode::ShareSessionNotFound,
+            KafkaCode::InvalidShareSessionEpoch,
+        ] {
+            let a = classify(&broker(code), Some(ApiKey::ShareFetch));
+            assert!(
+                a.contains(Action::RETRY | Action::RESET_SHARE_SESSION),
+                "{code:?}: {a:?}"
+            );
+        }
+        for code in [KafkaCode::UnknownMemberId, KafkaCode::FencedMemberEpoch] {
+            let a = classify(&broker(code), Some(ApiKey::ShareGroupHeartbeat));
+            assert!(
+                a.contains(Action::RETRY | Action::REJOIN),
+                "{code:?}: {a:?}"
+            );
+            // Elsewhere (the classic group's own handling) they stay as they were.
+            let a = classify(&broker(code), Some(ApiKey::Heartbeat));
+            assert!(!a.contains(Action::REJOIN), "{code:?}: {a:?}");
+        }
     }
 
     #[test]

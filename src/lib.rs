@@ -64,6 +64,7 @@ mod protocol;
 mod record;
 mod security;
 mod serde;
+mod share;
 #[cfg(test)]
 mod testing;
 mod trace_context;
@@ -98,5 +99,8 @@ pub use security::{
 pub use serde::{
     BigEndianDeserializer, BigEndianSerializer, Deserializer, Serializer, StringDeserializer,
     StringSerializer,
+};
+pub use share::{
+    AcknowledgeType, AcknowledgementMode, ShareConsumer, ShareConsumerBuilder, ShareRecord,
 };
 pub use trace_context::{TraceContext, TRACEPARENT, TRACESTATE};

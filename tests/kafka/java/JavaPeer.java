@@ -50,6 +50,8 @@ import java.util.Set;
  *   from the first record: until one arrives it waits, however long that takes).
  *   Every line is flushed as it is written, so a test sees events as they happen.
  *
+ * JavaPeer share-consume | share-config ...   share groups (KIP-932): see SharePeer
+ *
  * JavaPeer log-size --bootstrap B --topic T[,T...]
  *   stdout: size \t T \t BYTES   per topic: bytes of its log on the brokers (DescribeLogDirs),
  *                                to see that compression really happened
@@ -88,6 +90,12 @@ public final class JavaPeer {
                     break;
                 case "log-size":
                     code = LogSize.run(args);
+                    break;
+                case "share-consume":
+                    code = SharePeer.consume(args);
+                    break;
+                case "share-config":
+                    code = SharePeer.configure(args);
                     break;
                 default:
                     System.err.println("JavaPeer: unknown command `" + args.command + "`");
