@@ -131,6 +131,20 @@ pub(crate) fn classify(err: &Error, api: Option<ApiKey>) -> Action {
     }
 }
 
+/// [`classify`] for the admin client's per-resource answers. Admin operations look topics up
+/// in metadata fetched for the attempt itself, so a topic that fresh metadata does not know
+/// does not exist: unlike a producer or consumer (which waits for a topic being created), the
+/// admin client reports UNKNOWN_TOPIC_OR_PARTITION at once, as the Java admin does.
+pub(crate) fn classify_admin(err: &Error, api: ApiKey) -> Action {
+    match err {
+        Error::Broker {
+            code: KafkaCode::UnknownTopicOrPartition | KafkaCode::UnknownTopicId,
+            ..
+        } => Action::PERMANENT | Action::NOT_PERSISTED,
+        other => classify(other, Some(api)),
+    }
+}
+
 fn classify_code(code: KafkaCode, api: Option<ApiKey>) -> Action {
     use Action as A;
     use KafkaCode as K;
