@@ -34,7 +34,10 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, FindCoordinatorRequest, MetadataRequest, MetadataResponse,
+};
 use kafka_protocol::protocol::Request;
 
 use crate::classify::{classify_admin, Action};
@@ -43,7 +46,7 @@ use crate::client::metadata::{ClusterMetadata, TopicsQuery};
 use crate::client::Client;
 use crate::codes::KafkaCode;
 use crate::error::{Error, Result};
-use crate::protocol::str_bytes;
+use crate::protocol::{str_bytes, topic_name};
 
 pub(crate) mod acls;
 mod cluster;
@@ -213,18 +216,42 @@ impl Admin {
             .filter(|id| snap.cluster.broker(*id).is_some())
     }
 
-    /// Fresh metadata for `topics` (none: only the brokers).
-    async fn fresh_metadata(&self, topics: Vec<String>) -> Result<Arc<ClusterMetadata>> {
+    /// Fresh metadata for the brokers only (installed in the client's cache, so the pool
+    /// knows every broker's address).
+    async fn fresh_metadata(&self) -> Result<Arc<ClusterMetadata>> {
         let snap = self
             .inner()
-            .refresh_metadata(TopicsQuery::Some(topics), None)
+            .refresh_metadata(TopicsQuery::Some(Vec::new()), None)
             .await?;
         Ok(Arc::new(snap.cluster.clone()))
     }
 
+    /// Metadata of `topics` for this attempt alone: never auto-creating a topic (an admin
+    /// looking a topic up must not create it, whatever `allow.auto.create.topics` says for
+    /// producers and consumers) and not added to the topics the client keeps fresh. With
+    /// `authorized_operations`, asks for them (Metadata v8+). Returns the version used.
+    async fn topic_metadata(
+        &self,
+        topics: &[String],
+        authorized_operations: bool,
+    ) -> Result<(i16, MetadataResponse)> {
+        self.call(Target::Any, ApiKey::Metadata, |version| {
+            Ok(MetadataRequest::default()
+                .with_topics(Some(
+                    topics
+                        .iter()
+                        .map(|n| MetadataRequestTopic::default().with_name(Some(topic_name(n))))
+                        .collect(),
+                ))
+                .with_allow_auto_topic_creation(false)
+                .with_include_topic_authorized_operations(authorized_operations && version >= 8))
+        })
+        .await
+    }
+
     /// The ids of every broker, from fresh metadata.
     async fn broker_ids(&self) -> Result<Vec<i32>> {
-        let cluster = self.fresh_metadata(Vec::new()).await?;
+        let cluster = self.fresh_metadata().await?;
         Ok(cluster.brokers.iter().map(|b| b.id).collect())
     }
 
@@ -278,7 +305,7 @@ impl Admin {
             .broker(node)
             .is_none()
         {
-            self.fresh_metadata(Vec::new()).await?;
+            self.fresh_metadata().await?;
         }
         Ok((node, self.inner().broker(node).await?))
     }

@@ -10,6 +10,7 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::{ApiKey, BrokerId, DeleteRecordsRequest, ListOffsetsRequest};
 
 use super::{resource_error, Admin, ResourceResult, Target};
+use crate::client::metadata::ClusterMetadata;
 use crate::codes::KafkaCode;
 use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
@@ -70,7 +71,8 @@ impl Admin {
         let mut topics: Vec<String> = partitions.iter().map(|p| p.topic.to_string()).collect();
         topics.sort();
         topics.dedup();
-        let cluster = self.fresh_metadata(topics).await?;
+        let (_, resp) = self.topic_metadata(&topics, false).await?;
+        let cluster = ClusterMetadata::from_response(&resp);
         let mut leaders: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
         let mut failed = Vec::new();
         for tp in partitions {

@@ -231,8 +231,9 @@ impl Admin {
     /// Upserts and deletes SCRAM credentials (AlterUserScramCredentials, to the
     /// controller). Results are per user, in first-seen order: RESOURCE_NOT_FOUND when
     /// deleting a credential the user does not have, UNACCEPTABLE_CREDENTIAL for a bad user
-    /// name or iteration count, DUPLICATE_RESOURCE when one request names a user's mechanism
-    /// twice.
+    /// name or iteration count, DUPLICATE_RESOURCE for every change of a user named twice in
+    /// one call (Kafka alters one credential of a user per request: upsert its mechanisms in
+    /// separate calls).
     pub async fn alter_scram_credentials(
         &self,
         changes: &[ScramChange],

@@ -13,10 +13,8 @@ use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    MetadataRequest,
 };
 
 use super::{
@@ -431,22 +429,7 @@ impl Admin {
         let keys: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         Ok(self
             .per_resource(ApiKey::Metadata, keys, |pending| async move {
-                let (version, resp) = self
-                    .call(Target::Any, ApiKey::Metadata, |version| {
-                        Ok(MetadataRequest::default()
-                            .with_topics(Some(
-                                pending
-                                    .iter()
-                                    .map(|n| {
-                                        MetadataRequestTopic::default()
-                                            .with_name(Some(topic_name(n)))
-                                    })
-                                    .collect(),
-                            ))
-                            .with_allow_auto_topic_creation(false)
-                            .with_include_topic_authorized_operations(version >= 8))
-                    })
-                    .await?;
+                let (version, resp) = self.topic_metadata(&pending, true).await?;
                 let parsed = ClusterMetadata::from_response(&resp);
                 Ok(resp
                     .topics

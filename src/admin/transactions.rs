@@ -48,6 +48,31 @@ pub struct ListTransactionsOptions {
     pub min_duration_ms: Option<i64>,
 }
 
+impl ListTransactionsOptions {
+    /// Every transaction.
+    pub fn new() -> ListTransactionsOptions {
+        ListTransactionsOptions::default()
+    }
+
+    /// Only transactions in `state` (may be given several times).
+    pub fn state(mut self, state: impl Into<String>) -> ListTransactionsOptions {
+        self.states.push(state.into());
+        self
+    }
+
+    /// Only transactions of `producer_id` (may be given several times).
+    pub fn producer_id(mut self, producer_id: i64) -> ListTransactionsOptions {
+        self.producer_ids.push(producer_id);
+        self
+    }
+
+    /// Only transactions open for at least `ms` milliseconds.
+    pub fn min_duration_ms(mut self, ms: i64) -> ListTransactionsOptions {
+        self.min_duration_ms = Some(ms);
+        self
+    }
+}
+
 /// A transaction as [`Admin::list_transactions`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
