@@ -305,8 +305,15 @@ mod tests {
     #[test]
     fn admin_changes_with_an_unknown_outcome_are_not_repeated() {
         let timed_out = broker(KafkaCode::RequestTimedOut);
-        for api in [ApiKey::CreateTopics, ApiKey::DeleteAcls, ApiKey::DeleteGroups] {
-            assert!(!classify_admin(&timed_out, api).contains(Action::RETRY), "{api:?}");
+        for api in [
+            ApiKey::CreateTopics,
+            ApiKey::DeleteAcls,
+            ApiKey::DeleteGroups,
+        ] {
+            assert!(
+                !classify_admin(&timed_out, api).contains(Action::RETRY),
+                "{api:?}"
+            );
         }
         // Reads and idempotent writes are asked again; so is a change that certainly was
         // not made.

@@ -117,7 +117,10 @@ async fn topics_create_describe_grow_and_delete_with_per_topic_results() {
     .unwrap();
     let a_created = ok(&created[0]);
     assert_eq!((a_created.partitions, a_created.replication_factor), (3, 1));
-    let a_id = a_created.topic_id.clone().expect("CreateTopics v7 reports the id");
+    let a_id = a_created
+        .topic_id
+        .clone()
+        .expect("CreateTopics v7 reports the id");
     assert_eq!(ok(&created[1]).partitions, 2);
 
     // A partial failure: `a` exists, `c` is new; an assignment naming a broker that does
@@ -155,12 +158,18 @@ async fn topics_create_describe_grow_and_delete_with_per_topic_results() {
     assert_eq!(da.partitions.len(), 3);
     for p in &da.partitions {
         assert_eq!(p.leader, Some(node));
-        assert_eq!((p.replicas.clone(), p.isr.clone()), (vec![node], vec![node]));
+        assert_eq!(
+            (p.replicas.clone(), p.isr.clone()),
+            (vec![node], vec![node])
+        );
     }
     let ops = da
         .authorized_operations
         .expect("Metadata v8+ reports authorized operations");
-    assert!(ops.contains(&AclOperation::Read) && ops.contains(&AclOperation::Alter), "{ops:?}");
+    assert!(
+        ops.contains(&AclOperation::Read) && ops.contains(&AclOperation::Alter),
+        "{ops:?}"
+    );
     assert_eq!(ok(&described[1]).partitions.len(), 2);
     assert_eq!(code_of(&described[2]), KafkaCode::UnknownTopicOrPartition);
 
@@ -169,7 +178,9 @@ async fn topics_create_describe_grow_and_delete_with_per_topic_results() {
     let listed = within("list", admin.list_topics()).await.unwrap();
     assert!(listed.contains(&a) && listed.contains(&b) && listed.contains(&c));
     assert!(listed.iter().all(|t| !t.starts_with("__")), "{listed:?}");
-    let all = within("list all", admin.list_topics_with(true)).await.unwrap();
+    let all = within("list all", admin.list_topics_with(true))
+        .await
+        .unwrap();
     assert!(listed.iter().all(|t| all.contains(t)));
 
     // Partitions: grow 3 -> 5; shrinking and unknown topics fail per topic.
@@ -275,24 +286,42 @@ async fn configs_describe_with_sources_and_alter_incrementally() {
     )];
     let alter = |validate_only| admin.incremental_alter_configs(&changes, validate_only);
     ok(&within("validate", alter(true)).await.unwrap()[0]);
-    let entries = ok(&within("describe", admin.describe_configs(&[res.clone()]))
-        .await
-        .unwrap()[0]);
-    assert_eq!(entry(&entries, "retention.ms").value.as_deref(), Some("3600000"));
+    let entries = ok(&within(
+        "describe",
+        admin.describe_configs(std::slice::from_ref(&res)),
+    )
+    .await
+    .unwrap()[0]);
+    assert_eq!(
+        entry(&entries, "retention.ms").value.as_deref(),
+        Some("3600000")
+    );
     ok(&within("alter", alter(false)).await.unwrap()[0]);
-    let entries = ok(&within("describe", admin.describe_configs(&[res.clone()]))
-        .await
-        .unwrap()[0]);
+    let entries = ok(&within(
+        "describe",
+        admin.describe_configs(std::slice::from_ref(&res)),
+    )
+    .await
+    .unwrap()[0]);
     let max = entry(&entries, "max.message.bytes");
-    assert_eq!((max.value.as_deref(), max.source), (Some("200000"), ConfigSource::DynamicTopic));
-    assert_ne!(entry(&entries, "retention.ms").source, ConfigSource::DynamicTopic);
+    assert_eq!(
+        (max.value.as_deref(), max.source),
+        (Some("200000"), ConfigSource::DynamicTopic)
+    );
+    assert_ne!(
+        entry(&entries, "retention.ms").source,
+        ConfigSource::DynamicTopic
+    );
 
     // Typed errors per resource: a bad value, an unknown topic.
     let bad = within(
         "alter bad",
         admin.incremental_alter_configs(
             &[
-                (res.clone(), vec![AlterConfigOp::set("retention.ms", "soon")]),
+                (
+                    res.clone(),
+                    vec![AlterConfigOp::set("retention.ms", "soon")],
+                ),
                 (
                     ConfigResource::topic("adm-missing"),
                     vec![AlterConfigOp::set("retention.ms", "1000")],
@@ -308,14 +337,23 @@ async fn configs_describe_with_sources_and_alter_incrementally() {
 
     // A broker: its static settings, and a per-broker dynamic value set and removed.
     let broker = ConfigResource::broker(node);
-    let entries = ok(&within("describe broker", admin.describe_configs(&[broker.clone()]))
-        .await
-        .unwrap()[0]);
-    assert_eq!(entry(&entries, "num.io.threads").source, ConfigSource::StaticBroker);
+    let entries = ok(&within(
+        "describe broker",
+        admin.describe_configs(std::slice::from_ref(&broker)),
+    )
+    .await
+    .unwrap()[0]);
+    assert_eq!(
+        entry(&entries, "num.io.threads").source,
+        ConfigSource::StaticBroker
+    );
     ok(&within(
         "alter broker",
         admin.incremental_alter_configs(
-            &[(broker.clone(), vec![AlterConfigOp::set("log.cleaner.backoff.ms", "16000")])],
+            &[(
+                broker.clone(),
+                vec![AlterConfigOp::set("log.cleaner.backoff.ms", "16000")],
+            )],
             false,
         ),
     )
@@ -324,11 +362,16 @@ async fn configs_describe_with_sources_and_alter_incrementally() {
     // Brokers apply dynamic settings from the metadata log: a moment later.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let entries = ok(&within("describe broker", admin.describe_configs(&[broker.clone()]))
-            .await
-            .unwrap()[0]);
+        let entries = ok(&within(
+            "describe broker",
+            admin.describe_configs(std::slice::from_ref(&broker)),
+        )
+        .await
+        .unwrap()[0]);
         let backoff = entry(&entries, "log.cleaner.backoff.ms");
-        if (backoff.value.as_deref(), backoff.source) == (Some("16000"), ConfigSource::DynamicBroker) {
+        if (backoff.value.as_deref(), backoff.source)
+            == (Some("16000"), ConfigSource::DynamicBroker)
+        {
             break;
         }
         assert!(Instant::now() < deadline, "never applied: {backoff:?}");
@@ -337,7 +380,10 @@ async fn configs_describe_with_sources_and_alter_incrementally() {
     ok(&within(
         "reset broker",
         admin.incremental_alter_configs(
-            &[(broker.clone(), vec![AlterConfigOp::delete("log.cleaner.backoff.ms")])],
+            &[(
+                broker.clone(),
+                vec![AlterConfigOp::delete("log.cleaner.backoff.ms")],
+            )],
             false,
         ),
     )
@@ -400,7 +446,9 @@ async fn list_offsets_and_delete_records() {
     let one = |spec| admin.list_offsets(&topic, 0, spec);
     assert_eq!(within("latest", one(OffsetSpec::Latest)).await.unwrap(), 10);
     assert_eq!(
-        within("by time", one(OffsetSpec::Timestamp(3500))).await.unwrap(),
+        within("by time", one(OffsetSpec::Timestamp(3500)))
+            .await
+            .unwrap(),
         3
     );
     assert_eq!(
@@ -432,7 +480,10 @@ async fn list_offsets_and_delete_records() {
     assert_eq!(ok(&deleted[0]), 4);
     assert_eq!(code_of(&deleted[1]), KafkaCode::OffsetOutOfRange);
     assert_eq!(code_of(&deleted[2]), KafkaCode::UnknownTopicOrPartition);
-    assert_eq!(within("earliest", one(OffsetSpec::Earliest)).await.unwrap(), 4);
+    assert_eq!(
+        within("earliest", one(OffsetSpec::Earliest)).await.unwrap(),
+        4
+    );
     // -1: everything up to the high watermark.
     let all = within("delete all", admin.delete_records(&[(tp0, -1)]))
         .await
@@ -465,12 +516,13 @@ impl ClassicMember {
         consumer.subscribe(&[topic]).await.unwrap();
         let consumer = Arc::new(consumer);
         let reader = consumer.clone();
-        let task = tokio::spawn(async move {
-            while reader.recv().await.is_ok() {}
-        });
+        let task = tokio::spawn(async move { while reader.recv().await.is_ok() {} });
         let deadline = Instant::now() + Duration::from_secs(60);
         while consumer.assignment().len() < partitions {
-            assert!(Instant::now() < deadline, "the member never got its partitions");
+            assert!(
+                Instant::now() < deadline,
+                "the member never got its partitions"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         ClassicMember { consumer, task }
@@ -496,7 +548,12 @@ async fn group_lag_of_a_hundred_partitions_is_exact_and_names_the_live_member() 
     let before: Vec<usize> = (0..N).map(|p| 1 + p % 4).collect();
     produce_counts(&client, &topic, &before).await;
     let commits: Vec<(TopicPartition, CommitOffset)> = (0..N)
-        .map(|p| (TopicPartition::new(&topic, p as i32), CommitOffset::new((p % 2) as i64)))
+        .map(|p| {
+            (
+                TopicPartition::new(&topic, p as i32),
+                CommitOffset::new((p % 2) as i64),
+            )
+        })
         .collect();
     let altered = within("alter offsets", admin.alter_group_offsets(&group, &commits))
         .await
@@ -538,12 +595,17 @@ async fn group_lag_of_a_hundred_partitions_is_exact_and_names_the_live_member() 
         .unwrap();
     assert_eq!(lag.len(), N);
     for row in &lag {
-        let m = row.member.as_ref().unwrap_or_else(|| panic!("no member: {row:?}"));
+        let m = row
+            .member
+            .as_ref()
+            .unwrap_or_else(|| panic!("no member: {row:?}"));
         assert_eq!(m.client_id, "lag-member");
     }
-    let d = ok(&within("describe", admin.describe_groups(&[&group, "adm-no-group"]))
-        .await
-        .unwrap()[0]);
+    let d = ok(
+        &within("describe", admin.describe_groups(&[&group, "adm-no-group"]))
+            .await
+            .unwrap()[0],
+    );
     assert_eq!(d.protocol, GroupProtocol::Classic);
     assert_eq!(d.protocol_type, "consumer");
     assert_eq!(d.state, GroupState::Stable);
@@ -584,7 +646,7 @@ async fn group_lag_of_a_hundred_partitions_is_exact_and_names_the_live_member() 
     let tp0 = TopicPartition::new(&topic, 0);
     let refused = within(
         "delete offsets live",
-        admin.delete_group_offsets(&group, &[tp0.clone()]),
+        admin.delete_group_offsets(&group, std::slice::from_ref(&tp0)),
     )
     .await
     .unwrap();
@@ -595,13 +657,16 @@ async fn group_lag_of_a_hundred_partitions_is_exact_and_names_the_live_member() 
     )
     .await
     .unwrap();
-    assert!(refused[0].result.is_err(), "an admin commit into a live group");
+    assert!(
+        refused[0].result.is_err(),
+        "an admin commit into a live group"
+    );
 
     // Once the member left: offsets can be deleted, then the group.
     member.leave().await;
     ok(&within(
         "delete offsets",
-        admin.delete_group_offsets(&group, &[tp0.clone()]),
+        admin.delete_group_offsets(&group, std::slice::from_ref(&tp0)),
     )
     .await
     .unwrap()[0]);
@@ -611,7 +676,10 @@ async fn group_lag_of_a_hundred_partitions_is_exact_and_names_the_live_member() 
     assert_eq!(listed.len(), N - 1);
     assert!(listed.iter().all(|r| r.resource != tp0));
     // Only some partitions, asked by name.
-    let some = [TopicPartition::new(&topic, 1), TopicPartition::new(&topic, 2)];
+    let some = [
+        TopicPartition::new(&topic, 1),
+        TopicPartition::new(&topic, 2),
+    ];
     let listed = within("list some", admin.list_group_offsets(&group, Some(&some)))
         .await
         .unwrap();
@@ -730,7 +798,10 @@ async fn a_kip_848_group_is_listed_described_and_lagged() {
     )
     .await
     .unwrap();
-    let ours = consumers.iter().find(|g| g.group_id == group).expect("listed");
+    let ours = consumers
+        .iter()
+        .find(|g| g.group_id == group)
+        .expect("listed");
     assert_eq!(ours.group_type, Some(GroupProtocol::Consumer));
     let classic = within(
         "list classic groups",
@@ -747,7 +818,10 @@ async fn a_kip_848_group_is_listed_described_and_lagged() {
         assert_eq!(row.committed, None, "{row:?}");
         assert_eq!(row.log_end_offset, Some(end), "{row:?}");
         assert_eq!(row.lag, None, "{row:?}");
-        assert_eq!(row.member.as_ref().map(|m| m.client_id.as_str()), Some("kip848-member"));
+        assert_eq!(
+            row.member.as_ref().map(|m| m.client_id.as_str()),
+            Some("kip848-member")
+        );
     }
     let refused = within("delete live", admin.delete_groups(&[&group]))
         .await
@@ -769,7 +843,10 @@ async fn cluster_features_elections_producers_and_transactions() {
     assert!(!cluster.cluster_id.is_empty());
     assert_eq!(cluster.controller_id, Some(node));
     assert_eq!(cluster.brokers.len(), 1);
-    assert_eq!((cluster.brokers[0].id, cluster.brokers[0].fenced), (node, false));
+    assert_eq!(
+        (cluster.brokers[0].id, cluster.brokers[0].fenced),
+        (node, false)
+    );
     let level = |name: &str| {
         cluster
             .finalized_features
@@ -790,7 +867,10 @@ async fn cluster_features_elections_producers_and_transactions() {
     let basic = within("describe cluster", admin.describe_cluster())
         .await
         .unwrap();
-    assert_eq!(basic.cluster_id.as_deref(), Some(cluster.cluster_id.as_str()));
+    assert_eq!(
+        basic.cluster_id.as_deref(),
+        Some(cluster.cluster_id.as_str())
+    );
 
     let topic = unique_topic("adm-txn");
     create_topic(&client, &topic, 2).await;
@@ -870,19 +950,27 @@ async fn cluster_features_elections_producers_and_transactions() {
     assert_eq!(t.producer_id, active[0].producer_id);
     assert_eq!(code_of(&described[1]), KafkaCode::TransactionalIdNotFound);
 
-    within("commit", producer.commit_transaction()).await.unwrap();
+    within("commit", producer.commit_transaction())
+        .await
+        .unwrap();
     // The coordinator writes the commit marker after answering EndTxn: the transaction is
     // closed on the partition a moment later.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let producers = within("describe producers", admin.describe_producers(&[tp1.clone()]))
-            .await
-            .unwrap();
+        let producers = within(
+            "describe producers",
+            admin.describe_producers(std::slice::from_ref(&tp1)),
+        )
+        .await
+        .unwrap();
         let open = ok(&producers[0])[0].current_txn_start_offset;
         if open.is_none() {
             break;
         }
-        assert!(Instant::now() < deadline, "the transaction stays open at {open:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the transaction stays open at {open:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     producer.close(Duration::from_secs(10)).await.unwrap();
@@ -984,7 +1072,12 @@ async fn acls_and_scram_credentials_on_a_secured_node() {
     .unwrap();
     let creds = ok(&described[0]).credentials;
     assert_eq!(creds.len(), 2, "{creds:?}");
-    let iterations = |m| creds.iter().find(|c| c.mechanism == m).map(|c| c.iterations);
+    let iterations = |m| {
+        creds
+            .iter()
+            .find(|c| c.mechanism == m)
+            .map(|c| c.iterations)
+    };
     assert_eq!(iterations(ScramMechanism::Sha256), Some(8192));
     assert_eq!(iterations(ScramMechanism::Sha512), Some(4096));
     // The broker learns credentials through the metadata log: a moment later the password
@@ -1004,9 +1097,12 @@ async fn acls_and_scram_credentials_on_a_secured_node() {
     assert!(matches!(e, Error::SaslAuthenticationFailed { .. }), "{e}");
     let e = within(
         "bad iterations",
-        admin.alter_scram_credentials(&[
-            ScramChange::upsert(user, ScramMechanism::Sha256, password).iterations(10)
-        ]),
+        admin.alter_scram_credentials(&[ScramChange::upsert(
+            user,
+            ScramMechanism::Sha256,
+            password,
+        )
+        .iterations(10)]),
     )
     .await
     .unwrap_err();
@@ -1087,7 +1183,11 @@ async fn acls_and_scram_credentials_on_a_secured_node() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.kafka_code(), Some(KafkaCode::ClusterAuthorizationFailed), "{e}");
+    assert_eq!(
+        e.kafka_code(),
+        Some(KafkaCode::ClusterAuthorizationFailed),
+        "{e}"
+    );
     carol.close().await;
 
     // SCRAM deletion: the credential goes; deleting it again is a typed error.

@@ -35,9 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, MetadataRequest, MetadataResponse,
-};
+use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::Request;
 
 use crate::classify::{classify_admin, Action};
