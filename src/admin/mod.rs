@@ -504,3 +504,7 @@ mod tests {
         assert_eq!(dedup(vec![3, 1, 3, 2, 1]), vec![3, 1, 2]);
     }
 }
+
+#[cfg(test)]
+#[path = "admin_tests.rs"]
+mod admin_tests;
