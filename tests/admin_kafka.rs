@@ -53,6 +53,28 @@ fn ok<K: std::fmt::Debug, T: Clone>(r: &ResourceResult<K, T>) -> T {
     }
 }
 
+/// Polls `check` until it returns `Ok`. Brokers answer reads (Metadata, DescribeAcls,
+/// DescribeConfigs, DescribeUserScramCredentials) from their copy of the metadata log, which
+/// trails the controller's answer to a change by a moment. Fails after 30 s with the last
+/// state `check` reported.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match within(what, check()).await {
+            Ok(v) => return v,
+            Err(state) if Instant::now() < deadline => {
+                let _ = state;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(state) => panic!("{what}: still {state} after 30 s"),
+        }
+    }
+}
+
 /// Produces `counts[p]` records to partition `p` of `topic` and waits for every delivery.
 async fn produce_counts(client: &Client, topic: &str, counts: &[usize]) {
     let producer = Producer::builder(client)
@@ -200,10 +222,14 @@ async fn topics_create_describe_grow_and_delete_with_per_topic_results() {
     ok(&grown[0]);
     assert_eq!(code_of(&grown[1]), KafkaCode::InvalidPartitions);
     assert_eq!(code_of(&grown[2]), KafkaCode::UnknownTopicOrPartition);
-    let described = within("describe grown", admin.describe_topics(&[&a]))
-        .await
-        .unwrap();
-    assert_eq!(ok(&described[0]).partitions.len(), 5);
+    eventually("describe grown", || async {
+        let d = admin.describe_topics(&[&a]).await.unwrap();
+        match ok(&d[0]).partitions.len() {
+            5 => Ok(()),
+            n => Err(format!("{n} partitions")),
+        }
+    })
+    .await;
 
     // Delete: one result per topic.
     let deleted = within(
@@ -297,21 +323,22 @@ async fn configs_describe_with_sources_and_alter_incrementally() {
         Some("3600000")
     );
     ok(&within("alter", alter(false)).await.unwrap()[0]);
-    let entries = ok(&within(
-        "describe",
-        admin.describe_configs(std::slice::from_ref(&res)),
-    )
-    .await
-    .unwrap()[0]);
-    let max = entry(&entries, "max.message.bytes");
-    assert_eq!(
-        (max.value.as_deref(), max.source),
-        (Some("200000"), ConfigSource::DynamicTopic)
-    );
-    assert_ne!(
-        entry(&entries, "retention.ms").source,
-        ConfigSource::DynamicTopic
-    );
+    eventually("describe altered", || async {
+        let d = admin
+            .describe_configs(std::slice::from_ref(&res))
+            .await
+            .unwrap();
+        let entries = ok(&d[0]);
+        let max = entry(&entries, "max.message.bytes");
+        let retention = entry(&entries, "retention.ms");
+        match (max.value.as_deref(), max.source, retention.source) {
+            (Some("200000"), ConfigSource::DynamicTopic, s) if s != ConfigSource::DynamicTopic => {
+                Ok(())
+            }
+            state => Err(format!("{state:?}")),
+        }
+    })
+    .await;
 
     // Typed errors per resource: a bad value, an unknown topic.
     let bad = within(
@@ -1069,14 +1096,17 @@ async fn acls_and_scram_credentials_on_a_secured_node() {
             .unwrap();
         ResourceResult::into_result(upserted).unwrap();
     }
-    let described = within(
-        "describe scram",
-        admin.describe_scram_credentials(Some(&[user])),
-    )
-    .await
-    .unwrap();
-    let creds = ok(&described[0]).credentials;
-    assert_eq!(creds.len(), 2, "{creds:?}");
+    let creds = eventually("describe scram", || async {
+        let d = admin
+            .describe_scram_credentials(Some(&[user]))
+            .await
+            .unwrap();
+        match &d[0].result {
+            Ok(c) if c.credentials.len() == 2 => Ok(c.credentials.clone()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     let iterations = |m| {
         creds
             .iter()
@@ -1225,12 +1255,16 @@ async fn acls_and_scram_credentials_on_a_secured_node() {
     .await
     .unwrap();
     assert_eq!(code_of(&again[0]), KafkaCode::ResourceNotFound);
-    let described = within(
-        "describe scram",
-        admin.describe_scram_credentials(Some(&[user])),
-    )
-    .await
-    .unwrap();
-    assert_eq!(ok(&described[0]).credentials.len(), 1);
+    eventually("describe scram after delete", || async {
+        let d = admin
+            .describe_scram_credentials(Some(&[user]))
+            .await
+            .unwrap();
+        match &d[0].result {
+            Ok(c) if c.credentials.len() == 1 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     client.close().await;
 }
