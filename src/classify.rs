@@ -206,6 +206,44 @@ pub(crate) fn classify_txn(err: &Error, api: ApiKey) -> TxnErrorKind {
     }
 }
 
+/// [`classify`] for the admin client's per-resource answers. Admin operations look topics up
+/// in metadata fetched for the attempt itself, so a topic that fresh metadata does not know
+/// does not exist: unlike a producer or consumer (which waits for a topic being created), the
+/// admin client reports UNKNOWN_TOPIC_OR_PARTITION at once, as the Java admin does.
+///
+/// A change whose outcome is unknown (REQUEST_TIMED_OUT while the controller applies it, a
+/// lost connection) is not asked again for the same resource: the second answer would
+/// describe a different world (TOPIC_ALREADY_EXISTS for a topic the first request created,
+/// no match for ACLs the first request deleted). The caller gets the ambiguous error, as
+/// the Java admin reports it.
+pub(crate) fn classify_admin(err: &Error, api: ApiKey) -> Action {
+    let changes_something = matches!(
+        api,
+        ApiKey::CreateTopics
+            | ApiKey::DeleteTopics
+            | ApiKey::CreatePartitions
+            | ApiKey::CreateAcls
+            | ApiKey::DeleteAcls
+            | ApiKey::DeleteGroups
+            | ApiKey::AlterUserScramCredentials
+            | ApiKey::IncrementalAlterConfigs
+    );
+    match err {
+        Error::Broker {
+            code: KafkaCode::UnknownTopicOrPartition | KafkaCode::UnknownTopicId,
+            ..
+        } => Action::PERMANENT | Action::NOT_PERSISTED,
+        other => {
+            let action = classify(other, Some(api));
+            if changes_something && action.contains(Action::POSSIBLY_PERSISTED) {
+                Action::POSSIBLY_PERSISTED
+            } else {
+                action
+            }
+        }
+    }
+}
+
 fn classify_code(code: KafkaCode, api: Option<ApiKey>) -> Action {
     use Action as A;
     use KafkaCode as K;
@@ -415,6 +453,29 @@ mod tests {
         let a = classify(&d, None);
         assert!(a.contains(Action::RETRY | Action::RECONNECT | Action::POSSIBLY_PERSISTED));
         assert!(d.is_retriable());
+    }
+
+    #[test]
+    fn admin_changes_with_an_unknown_outcome_are_not_repeated() {
+        let timed_out = broker(KafkaCode::RequestTimedOut);
+        for api in [
+            ApiKey::CreateTopics,
+            ApiKey::DeleteAcls,
+            ApiKey::DeleteGroups,
+        ] {
+            assert!(
+                !classify_admin(&timed_out, api).contains(Action::RETRY),
+                "{api:?}"
+            );
+        }
+        // Reads and idempotent writes are asked again; so is a change that certainly was
+        // not made.
+        assert!(classify_admin(&timed_out, ApiKey::ListOffsets).contains(Action::RETRY));
+        let moved = broker(KafkaCode::NotController);
+        assert!(classify_admin(&moved, ApiKey::CreateTopics).contains(Action::RETRY));
+        // Fresh metadata is the admin's authority on which topics exist.
+        let unknown = broker(KafkaCode::UnknownTopicOrPartition);
+        assert!(!classify_admin(&unknown, ApiKey::ListOffsets).contains(Action::RETRY));
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   async rebalance hooks ([`RebalanceListener`]), and a `futures::Stream` of records.
 //!   [`Consumer::processor`] processes records concurrently (per key, per partition or
 //!   unordered) and commits only what is done.
-//! - [`Admin`]: topic and cluster administration through a `Client`.
+//! - [`Admin`]: topics, configs, groups and their lag, offsets and records, ACLs, SCRAM
+//!   credentials, cluster features, producers and transactions, through a `Client`.
 //! - [`Error`]: the one error type; [`Error::is_retriable`] says whether trying again may help.
 //! - Security: `security.protocol` ([`SecurityProtocol`]), TLS with rustls and the ring
 //!   provider (client certificates too), SASL PLAIN and SCRAM-SHA-256/512 ([`SaslMechanism`]);
@@ -43,7 +44,6 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
-mod acl;
 mod admin;
 mod backoff;
 mod classify;
@@ -72,8 +72,16 @@ mod trace_context;
 pub use self::metrics::{
     BrokerMetrics, ClientMetrics, ConsumerMetrics, HistogramSnapshot, PartitionLag, ProducerMetrics,
 };
-pub use acl::{AclBinding, AclOperation, AclPatternType, AclPermission, AclResourceType};
-pub use admin::{Admin, NewTopic, OffsetSpec};
+pub use admin::{
+    AclBinding, AclBindingFilter, AclOperation, AclPatternType, AclPermission, AclResourceType,
+    Admin, AlterConfigOp, BrokerDescription, ClusterDescription, ConfigEntry, ConfigResource,
+    ConfigResourceType, ConfigSource, ConfigSynonym, CreateTopicsOptions, CreatedTopic,
+    ElectionType, FeatureLevel, GroupDescription, GroupListing, GroupMember, GroupType,
+    GroupState, ListGroupsOptions, ListTransactionsOptions, ListedOffset, NewPartitions, NewTopic,
+    OffsetSpec, GroupPartitionLag, ProducerState, ResourceResult, ScramChange, ScramCredential,
+    ScramMechanism, TopicDescription, TopicResult, TransactionDescription, TransactionListing,
+    UserScramCredentials,
+};
 /// Re-exported so `RebalanceListener` implementations need no direct dependency.
 pub use async_trait::async_trait;
 pub use client::metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};

@@ -636,6 +636,9 @@ impl ClientInner {
     }
 
     /// The current leader of a partition, refreshing metadata once if it is unknown.
+    // Unused since the admin client batches partitions per leader from fresh metadata
+    // (`Admin::by_leader`); kept for single-partition callers.
+    #[allow(dead_code)]
     pub(crate) async fn leader(&self, topic: &str, partition: i32) -> Result<i32> {
         let snapshot = self.metadata.snapshot();
         if let Some(l) = snapshot.leader(topic, partition) {

@@ -35,7 +35,7 @@ pub(crate) enum ScramHash {
 
 /// Fewer iterations than this make the salted password cheap to brute-force; RFC 7677 asks for
 /// at least 4096, and Kafka refuses to store fewer.
-const MIN_ITERATIONS: u32 = 4096;
+pub(crate) const MIN_ITERATIONS: u32 = 4096;
 /// More than this is refused so that a hostile server cannot make the client spin: Kafka
 /// itself caps stored credentials at 16384 iterations.
 const MAX_ITERATIONS: u32 = 1_000_000;
@@ -64,7 +64,7 @@ impl ScramHash {
     }
 
     /// `Hi()` of RFC 5802: PBKDF2 with HMAC of this hash, output as long as the hash.
-    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    pub(crate) fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
             ScramHash::Sha256 => {
                 let mut out = vec![0u8; 32];
