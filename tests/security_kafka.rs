@@ -145,8 +145,7 @@ fn make_certificates(dir: &Path) {
     ] {
         let server_key = KeyPair::generate().unwrap();
         let mut server_params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         server_params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
