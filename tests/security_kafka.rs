@@ -3,9 +3,11 @@
 //! The node (shared by every test here) has, next to the harness's PLAINTEXT listener:
 //! `SSL` (server certificate only), `MTLS` (SSL with `ssl.client.auth=required`),
 //! `SASL_PLAINTEXT` and `SASL_SSL`, each SASL listener with PLAIN, SCRAM-SHA-256 and
-//! SCRAM-SHA-512. Certificates are made at test time with rcgen: a throw-away CA, a server
-//! certificate for `localhost` and `127.0.0.1`, a client certificate, and a second CA nobody
-//! trusts. SCRAM users are created when the storage is formatted.
+//! SCRAM-SHA-512, and two SSL listeners serving bad dates: `EXPIRED` (a certificate whose
+//! validity ended in 2021) and `NOTYET` (one valid from 2090). Certificates are made at test
+//! time with rcgen: a throw-away CA, server certificates for `localhost` and `127.0.0.1`, a
+//! client certificate, and a second CA nobody trusts. SCRAM users are created when the
+//! storage is formatted.
 //!
 //! Happy paths: produce, consume in a group, commit, and an admin call over each listener ×
 //! mechanism. Bad input: each fails `build()` with a typed error within the request timeout.
@@ -21,7 +23,9 @@ use ferrokafka::{
     Client, ClientBuilder, Consumer, Error, NewTopic, OffsetReset, Producer, Record, SaslMechanism,
     SecurityProtocol, TlsErrorKind, TopicPartition,
 };
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
 
 const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
                           user_alice=\"alice-secret\" user_bob=\"bob-secret\";";
@@ -61,6 +65,18 @@ fn setup() -> &'static Setup {
             .property(
                 "ssl.truststore.location",
                 &certs.join("ca.pem").display().to_string(),
+            )
+            .listener("EXPIRED", "SSL")
+            .listener("NOTYET", "SSL")
+            // Kafka starts with these: it does not check its own certificate's dates (JSSE
+            // serves whatever the keystore holds), so the client's check is what is tested.
+            .property(
+                "listener.name.expired.ssl.keystore.location",
+                &certs.join("expired-keystore.pem").display().to_string(),
+            )
+            .property(
+                "listener.name.notyet.ssl.keystore.location",
+                &certs.join("notyet-keystore.pem").display().to_string(),
             )
             .property("listener.name.mtls.ssl.client.auth", "required")
             .property(
@@ -114,17 +130,35 @@ fn make_certificates(dir: &Path) {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     write("ca.pem", &ca.pem());
 
-    let server_key = KeyPair::generate().unwrap();
-    let mut server_params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    server_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
-    write(
-        "server-keystore.pem",
-        &format!("{}{}{}", server_key.serialize_pem(), server.pem(), ca.pem()),
-    );
+    // The good server certificate, and two signed by the same CA whose dates are wrong: one
+    // that ran out at the end of 2020, one valid only from 2090 on.
+    for (file, dates) in [
+        ("server-keystore.pem", None),
+        (
+            "expired-keystore.pem",
+            Some((date_time_ymd(2020, 1, 1), date_time_ymd(2021, 1, 1))),
+        ),
+        (
+            "notyet-keystore.pem",
+            Some((date_time_ymd(2090, 1, 1), date_time_ymd(2091, 1, 1))),
+        ),
+    ] {
+        let server_key = KeyPair::generate().unwrap();
+        let mut server_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        server_params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        if let Some((not_before, not_after)) = dates {
+            server_params.not_before = not_before;
+            server_params.not_after = not_after;
+        }
+        let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
+        write(
+            file,
+            &format!("{}{}{}", server_key.serialize_pem(), server.pem(), ca.pem()),
+        );
+    }
 
     let client_key = KeyPair::generate().unwrap();
     let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -456,6 +490,42 @@ async fn an_untrusted_ca_is_unknown_issuer() {
     let b = builder(&address("SSL")).security_protocol(SecurityProtocol::Ssl);
     let e = refused(b, "default roots").await;
     assert_eq!(tls_kind(&e), Some(TlsErrorKind::UnknownIssuer), "{e}");
+}
+
+/// The `EXPIRED` listener serves a certificate signed by the trusted CA whose validity ended
+/// on 2021-01-01: `build()` fails at once (no retry can fix a date) with the `Expired` kind and
+/// a message saying when it expired. The same over `NOTYET`, valid only from 2090.
+#[tokio::test]
+async fn an_expired_or_not_yet_valid_certificate_is_refused_with_its_date() {
+    let b = builder(&address("EXPIRED"))
+        .security_protocol(SecurityProtocol::Ssl)
+        .ssl_ca_location(cert("ca.pem"));
+    let e = refused(b, "expired server certificate").await;
+    assert_eq!(tls_kind(&e), Some(TlsErrorKind::Expired), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("expired at 2021-01-01 00:00:00 UTC"),
+        "the message says when: {text}"
+    );
+    assert!(text.contains("127.0.0.1"), "{text}");
+    // Turning the host name check off changes nothing about dates.
+    let b = builder(&address("EXPIRED"))
+        .security_protocol(SecurityProtocol::Ssl)
+        .ssl_ca_location(cert("ca.pem"))
+        .ssl_hostname_verification(false);
+    let e = refused(b, "expired, no hostname check").await;
+    assert_eq!(tls_kind(&e), Some(TlsErrorKind::Expired), "{e}");
+
+    let b = builder(&address("NOTYET"))
+        .security_protocol(SecurityProtocol::Ssl)
+        .ssl_ca_location(cert("ca.pem"));
+    let e = refused(b, "not yet valid server certificate").await;
+    assert_eq!(tls_kind(&e), Some(TlsErrorKind::Expired), "{e}");
+    assert!(
+        e.to_string()
+            .contains("not valid yet: valid from 2090-01-01 00:00:00 UTC"),
+        "{e}"
+    );
 }
 
 /// A forwarder on 127.0.0.2 (loopback, but not in the server certificate) to `target`.

@@ -5,28 +5,35 @@
 //! - `OAUTH` (SASL_PLAINTEXT, OAUTHBEARER): tokens validated by Kafka's
 //!   `OAuthBearerValidatorCallbackHandler` against a JWKS served by this test (wiremock),
 //!   `connections.max.reauth.ms` 5 s so connections must re-authenticate (KIP-368);
+//! - `OAUTH_SSL` (SASL_SSL, OAUTHBEARER): the same validation behind TLS, with a server
+//!   certificate signed by a test CA (rcgen);
 //! - `SASL` (SASL_PLAINTEXT, PLAIN): users `admin` (a super user) and `alice`.
 //!
 //! and the StandardAuthorizer with `super.users=User:admin;User:ANONYMOUS;User:svc` (the
 //! inter-broker PLAINTEXT listener is ANONYMOUS; `svc` is the OIDC client whose tokens the
 //! OAUTHBEARER tests use). The test's token endpoint signs RS256 JWTs with a key generated at
 //! start; the JWKS publishes its public half. ferrokafka fetches its tokens itself with client
-//! credentials (`sasl.oauthbearer.*`).
+//! credentials (`sasl.oauthbearer.*`), over `http://` from wiremock directly, or over
+//! `https://` through a TLS terminator in front of it (`common::tls_proxy`): one presenting a
+//! certificate from the test CA, one presenting a certificate from a CA nobody trusts.
 
 mod common;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
+use common::tls_proxy::TlsProxy;
 use common::{unique_topic, within, KafkaCluster, KafkaOptions};
 use ferrokafka::{
     AclBinding, AclOperation, AclPermission, AclResourceType, Client, ClientBuilder, Consumer,
     Error, KafkaCode, NewTopic, OAuthBearerToken, OAuthBearerTokenProvider, OffsetReset, Producer,
-    Record, SaslMechanism, SecurityProtocol, TokenProviderError, TopicPartition,
+    Record, SaslMechanism, SecurityProtocol, TlsErrorKind, TokenProviderError, TopicPartition,
 };
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use rsa::pkcs1v15::SigningKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use rsa::traits::PublicKeyParts;
@@ -108,6 +115,9 @@ fn clients() -> HashMap<&'static str, (&'static str, i64, bool)> {
         ("svc-short", ("short-secret", 8, false)),
         ("svc-forged", ("forged-secret", 3600, true)),
         ("svc-expired", ("expired-secret", -60, false)),
+        // Clients of the https tests: counted apart from `svc`, acting as svc.
+        ("svc-tls", ("tls-secret", 3600, false)),
+        ("svc-untrusted", ("untrusted-secret", 3600, false)),
     ])
 }
 
@@ -133,7 +143,11 @@ impl Respond for TokenEndpoint {
         match clients().get(id) {
             Some((s, lifetime, forged)) if *s == secret => {
                 // The service principal is the `sub`; the short-lived one acts as svc too.
-                let sub = if id == "svc-short" { SVC_ID } else { id };
+                let sub = if matches!(id, "svc-short" | "svc-tls" | "svc-untrusted") {
+                    SVC_ID
+                } else {
+                    id
+                };
                 ResponseTemplate::new(200).set_body_json(serde_json::json!({
                     "access_token": self.keys.jwt(sub, *lifetime, *forged),
                     "token_type": "Bearer",
@@ -150,6 +164,12 @@ impl Respond for TokenEndpoint {
 struct Setup {
     cluster: KafkaCluster,
     idp: MockServer,
+    /// `https://` in front of `idp`, with a certificate of the test CA (`ca.pem`).
+    https_idp: TlsProxy,
+    /// `https://` in front of `idp`, with a certificate of a CA the clients do not trust.
+    untrusted_idp: TlsProxy,
+    /// PEM files: `ca.pem`, the broker's `server-keystore.pem`.
+    certs: PathBuf,
     keys: Arc<Keys>,
     calls: Arc<Mutex<HashMap<String, usize>>>,
     /// Everything ferrokafka's security modules logged, for the re-authentication test.
@@ -235,9 +255,33 @@ fn start() -> Setup {
             "keys and identity provider ready in {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        let certs = std::env::temp_dir().join(format!("ferrokafka-oauth-{}", std::process::id()));
+        std::fs::create_dir_all(&certs).unwrap();
+        let (leaf, untrusted_leaf) = make_certificates(&certs);
+        let idp_addr = idp.address().to_string();
+        let https_idp = TlsProxy::start(&idp_addr, &leaf.0, &leaf.1);
+        let untrusted_idp = TlsProxy::start(&idp_addr, &untrusted_leaf.0, &untrusted_leaf.1);
         let jwks = format!("{}/jwks", idp.uri());
         let options = KafkaOptions::new(1, common::logs_dir())
             .listener("OAUTH", "SASL_PLAINTEXT")
+            .listener("OAUTH_SSL", "SASL_SSL")
+            .property("ssl.keystore.type", "PEM")
+            .property(
+                "ssl.keystore.location",
+                &certs.join("server-keystore.pem").display().to_string(),
+            )
+            .property(
+                "listener.name.oauth_ssl.sasl.enabled.mechanisms",
+                "OAUTHBEARER",
+            )
+            .property(
+                "listener.name.oauth_ssl.oauthbearer.sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;",
+            )
+            .property(
+                "listener.name.oauth_ssl.oauthbearer.sasl.server.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+            )
             .listener("SASL", "SASL_PLAINTEXT")
             .jvm_property("org.apache.kafka.sasl.oauthbearer.allowed.urls", &jwks)
             .property(
@@ -271,11 +315,55 @@ fn start() -> Setup {
         Setup {
             cluster,
             idp,
+            https_idp,
+            untrusted_idp,
+            certs,
             keys,
             calls,
             log,
         }
     }
+}
+
+/// Certificate and key PEM of a server.
+type Leaf = (String, String);
+
+/// Writes `ca.pem` and the broker's `server-keystore.pem` (key, certificate for `localhost`
+/// and `127.0.0.1`, CA) to `dir`; returns that leaf for the trusted token endpoint and a leaf
+/// for the same names signed by another CA, for the untrusted one.
+fn make_certificates(dir: &std::path::Path) -> (Leaf, Leaf) {
+    let ca = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).unwrap();
+        (cert, key)
+    };
+    let leaf = |issuer: &(rcgen::Certificate, KeyPair)| {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let cert = params.signed_by(&key, &issuer.0, &issuer.1).unwrap();
+        (
+            format!("{}{}", cert.pem(), issuer.0.pem()),
+            key.serialize_pem(),
+        )
+    };
+    let trusted = ca("ferrokafka oauth test CA");
+    let other = ca("a CA nobody trusts");
+    let server = leaf(&trusted);
+    std::fs::write(dir.join("ca.pem"), trusted.0.pem()).unwrap();
+    std::fs::write(
+        dir.join("server-keystore.pem"),
+        format!("{}{}", server.1, server.0),
+    )
+    .unwrap();
+    (server, leaf(&other))
 }
 
 fn address(listener: &str) -> String {
@@ -450,6 +538,94 @@ async fn a_wrong_client_secret_is_refused_by_the_endpoint() {
     let e = build_err(oidc(SVC_ID, "not-the-secret")).await;
     assert_refused(&e, "HTTP 401: invalid_client: bad client credentials");
     assert!(!e.to_string().contains("not-the-secret"), "{e}");
+}
+
+/// The `https://` URL of the token endpoint behind `proxy`.
+fn https_token_url(proxy: &TlsProxy) -> String {
+    format!("https://{}/token", proxy.addr())
+}
+
+/// An OAUTHBEARER client of `listener` whose tokens come from `url`, trusting the test CA
+/// (`ssl.ca.location`) for the broker and, with Mozilla's roots, for the token endpoint.
+fn oidc_tls(listener: &str, protocol: &str, url: &str, id: &str, secret: &str) -> ClientBuilder {
+    builder(listener)
+        .set("security.protocol", protocol)
+        .set("sasl.mechanism", "OAUTHBEARER")
+        .set(
+            "ssl.ca.location",
+            setup().certs.join("ca.pem").to_str().unwrap(),
+        )
+        .set("sasl.oauthbearer.token.endpoint.url", url)
+        .set("sasl.oauthbearer.client.id", id)
+        .set("sasl.oauthbearer.client.secret", secret)
+        .set("sasl.oauthbearer.scope", "kafka")
+}
+
+/// OAUTHBEARER over SASL_SSL with tokens from an `https://` endpoint whose certificate the
+/// test CA signed: the client trusts it through `ssl.ca.location`, the same CA as the
+/// broker's. Then the same endpoint from a SASL_PLAINTEXT client: there `ssl.ca.location`
+/// serves the token endpoint alone.
+#[tokio::test]
+async fn oauthbearer_over_sasl_ssl_with_an_https_token_endpoint() {
+    let url = https_token_url(&setup().https_idp);
+    let before = token_calls("svc-tls");
+    let client = build(oidc_tls(
+        "OAUTH_SSL",
+        "SASL_SSL",
+        &url,
+        "svc-tls",
+        "tls-secret",
+    ))
+    .await;
+    round_trip(&client, "oauth-ssl").await;
+    // Every connection of the client authenticated with the one token fetched over https.
+    assert_eq!(token_calls("svc-tls") - before, 1);
+    client.close().await;
+
+    let client = build(oidc_tls(
+        "OAUTH",
+        "SASL_PLAINTEXT",
+        &url,
+        "svc-tls",
+        "tls-secret",
+    ))
+    .await;
+    let topics = within("list topics", client.admin().list_topics())
+        .await
+        .unwrap();
+    drop(topics);
+    assert_eq!(token_calls("svc-tls") - before, 2);
+    client.close().await;
+}
+
+/// A token endpoint whose certificate no trusted CA signed fails `build()` at once with a
+/// TLS error naming the endpoint (not the broker, whose certificate is fine), not
+/// retriable, and no token request reaches the endpoint.
+#[tokio::test]
+async fn an_untrusted_token_endpoint_certificate_is_a_tls_error_naming_the_endpoint() {
+    let url = https_token_url(&setup().untrusted_idp);
+    for (listener, protocol) in [("OAUTH_SSL", "SASL_SSL"), ("OAUTH", "SASL_PLAINTEXT")] {
+        let b = oidc_tls(
+            listener,
+            protocol,
+            &url,
+            "svc-untrusted",
+            "untrusted-secret",
+        );
+        let e = build_err(b).await;
+        eprintln!("untrusted token endpoint over {protocol}: {e}");
+        let Error::Tls { broker, kind, .. } = &e else {
+            panic!("{protocol}: not a TLS error: {e}");
+        };
+        assert_eq!(*kind, TlsErrorKind::UnknownIssuer, "{e}");
+        assert!(
+            broker.contains("token endpoint") && broker.contains(&url),
+            "names the endpoint: {e}"
+        );
+        assert!(!e.is_retriable(), "{e}");
+        assert!(!e.to_string().contains("untrusted-secret"), "{e}");
+    }
+    assert_eq!(token_calls("svc-untrusted"), 0);
 }
 
 /// A consumer reading for ~3 token lifetimes (8 s tokens, 5 s sessions): its connections
@@ -699,6 +875,97 @@ async fn a_denied_group_fails_subscribe_and_commit() {
     assert_denied(&e, KafkaCode::GroupAuthorizationFailed, &group);
     eprintln!("denied group: {e}");
     client.close().await;
+}
+
+/// A commit denied while everything else is allowed. Kafka authorizes JoinGroup, Heartbeat
+/// and OffsetCommit with READ on the group but FindCoordinator and OffsetFetch with DESCRIBE,
+/// so the consumer whose commit alone is refused is one with assigned partitions committing
+/// to a group it may only DESCRIBE (a group member without READ could not join at all; that
+/// is `a_denied_group_fails_subscribe_and_commit`). The commit fails with a typed,
+/// non-retriable GROUP_AUTHORIZATION_FAILED naming the group; the consumer keeps fetching
+/// without a gap, and once READ is granted the same consumer commits its position.
+#[tokio::test]
+async fn a_denied_commit_alone_fails_typed_and_the_consumer_goes_on() {
+    let topic = unique_topic("acl-commit");
+    let group = unique_topic("describe-only");
+    prepare(
+        &[&topic],
+        vec![
+            allow(AclResourceType::Topic, &topic, AclOperation::Read),
+            allow(AclResourceType::Topic, &topic, AclOperation::Describe),
+            allow(AclResourceType::Group, &group, AclOperation::Describe),
+        ],
+    )
+    .await;
+    let admin = build(plain("admin", "admin-secret")).await;
+    let producer = Producer::builder(&admin).build().await.unwrap();
+    for i in 0..4 {
+        let delivery = producer
+            .send(Record::new(&topic).value(format!("r{i}")))
+            .await
+            .unwrap();
+        within("delivery", delivery).await.unwrap();
+    }
+    producer.close(Duration::from_secs(10)).await.unwrap();
+
+    let client = build(plain("alice", "alice-secret")).await;
+    let consumer = Consumer::builder(&client)
+        .group_id(&group)
+        .offset_reset(OffsetReset::Earliest)
+        .auto_commit(false)
+        .set("fetch.max.wait.ms", "100")
+        .build()
+        .await
+        .unwrap();
+    let tp = TopicPartition::new(&topic, 0);
+    // DESCRIBE on the group (OffsetFetch) once the ACLs have reached the broker.
+    let none = eventually("committed offsets (DESCRIBE)", || {
+        consumer.committed(std::slice::from_ref(&tp))
+    })
+    .await;
+    assert_eq!(none[&tp], None);
+    consumer.assign(std::slice::from_ref(&tp)).await.unwrap();
+    let value =
+        |r: ferrokafka::ConsumerRecord| String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+    for want in ["r0", "r1"] {
+        let r = within("recv", consumer.recv()).await.unwrap();
+        assert_eq!(value(r), want);
+    }
+
+    let started = Instant::now();
+    let e = within("denied commit", consumer.commit())
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < REQUEST_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_denied(&e, KafkaCode::GroupAuthorizationFailed, &group);
+    eprintln!("denied commit: {e}");
+    // Nothing was stored, and the consumer reads on from where it was.
+    let after = consumer.committed(std::slice::from_ref(&tp)).await.unwrap();
+    assert_eq!(after[&tp], None);
+    let r = within("recv after the denied commit", consumer.recv())
+        .await
+        .unwrap();
+    assert_eq!(value(r), "r2");
+
+    prepare(
+        &[],
+        vec![allow(AclResourceType::Group, &group, AclOperation::Read)],
+    )
+    .await;
+    eventually("commit after the grant", || consumer.commit()).await;
+    let committed = consumer.committed(std::slice::from_ref(&tp)).await.unwrap();
+    assert_eq!(committed[&tp], Some(3), "the position after r2");
+    let r = within("recv after the grant", consumer.recv())
+        .await
+        .unwrap();
+    assert_eq!(value(r), "r3");
+    consumer.close().await.unwrap();
+    client.close().await;
+    admin.close().await;
 }
 
 #[tokio::test]

@@ -5,6 +5,10 @@
 //! budget of buffered record bytes (ferrokafka `buffer.memory`, librdkafka
 //! `queue.buffering.max.kbytes=32768`, rskafka: at most 32 MiB of records in outstanding
 //! `produce` futures), at most 5 requests in flight per connection, 12 partitions.
+//!
+//! A `tls` case runs only against `--kafka`, over its SASL_SSL listener (SCRAM-SHA-512), and
+//! only with ferrokafka and rdkafka: the bench builds rskafka without its `transport-tls`
+//! feature (see `Cargo.toml`).
 
 use crate::common::BenchCase;
 
@@ -71,6 +75,8 @@ pub struct Case {
     pub keyed: bool,
     /// One line for the table's heading.
     pub what: &'static str,
+    /// Over TLS and SASL (the `--kafka` node's SASL_SSL listener).
+    pub tls: bool,
 }
 
 const fn case(
@@ -90,6 +96,7 @@ const fn case(
         codec,
         keyed,
         what,
+        tls: false,
     }
 }
 
@@ -167,7 +174,24 @@ pub const CASES: &[Case] = &[
         false,
         "1 M x 1 KiB, acks=1, 32 MiB budget (the RSS target)",
     ),
+    Case {
+        tls: true,
+        ..case(
+            "1kb-sasl-ssl",
+            200_000,
+            1024,
+            Acks::All,
+            Codec::None,
+            false,
+            "200 k x 1 KiB, acks=all, idempotent, SASL_SSL + SCRAM-SHA-512 (--kafka; ferrokafka, rdkafka)",
+        )
+    },
 ];
+
+/// Whether `client` can run `case` (rskafka has no TLS in this build).
+pub fn supports(case: &Case, client: &str) -> bool {
+    !(case.tls && client == "rskafka")
+}
 
 impl BenchCase for Case {
     fn name(&self) -> &'static str {

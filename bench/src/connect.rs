@@ -12,6 +12,8 @@ use rdkafka::ClientContext;
 use rskafka::client::partition::{PartitionClient, UnknownTopicHandling};
 use rskafka::client::ClientBuilder;
 
+use crate::kafka::{self, SaslSsl};
+
 /// Environment variable with extra librdkafka properties (`key=value,...`), producer and
 /// consumer alike.
 pub const RDKAFKA_EXTRA_ENV: &str = "FERROKAFKA_BENCH_RDKAFKA";
@@ -40,12 +42,37 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 /// The ferrokafka client of a worker.
 pub async fn ferrokafka_client(bootstrap: &str) -> Result<ferrokafka::Client, String> {
-    ferrokafka::Client::builder()
+    ferrokafka_secure_client(bootstrap, None).await
+}
+
+/// The ferrokafka client of a worker, over SASL_SSL when `sasl_ssl` is given.
+pub async fn ferrokafka_secure_client(
+    bootstrap: &str,
+    sasl_ssl: Option<&SaslSsl>,
+) -> Result<ferrokafka::Client, String> {
+    let mut builder = ferrokafka::Client::builder()
         .bootstrap_servers(bootstrap)
-        .client_id("ferrokafka-bench")
-        .build()
-        .await
-        .map_err(|e| format!("client: {e}"))
+        .client_id("ferrokafka-bench");
+    if let Some(s) = sasl_ssl {
+        builder = builder
+            .security_protocol(ferrokafka::SecurityProtocol::SaslSsl)
+            .sasl(
+                ferrokafka::SaslMechanism::ScramSha512,
+                kafka::USER,
+                kafka::PASSWORD,
+            )
+            .ssl_ca_location(&s.ca);
+    }
+    builder.build().await.map_err(|e| format!("client: {e}"))
+}
+
+/// librdkafka's settings for SASL_SSL as the `--kafka` node's SCRAM user.
+pub fn rdkafka_sasl_ssl(cfg: &mut rdkafka::config::ClientConfig, s: &SaslSsl) {
+    cfg.set("security.protocol", "SASL_SSL")
+        .set("sasl.mechanisms", "SCRAM-SHA-512")
+        .set("sasl.username", kafka::USER)
+        .set("sasl.password", kafka::PASSWORD)
+        .set("ssl.ca.location", s.ca.display().to_string());
 }
 
 /// An rskafka client for each of `topic`'s partitions `0..partitions`.

@@ -1,13 +1,13 @@
 //! Produce benchmark: ferrokafka, rdkafka (librdkafka) and rskafka against the same broker.
 //!
 //! ```text
-//! ferrokafka-bench produce [--brokers HOST:PORT] [--tansu PATH] [--no-mock] [--no-tansu]
-//!                          [--only CASE,..] [--clients NAME,..] [--quick] [--repeat N]
+//! ferrokafka-bench produce [--brokers HOST:PORT | --kafka] [--tansu PATH] [--no-mock]
+//!                          [--no-tansu] [--only CASE,..] [--clients NAME,..] [--quick] [--repeat N]
 //!                          [--wrap 'CMD ARGS'] [--log-dir DIR]
 //! ```
 //!
 //! The parent process starts the brokers (librdkafka's mock cluster in-process, Tansu as a
-//! child process, or an external cluster), creates one fresh topic per run, and re-executes
+//! child process, one real Apache Kafka node with `--kafka`, or an external cluster), creates one fresh topic per run, and re-executes
 //! itself as a **worker** per (broker, case, client):
 //! `ferrokafka-bench --worker client=.. case=.. bootstrap=.. topic=.. records=..`. The worker
 //! produces, waits for every acknowledgement and prints one `RESULT ...` line; its CPU time
@@ -26,6 +26,7 @@ mod clients;
 mod common;
 mod connect;
 mod consume;
+mod kafka;
 mod measure;
 mod parent;
 mod payload;

@@ -7,6 +7,7 @@ use rdkafka::mocking::MockCluster;
 
 use crate::cases::{self, Case, CASES};
 use crate::common::{self, Args, Common, Outcome, Tansu};
+use crate::kafka::KafkaNode;
 use crate::measure;
 
 const USAGE: &str = "\
@@ -20,6 +21,9 @@ ratios against rdkafka.
 Options:
   --brokers HOST:PORT  Run only against this external cluster (topics are created with
                        --replication, default 1, and deleted afterwards)
+  --kafka              Run only against one real Apache Kafka node started here (from
+                       $FERROKAFKA_KAFKA_HOME, else target/brokers/kafka-4.4.0; see `cargo
+                       xtask install-brokers`), with a SASL_SSL listener for the TLS case
   --tansu PATH         The tansu binary (default: $FERROKAFKA_TANSU, else
                        target/brokers/tansu; Tansu is skipped if there is none)
   --no-mock            Skip the mock cluster
@@ -47,6 +51,8 @@ pub struct Options {
     pub common: Common,
     pub mock: bool,
     pub use_tansu: bool,
+    /// `--kafka`: a real Kafka node, and nothing else.
+    pub kafka: bool,
     pub batch_size: usize,
 }
 
@@ -56,6 +62,7 @@ impl Options {
             common: Common::default(),
             mock: true,
             use_tansu: true,
+            kafka: false,
             batch_size: cases::BATCH_SIZE,
         };
         let mut args = Args::new(args);
@@ -66,11 +73,15 @@ impl Options {
             match arg {
                 "--no-mock" => o.mock = false,
                 "--no-tansu" => o.use_tansu = false,
+                "--kafka" => o.kafka = true,
                 "--batch-size" => o.batch_size = args.number("--batch-size")?.max(1),
                 other => return Err(format!("unknown option `{other}`\n{}", usage())),
             }
         }
         o.common.check(CASES, "case")?;
+        if o.kafka && o.common.brokers.is_some() {
+            return Err("--kafka and --brokers exclude each other".into());
+        }
         Ok(o)
     }
 }
@@ -80,6 +91,8 @@ enum Target {
     Mock,
     Tansu(PathBuf),
     External(String),
+    /// Started once for the whole run: a JVM takes seconds to start.
+    Kafka(KafkaNode),
 }
 
 impl Target {
@@ -88,7 +101,16 @@ impl Target {
             Target::Mock => "librdkafka mock cluster (3 brokers, in the parent process)".into(),
             Target::Tansu(_) => "Tansu (1 broker, memory storage, restarted for every run)".into(),
             Target::External(b) => format!("external cluster at {b}"),
+            Target::Kafka(_) => format!(
+                "Apache Kafka {} (1 node, KRaft, JVM; TLS cases over SASL_SSL + SCRAM-SHA-512)",
+                crate::kafka::KAFKA_VERSION
+            ),
         }
+    }
+
+    /// Whether `case` can run here: TLS cases need the `--kafka` node's SASL_SSL listener.
+    fn runs(&self, case: &Case) -> bool {
+        !case.tls || matches!(self, Target::Kafka(_))
     }
 }
 
@@ -97,6 +119,15 @@ pub fn run(o: Options) -> Result<(), String> {
     let mut targets = Vec::new();
     if let Some(b) = &c.brokers {
         targets.push(Target::External(b.clone()));
+    } else if o.kafka {
+        println!("starting Apache Kafka ...");
+        let node = KafkaNode::start(c.log_dir.as_deref())?;
+        println!(
+            "Kafka ready: PLAINTEXT {}, SASL_SSL {}",
+            node.plaintext(),
+            node.sasl_ssl()
+        );
+        targets.push(Target::Kafka(node));
     } else {
         if o.mock {
             targets.push(Target::Mock);
@@ -122,11 +153,27 @@ pub fn run(o: Options) -> Result<(), String> {
         let mut rows = Vec::new();
         println!("\n## {}\n", target.title());
         for case in c.cases(CASES) {
+            if !target.runs(case) {
+                println!("-- {}: skipped here (needs --kafka)", case.name);
+                continue;
+            }
             let records = c.records(case);
             println!("-- {}: {} ({} records)", case.name, case.what, records);
+            let clients: Vec<String> = c
+                .clients
+                .iter()
+                .filter(|client| {
+                    let ok = cases::supports(case, client);
+                    if !ok {
+                        println!("   {client}: left out (built without TLS)");
+                    }
+                    ok
+                })
+                .cloned()
+                .collect();
             rows.extend(common::run_clients(
                 case.name,
-                &c.clients,
+                &clients,
                 c.repeat,
                 |client| run_one(&o, &rt, target, case, client, records),
             ));
@@ -169,6 +216,21 @@ enum Running {
     External,
 }
 
+/// Creates `topic` on `bootstrap` with the cases' partitions.
+fn create(
+    rt: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    topic: &str,
+    replication: i16,
+) -> Result<(), String> {
+    rt.block_on(common::create_topic(
+        bootstrap,
+        topic,
+        cases::PARTITIONS,
+        replication,
+    ))
+}
+
 fn run_one(
     o: &Options,
     rt: &tokio::runtime::Runtime,
@@ -178,6 +240,7 @@ fn run_one(
     records: u64,
 ) -> Result<Outcome, String> {
     let topic = common::topic_name(&format!("bench-{}-{client}", case.name));
+    let mut extra = Vec::new();
     let (running, bootstrap) = match target {
         Target::Mock => {
             let mock = MockCluster::new(3).map_err(|e| format!("mock cluster: {e}"))?;
@@ -193,13 +256,19 @@ fn run_one(
             (Running::Tansu(t), b)
         }
         Target::External(b) => {
-            rt.block_on(common::create_topic(
-                b,
-                &topic,
-                cases::PARTITIONS,
-                o.common.replication,
-            ))?;
+            create(rt, b, &topic, o.common.replication)?;
             (Running::External, b.clone())
+        }
+        Target::Kafka(node) => {
+            // Topics are made and deleted over PLAINTEXT; the TLS case produces over SASL_SSL.
+            create(rt, &node.plaintext(), &topic, 1)?;
+            let bootstrap = if case.tls {
+                extra.push(format!("ca={}", node.security().ca.display()));
+                node.sasl_ssl()
+            } else {
+                node.plaintext()
+            };
+            (Running::External, bootstrap)
         }
     };
     let broker_cpu = || match &running {
@@ -208,26 +277,32 @@ fn run_one(
             Some(u + s)
         }
         Running::Tansu(t) => t.cpu_micros(),
-        Running::External => None,
+        Running::External => match target {
+            Target::Kafka(node) => node.cpu_micros(),
+            _ => None,
+        },
     };
     let result = common::with_broker_cpu(broker_cpu, || {
-        common::run_worker(
-            &o.common.wrap,
-            o.common.timeout,
-            &[
-                "--worker".to_owned(),
-                format!("client={client}"),
-                format!("case={}", case.name),
-                format!("bootstrap={bootstrap}"),
-                format!("topic={topic}"),
-                format!("records={records}"),
-                format!("batch_size={}", o.batch_size),
-            ],
-        )
+        let mut args = vec![
+            "--worker".to_owned(),
+            format!("client={client}"),
+            format!("case={}", case.name),
+            format!("bootstrap={bootstrap}"),
+            format!("topic={topic}"),
+            format!("records={records}"),
+            format!("batch_size={}", o.batch_size),
+        ];
+        args.extend(extra.iter().cloned());
+        common::run_worker(&o.common.wrap, o.common.timeout, &args)
     });
     drop(running);
-    if let Target::External(b) = target {
-        if let Err(e) = rt.block_on(common::delete_topic(b, &topic)) {
+    let admin = match target {
+        Target::External(b) => Some(b.clone()),
+        Target::Kafka(node) => Some(node.plaintext()),
+        _ => None,
+    };
+    if let Some(b) = admin {
+        if let Err(e) = rt.block_on(common::delete_topic(&b, &topic)) {
             eprintln!("could not delete {topic}: {e}");
         }
     }
@@ -271,5 +346,11 @@ mod tests {
         assert!(Options::parse(&args(&["--clients", "kafkajs"])).is_err());
         assert!(Options::parse(&args(&["--bogus"])).is_err());
         assert!(Options::parse(&args(&["--repeat"])).is_err());
+        let o = Options::parse(&args(&["--kafka", "--only", "1kb-sasl-ssl"])).unwrap();
+        assert!(o.kafka);
+        assert!(Options::parse(&args(&["--kafka", "--brokers", "h:1"])).is_err());
+        let tls = common::find(CASES, "1kb-sasl-ssl").unwrap();
+        assert!(tls.tls && !Target::Mock.runs(tls));
+        assert!(!cases::supports(tls, "rskafka") && cases::supports(tls, "rdkafka"));
     }
 }

@@ -447,7 +447,26 @@ impl SecurityConfig {
             }
         }
         if !p.uses_tls() {
-            if let Some(key) = self.has_ssl_settings() {
+            // The one TLS connection a SASL_PLAINTEXT client makes is to an https:// token
+            // endpoint, which trusts ssl.ca.* (with Mozilla's roots): a CA set for that is
+            // used, not ignored. Every other ssl.* key stays an error there.
+            let ca_for_token_endpoint = p.uses_sasl()
+                && self.effective_mechanism() == Some(SaslMechanism::OAuthBearer)
+                && self.oauth.provider.is_none()
+                && self
+                    .oauth
+                    .token_endpoint
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("https://"));
+            let key = match self.has_ssl_settings() {
+                Some(key) if key.starts_with("ssl.ca.") && ca_for_token_endpoint => {
+                    let mut rest = self.clone();
+                    rest.ca = None;
+                    rest.has_ssl_settings()
+                }
+                other => other,
+            };
+            if let Some(key) = key {
                 return Err(Error::config(format!(
                     "{key} is set but security.protocol is {p}: TLS needs SSL or SASL_SSL \
                      (the setting would be ignored)"
@@ -860,6 +879,34 @@ mod tests {
         let e = err(&[("ssl.ca.location", "/x")]);
         assert!(
             e.contains("ssl.ca.location is set but security.protocol is PLAINTEXT"),
+            "{e}"
+        );
+        // ssl.ca.* serves an https token endpoint of a SASL_PLAINTEXT client; nothing else.
+        let oauth = [
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("sasl.oauthbearer.client.id", "id"),
+            ("sasl.oauthbearer.client.secret", "secret"),
+            ("ssl.ca.location", "/ca.pem"),
+        ];
+        let with = |url: &str, more: &[(&'static str, &'static str)]| {
+            let mut s = SecurityConfig::default();
+            for (k, v) in oauth.iter().chain(more) {
+                s.apply(k, v).unwrap();
+            }
+            s.apply("sasl.oauthbearer.token.endpoint.url", url).unwrap();
+            s.validate().map_err(|e| e.to_string())
+        };
+        with("https://idp.example.com/token", &[]).unwrap();
+        let e = with("http://idp.example.com/token", &[]).unwrap_err();
+        assert!(e.contains("ssl.ca.location is set but"), "{e}");
+        let e = with(
+            "https://idp.example.com/token",
+            &[("ssl.endpoint.identification.algorithm", "none")],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("ssl.endpoint.identification.algorithm is set but"),
             "{e}"
         );
         let e = err(&[("security.protocol", "SASL_PLAINTEXT"), ("ssl.ca.pem", "x")]);

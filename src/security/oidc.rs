@@ -9,7 +9,9 @@
 //! refresh are the [`TokenCache`](super::oauth::TokenCache)'s job.
 //!
 //! Errors: an endpoint that cannot be reached, times out or answers 5xx gives
-//! [`Error::Connect`] (retriable: the pool tries again after its backoff); a 4xx answer (a
+//! [`Error::Connect`] (retriable: the pool tries again after its backoff); an `https://`
+//! endpoint whose certificate fails the check gives [`Error::Tls`] naming the endpoint (not
+//! retriable); a 4xx answer (a
 //! wrong client secret, an unknown client) or an unusable token gives
 //! [`Error::SaslAuthenticationFailed`] with the endpoint's `error`/`error_description`. The
 //! client secret and the token never appear in either.
@@ -84,11 +86,12 @@ impl OidcClientCredentials {
         }
     }
 
+    /// A failed exchange: a TLS failure (untrusted or expired certificate, wrong host) is
+    /// [`Error::Tls`] naming the endpoint, not retriable, since the same settings fail the
+    /// same way; anything else [`Error::Connect`], which the pool retries.
     fn unreachable(&self, source: io::Error) -> Error {
-        Error::Connect {
-            broker: format!("the OAuth token endpoint {}", self.url_text).into(),
-            source: Arc::new(source),
-        }
+        let endpoint: Arc<str> = format!("the OAuth token endpoint {}", self.url_text).into();
+        super::tls::connect_error(endpoint, source)
     }
 
     async fn fetch(&self) -> Result<OAuthBearerToken, Error> {

@@ -405,12 +405,38 @@ fn from_rustls(e: &rustls::Error, host: &str) -> (TlsErrorKind, String) {
                 ),
                 )
             }
-            CertificateError::Expired
-            | CertificateError::ExpiredContext { .. }
-            | CertificateError::NotValidYet
-            | CertificateError::NotValidYetContext { .. } => {
-                (K::Expired, format!("the certificate of {host}: {e}"))
-            }
+            CertificateError::ExpiredContext { time, not_after } => (
+                K::Expired,
+                format!(
+                    "the certificate of {host} expired at {} ({} ago); the broker must \
+                     serve a renewed certificate (or this machine's clock is wrong)",
+                    utc(not_after.as_secs()),
+                    ago(time.as_secs().saturating_sub(not_after.as_secs())),
+                ),
+            ),
+            CertificateError::Expired => (
+                K::Expired,
+                format!(
+                    "the certificate of {host} has expired ({e}); the broker must serve a \
+                     renewed certificate (or this machine's clock is wrong)"
+                ),
+            ),
+            CertificateError::NotValidYetContext { time, not_before } => (
+                K::Expired,
+                format!(
+                    "the certificate of {host} is not valid yet: valid from {} ({} from \
+                     now); check this machine's clock and the certificate's dates",
+                    utc(not_before.as_secs()),
+                    ago(not_before.as_secs().saturating_sub(time.as_secs())),
+                ),
+            ),
+            CertificateError::NotValidYet => (
+                K::Expired,
+                format!(
+                    "the certificate of {host} is not valid yet ({e}); check this machine's \
+                     clock and the certificate's dates"
+                ),
+            ),
             _ => (K::BadCertificate, format!("the certificate of {host}: {e}")),
         },
         R::AlertReceived(Alert::CertificateRequired) => (
@@ -445,6 +471,39 @@ fn from_rustls(e: &rustls::Error, host: &str) -> (TlsErrorKind, String) {
             ),
         ),
         _ => (K::Other, format!("with {host}: {e}")),
+    }
+}
+
+/// A UNIX time as `YYYY-MM-DD HH:MM:SS UTC`: certificate dates are read by people, who should
+/// not have to convert seconds since 1970 to see that a certificate ran out last March.
+fn utc(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a proleptic Gregorian date (the era-based method: 400-year
+    // eras of 146,097 days, years starting on 1 March so the leap day comes last).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
+}
+
+/// A span of seconds in the largest whole unit that fits, for "expired 3 days ago".
+fn ago(secs: u64) -> String {
+    match secs {
+        s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
+        s if s >= 2 * 3_600 => format!("{} hours", s / 3_600),
+        s if s >= 2 * 60 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
     }
 }
 
@@ -548,6 +607,34 @@ mod tests {
             "h",
         );
         assert_eq!(k, TlsErrorKind::Expired);
+        // 2021-01-01T00:00:00Z, checked 3 days later.
+        let (k, d) = from_rustls(
+            &rustls::Error::InvalidCertificate(CertificateError::ExpiredContext {
+                time: UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                    1_609_459_200 + 3 * 86_400,
+                )),
+                not_after: UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                    1_609_459_200,
+                )),
+            }),
+            "h",
+        );
+        assert_eq!(k, TlsErrorKind::Expired);
+        assert!(
+            d.contains("the certificate of h expired at 2021-01-01 00:00:00 UTC (3 days ago)"),
+            "{d}"
+        );
+        let (k, d) = from_rustls(
+            &rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext {
+                time: UnixTime::since_unix_epoch(std::time::Duration::from_secs(0)),
+                not_before: UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                    951_782_400 + 3_600 * 5 + 61,
+                )),
+            }),
+            "h",
+        );
+        assert_eq!(k, TlsErrorKind::Expired);
+        assert!(d.contains("valid from 2000-02-29 05:01:01 UTC"), "{d}");
         let (k, d) = from_rustls(
             &rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
             "h",

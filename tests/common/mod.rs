@@ -534,6 +534,7 @@ pub mod cutting_proxy;
 pub mod faults;
 pub mod java;
 pub mod kafka;
+pub mod tls_proxy;
 
 pub use kafka::{KafkaCluster, KafkaOptions};
 

@@ -3,18 +3,20 @@
 //! brokers).
 //!
 //! Without `--brokers`, produce runs against librdkafka's mock cluster and Tansu, consume
-//! against Tansu only; Tansu is installed first like `cargo xtask test` does. Not part of CI.
+//! against Tansu only; Tansu is installed first like `cargo xtask test` does. `produce
+//! --kafka` runs against one real Apache Kafka node instead (its classpath installed first,
+//! like `install-brokers`), with the SASL_SSL case. Not part of CI.
 
 use std::path::Path;
 use std::process::Command;
 
-use crate::{cargo, install, run_step, Error, Result};
+use crate::{cargo, install, kafka, run_step, Error, Result};
 
 /// The bench package and its binary.
 pub const PACKAGE: &str = "ferrokafka-bench";
 
 pub const USAGE: &str = "\
-usage: cargo xtask bench produce [--brokers HOST:PORT] [--only CASE[,CASE]] [--quick]
+usage: cargo xtask bench produce [--brokers HOST:PORT | --kafka] [--only CASE[,CASE]] [--quick]
                                  [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]
        cargo xtask bench consume [--brokers HOST:PORT] [--only CASE[,CASE]] [--quick]
                                  [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]";
@@ -26,6 +28,8 @@ pub struct Plan {
     pub args: Vec<String>,
     /// Whether Tansu is needed (no external cluster, Tansu not switched off).
     pub needs_tansu: bool,
+    /// Whether a real Kafka node is started (`produce --kafka`).
+    pub needs_kafka: bool,
 }
 
 /// Checks the command line: `produce` or `consume`, then the bench's own options, passed
@@ -37,7 +41,8 @@ pub fn plan(args: &[String]) -> Result<Plan> {
     if what != "produce" && what != "consume" {
         return Err(Error::new(format!("unknown benchmark `{what}`\n{USAGE}")));
     }
-    let external = rest.iter().any(|a| a == "--brokers");
+    let needs_kafka = what == "produce" && rest.iter().any(|a| a == "--kafka");
+    let external = needs_kafka || rest.iter().any(|a| a == "--brokers");
     // Only produce has --no-tansu (consume always needs Tansu or --brokers); the bench
     // itself rejects options its command does not have.
     let no_tansu = what == "produce" && rest.iter().any(|a| a == "--no-tansu");
@@ -46,13 +51,19 @@ pub fn plan(args: &[String]) -> Result<Plan> {
     Ok(Plan {
         args: bench_args,
         needs_tansu: !external && !no_tansu,
+        needs_kafka,
     })
 }
 
 /// `cargo run --release -p ferrokafka-bench -- <args>` in the workspace root.
 pub fn command(root: &Path, plan: &Plan, tansu: Option<&Path>) -> Command {
     let mut cmd = cargo();
-    cmd.args(["run", "--release", "--quiet", "--package", PACKAGE, "--"])
+    cmd.args(["run", "--release", "--quiet", "--package", PACKAGE]);
+    if plan.needs_kafka {
+        // rdkafka's TLS (OpenSSL from source) only when the real-Kafka SASL_SSL case may run.
+        cmd.args(["--features", "tls"]);
+    }
+    cmd.arg("--")
         .args(&plan.args)
         .current_dir(root);
     if let Some(tansu) = tansu {
@@ -71,7 +82,11 @@ pub fn run(root: &Path, args: &[String]) -> Result {
     } else {
         None
     };
-    run_step(&mut command(root, &plan, tansu.as_deref()))
+    let mut cmd = command(root, &plan, tansu.as_deref());
+    if plan.needs_kafka {
+        cmd.env(kafka::KAFKA_HOME_ENV, kafka::ensure(root)?);
+    }
+    run_step(&mut cmd)
 }
 
 #[cfg(test)]
@@ -113,6 +128,9 @@ mod tests {
                 .unwrap()
                 .needs_tansu
         );
+        let k = plan(&strings(&["produce", "--kafka", "--only", "1kb-sasl-ssl"])).unwrap();
+        assert!(k.needs_kafka && !k.needs_tansu);
+        assert_eq!(k.args, ["produce", "--kafka", "--only", "1kb-sasl-ssl"]);
     }
 
     #[test]

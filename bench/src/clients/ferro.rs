@@ -28,7 +28,7 @@ pub fn run(job: &Job) -> Result<Produced, String> {
 
 async fn produce(job: &Job) -> Result<Produced, String> {
     let case = job.case;
-    let client = connect::ferrokafka_client(&job.bootstrap).await?;
+    let client = connect::ferrokafka_secure_client(&job.bootstrap, job.sasl_ssl.as_ref()).await?;
     let acks = match case.acks {
         cases::Acks::Leader => Acks::Leader,
         cases::Acks::All => Acks::All,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::cases::{self, Case, CASES};
 use crate::common::{self, Measured, WorkerArgs};
+use crate::kafka::SaslSsl;
 use crate::measure;
 use crate::payload::Payload;
 
@@ -24,6 +25,8 @@ pub struct Job {
     pub payload: Payload,
     /// `batch.size` in bytes.
     pub batch_size: usize,
+    /// SASL_SSL settings for a `tls` case; `None`: plaintext.
+    pub sasl_ssl: Option<SaslSsl>,
 }
 
 /// What a client reports back after every record is acknowledged.
@@ -37,7 +40,8 @@ pub struct Produced {
     pub elapsed: Duration,
 }
 
-/// `--worker client=.. case=.. bootstrap=.. topic=.. records=.. [batch_size=..]`
+/// `--worker client=.. case=.. bootstrap=.. topic=.. records=.. [batch_size=..] [ca=PATH]`
+/// (`ca`: SASL_SSL as the `--kafka` node's SCRAM user, trusting that CA file).
 pub fn worker_main(args: &[String]) -> Result<(), String> {
     let kv = WorkerArgs::parse(args)?;
     let client = kv.get("client")?;
@@ -50,7 +54,14 @@ pub fn worker_main(args: &[String]) -> Result<(), String> {
         topic: kv.get("topic")?.to_string(),
         records,
         payload: Payload::new(case.size),
+        sasl_ssl: kv.get("ca").ok().map(|ca| SaslSsl { ca: ca.into() }),
     };
+    if job.sasl_ssl.is_some() && !cases::supports(case, client) {
+        return Err(format!(
+            "{client} cannot run {} (no TLS in this build)",
+            case.name
+        ));
+    }
     let cpu_start = measure::cpu_micros();
     let produced = match client {
         "ferrokafka" => ferro::run(&job),

@@ -49,6 +49,9 @@ pub fn config(job: &Job) -> ClientConfig {
                 "murmur2_random"
             },
         );
+    if let Some(s) = &job.sasl_ssl {
+        connect::rdkafka_sasl_ssl(&mut cfg, s);
+    }
     // Extra or overriding properties for experiments: `key=value,key=value`.
     for (k, v) in connect::extra_properties(connect::RDKAFKA_EXTRA_ENV) {
         cfg.set(k, v);
