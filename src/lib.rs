@@ -76,9 +76,9 @@ pub use admin::{
     AclBinding, AclBindingFilter, AclOperation, AclPatternType, AclPermission, AclResourceType,
     Admin, AlterConfigOp, BrokerDescription, ClusterDescription, ConfigEntry, ConfigResource,
     ConfigResourceType, ConfigSource, ConfigSynonym, CreateTopicsOptions, CreatedTopic,
-    ElectionType, FeatureLevel, GroupDescription, GroupListing, GroupMember, GroupType,
-    GroupState, ListGroupsOptions, ListTransactionsOptions, ListedOffset, NewPartitions, NewTopic,
-    OffsetSpec, GroupPartitionLag, ProducerState, ResourceResult, ScramChange, ScramCredential,
+    ElectionType, FeatureLevel, GroupDescription, GroupListing, GroupMember, GroupPartitionLag,
+    GroupState, GroupType, ListGroupsOptions, ListTransactionsOptions, ListedOffset, NewPartitions,
+    NewTopic, OffsetSpec, ProducerState, ResourceResult, ScramChange, ScramCredential,
     ScramMechanism, TopicDescription, TopicResult, TransactionDescription, TransactionListing,
     UserScramCredentials,
 };
@@ -90,9 +90,9 @@ pub use codes::KafkaCode;
 pub use compression::Compression;
 pub use consumer::{
     CommitOffset, Consumer, ConsumerBuilder, ConsumerGroupMetadata, ConsumerRecord, FailureAction,
-    FailurePolicy, GroupProtocol, IsolationLevel, LatencySummary, OffsetReset, PartitionProcessMetrics,
-    ProcessHandle, ProcessMetrics, ProcessOptions, ProcessOrdering, Processor, RebalanceContext,
-    RebalanceListener, SeekTo, TimestampType, TopicPartition,
+    FailurePolicy, GroupProtocol, IsolationLevel, LatencySummary, OffsetReset,
+    PartitionProcessMetrics, ProcessHandle, ProcessMetrics, ProcessOptions, ProcessOrdering,
+    Processor, RebalanceContext, RebalanceListener, SeekTo, TimestampType, TopicPartition,
 };
 pub use error::{Error, Result};
 pub use producer::partitioner::{

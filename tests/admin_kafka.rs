@@ -26,10 +26,9 @@ use common::{connect, create_topic, unique_topic, within};
 use ferrokafka::{
     AclBinding, AclBindingFilter, AclOperation, AclPermission, AclResourceType, Admin,
     AlterConfigOp, Client, CommitOffset, ConfigResource, ConfigSource, Consumer,
-    CreateTopicsOptions, ElectionType, Error, GroupType, GroupState, KafkaCode,
-    ListGroupsOptions, ListTransactionsOptions, NewPartitions, NewTopic, OffsetSpec, Producer,
-    Record, ResourceResult, SaslMechanism, ScramChange, ScramMechanism, SecurityProtocol,
-    TopicPartition,
+    CreateTopicsOptions, ElectionType, Error, GroupState, GroupType, KafkaCode, ListGroupsOptions,
+    ListTransactionsOptions, NewPartitions, NewTopic, OffsetSpec, Producer, Record, ResourceResult,
+    SaslMechanism, ScramChange, ScramMechanism, SecurityProtocol, TopicPartition,
 };
 
 async fn kafka_client() -> Client {

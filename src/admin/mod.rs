@@ -64,7 +64,7 @@ pub use configs::{
     AlterConfigOp, ConfigEntry, ConfigResource, ConfigResourceType, ConfigSource, ConfigSynonym,
 };
 pub use groups::{
-    GroupDescription, GroupListing, GroupMember, GroupType, GroupState, ListGroupsOptions,
+    GroupDescription, GroupListing, GroupMember, GroupState, GroupType, ListGroupsOptions,
 };
 pub use lag::GroupPartitionLag;
 pub use records::{ListedOffset, OffsetSpec};

@@ -63,9 +63,7 @@ pub fn command(root: &Path, plan: &Plan, tansu: Option<&Path>) -> Command {
         // rdkafka's TLS (OpenSSL from source) only when the real-Kafka SASL_SSL case may run.
         cmd.args(["--features", "tls"]);
     }
-    cmd.arg("--")
-        .args(&plan.args)
-        .current_dir(root);
+    cmd.arg("--").args(&plan.args).current_dir(root);
     if let Some(tansu) = tansu {
         cmd.arg("--tansu")
             .arg(tansu)
