@@ -83,19 +83,21 @@ async fn moved_leader_is_found_after_not_leader_or_follower() {
     )
     .await
     .unwrap();
-    let before = client.cached_metadata();
+    // The admin client looks partitions up in metadata of its own per attempt (it must not
+    // auto-create topics or track them in the client's cache), so the leader is read here.
+    let before = client.metadata(&[&topic]).await.unwrap();
     assert_eq!(before.topic(&topic).unwrap().partitions[0].leader, Some(1));
 
     mock.partition_leader(&topic, 0, Some(3)).unwrap();
-    // The cached leader (1) now answers NOT_LEADER_OR_FOLLOWER; the retry loop refreshes
-    // metadata (metadata.max.age.ms is 5 minutes, so nothing else would) and goes to broker 3.
+    // Leader 1 now answers NOT_LEADER_OR_FOLLOWER; the admin's retry looks the leader up
+    // again and goes to broker 3.
     within(
         "offsets after move",
         admin.list_offsets(&topic, 0, OffsetSpec::Earliest),
     )
     .await
     .unwrap();
-    let after = client.cached_metadata();
+    let after = client.metadata(&[&topic]).await.unwrap();
     assert_eq!(after.topic(&topic).unwrap().partitions[0].leader, Some(3));
     client.close().await;
 }
