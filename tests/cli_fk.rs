@@ -310,7 +310,7 @@ async fn bad_arguments_fail_with_a_message_naming_the_argument() {
             "-o",
         ),
         (
-            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-o", "-3"],
+            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-o", "s@x"],
             "-o",
         ),
         (
@@ -365,7 +365,7 @@ async fn bad_arguments_fail_with_a_message_naming_the_argument() {
             "auto.offset.reset",
         ),
         (
-            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-p", "0"],
+            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-p", "-1"],
             "-p",
         ),
         (&["frobnicate"], "frobnicate"),
