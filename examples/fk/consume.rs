@@ -74,13 +74,16 @@ async fn print(consumer: &Consumer, args: &ConsumeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot subscribe to {}: {e}", args.topic))?;
     } else {
         let partitions = partitions(consumer, &args.topic, args.partition).await?;
+        // Looked up before `assign`: once assigned, the fetcher starts reading, and a seek
+        // that comes after an await would race with records already handed out.
+        let starts = start_positions(consumer, &partitions, args.start).await?;
         consumer
             .assign(&partitions)
             .await
             .map_err(|e| format!("cannot assign {}: {e}", args.topic))?;
         // An explicit seek rather than auto.offset.reset: it also overrides a committed
         // offset should someone pass -X group.id without -g.
-        for (tp, to) in start_positions(consumer, &partitions, args.start).await? {
+        for (tp, to) in starts {
             consumer.seek(&tp, to).map_err(|e| format!("{tp}: {e}"))?;
         }
     }
@@ -89,18 +92,29 @@ async fn print(consumer: &Consumer, args: &ConsumeArgs) -> Result<(), String> {
     let mut left = args.count;
     // -e: the end of each assigned partition, read when it was first seen assigned.
     let mut ends: HashMap<TopicPartition, i64> = HashMap::new();
+    // With -e, one receive is kept across the end checks instead of being dropped and
+    // started again every END_CHECK: a receive is never cancelled half way.
+    let mut pending = None;
     while left != Some(0) {
-        if args.exit_at_end && all_at_end(consumer, &mut ends).await? {
+        if args.exit_at_end && pending.is_none() && all_at_end(consumer, &mut ends).await? {
             return Ok(());
         }
         // Never take more than -c still wants: with -g, whatever the consumer hands out
         // counts as consumed and is committed at close.
         let max = left.map_or(BATCH, |n| n.min(BATCH as u64) as usize);
         let batch = if args.exit_at_end {
-            // Dropping the wait is safe: recv hands out records only when it returns.
-            match tokio::time::timeout(END_CHECK, consumer.recv_batch(max)).await {
-                Ok(batch) => batch,
-                Err(_) => continue,
+            let recv = pending.get_or_insert_with(|| Box::pin(consumer.recv_batch(max)));
+            match tokio::time::timeout(END_CHECK, recv.as_mut()).await {
+                Ok(batch) => {
+                    pending = None;
+                    batch
+                }
+                Err(_) => {
+                    if all_at_end(consumer, &mut ends).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
             }
         } else {
             consumer.recv_batch(max).await
