@@ -310,7 +310,7 @@ async fn bad_arguments_fail_with_a_message_naming_the_argument() {
             "-o",
         ),
         (
-            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-o", "-3"],
+            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-o", "s@x"],
             "-o",
         ),
         (
@@ -365,7 +365,7 @@ async fn bad_arguments_fail_with_a_message_naming_the_argument() {
             "auto.offset.reset",
         ),
         (
-            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-p", "0"],
+            &["consume", "-b", "127.0.0.1:1", "-t", "t", "-p", "-1"],
             "-p",
         ),
         (&["frobnicate"], "frobnicate"),
@@ -634,4 +634,143 @@ async fn consume_in_a_group_continues_where_the_last_run_committed() {
         let expected = lines[run * 10..(run + 1) * 10].join("\n") + "\n";
         assert_eq!(out, expected, "run {run}");
     }
+}
+
+/// The kcat-class additions, end to end on the shared real Kafka node: headers on produce, `-f` with every token, `-J`
+/// parsed as JSON, `-e` ending at the end of the log, `-o -N`, then the admin commands
+/// (`topics create/describe/list/delete`, `metadata`, `groups list/describe/lag`,
+/// `groups reset-offsets` dry run and `--execute`) and their exit codes.
+#[tokio::test]
+async fn format_json_end_of_log_and_the_admin_commands() {
+    // Real Kafka: Tansu's ListOffsets LATEST is wrong (../shared/brokers.md), and -e and
+    // -o -N rely on it.
+    let bootstrap = common::kafka().bootstrap();
+    let b = bootstrap.as_str();
+    let topic = unique_topic("cli-fk-admin");
+
+    let run = fk(
+        &["topics", "create", "-b", b, &topic, "-P", "1", "-R", "1"],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("with 1 partitions"), "{}", run.stdout);
+    let run = fk(&["topics", "list", "-b", b], "").await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with(&topic)),
+        "{}",
+        run.stdout
+    );
+
+    fk_produce(
+        b,
+        &topic,
+        &["-K", ":", "-H", "h1=x", "-H", "h2=y"],
+        "k1:v1\nk2:value2\n",
+    )
+    .await;
+
+    // -e ends at the end of the log without -c; every -f token.
+    let out = fk_consume(
+        b,
+        &topic,
+        &[
+            "-o",
+            "beginning",
+            "-e",
+            "-f",
+            "%t|%p|%o|%k|%s|%K|%S|%h|%T|%%\\n",
+        ],
+    )
+    .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let first: Vec<&str> = lines[0].split('|').collect();
+    assert_eq!(
+        &first[..8],
+        &[topic.as_str(), "0", "0", "k1", "v1", "2", "2", "h1=x,h2=y"]
+    );
+    assert!(
+        first[8].parse::<i64>().unwrap() > 1_600_000_000_000,
+        "{out}"
+    );
+    assert_eq!(first[9], "%");
+    assert!(lines[1].contains("|1|k2|value2|2|6|"), "{out}");
+
+    // -J: one JSON object per record; -o -1 starts one before the end.
+    let out = fk_consume(b, &topic, &["-o", "-1", "-e", "-J"]).await;
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(records.len(), 1, "{out}");
+    assert_eq!(records[0]["key"], "k2");
+    assert_eq!(records[0]["payload"], "value2");
+    assert_eq!(records[0]["offset"], 1);
+    assert_eq!(records[0]["headers"][1]["value"], "y");
+
+    let run = fk(&["metadata", "-b", b, "-t", &topic], "").await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("BROKER") && run.stdout.contains(&topic),
+        "{}",
+        run.stdout
+    );
+    let run = fk(&["topics", "describe", "-b", b, &topic], "").await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("PARTITION"), "{}", run.stdout);
+
+    // A group that read one record: lag 1; a dry run changes nothing, --execute does.
+    let group = unique_topic("cli-fk-g");
+    let mut args = vec!["-g", group.as_str(), "-o", "beginning", "-c", "1"];
+    args.extend_from_slice(&QUICK_GROUP);
+    assert_eq!(fk_consume(b, &topic, &args).await, "v1\n");
+    let run = fk(&["groups", "list", "-b", b], "").await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains(&group), "{}", run.stdout);
+    let run = fk(&["groups", "describe", "-b", b, &group], "").await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let lag = fk(&["groups", "lag", "-b", b, &group], "").await;
+    assert_eq!(lag.code, Some(0), "{}", lag.stderr);
+    assert!(lag.stdout.contains("total lag 1"), "{}", lag.stdout);
+    let reset = [
+        "groups",
+        "reset-offsets",
+        "-b",
+        b,
+        &group,
+        "--topic",
+        &topic,
+        "--to-earliest",
+    ];
+    let run = fk(&reset, "").await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("dry run"), "{}", run.stderr);
+    let run = fk(&["groups", "lag", "-b", b, &group], "").await;
+    assert!(
+        run.stdout.contains("total lag 1"),
+        "dry run changed offsets: {}",
+        run.stdout
+    );
+    let mut execute = reset.to_vec();
+    execute.push("--execute");
+    let run = fk(&execute, "").await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = fk(&["groups", "lag", "-b", b, &group], "").await;
+    assert!(
+        run.stdout.contains("total lag 2"),
+        "--execute did not reset: {}",
+        run.stdout
+    );
+
+    // Exit codes: a failed operation is 1 and names the resource; bad usage is 2.
+    let missing = unique_topic("cli-fk-missing");
+    let run = fk(&["topics", "delete", "-b", b, &missing], "").await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains(&missing), "{}", run.stderr);
+    let run = fk(&["topics", "bogus", "-b", b], "").await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let run = fk(&["topics", "delete", "-b", b, &topic], "").await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
 }
