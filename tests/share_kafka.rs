@@ -334,13 +334,9 @@ async fn release_redelivers_with_a_higher_count_and_reject_never_redelivers() {
     let first = recv_n(&c, 10, "the first delivery of 10 records").await;
     let offsets: Vec<(i64, i16)> = first.iter().map(|r| (r.offset, r.delivery_count)).collect();
     assert_eq!(offsets, (0..10).map(|o| (o, 1)).collect::<Vec<_>>());
-    let renew = c
-        .acknowledge(&first[0], AcknowledgeType::Renew)
-        .unwrap_err();
-    assert!(
-        matches!(renew, ferrokafka::Error::UnsupportedApi { .. }),
-        "{renew:?}"
-    );
+    // A renewal not yet sent is replaced by the final acknowledgement below (Kafka 4.4
+    // speaks ShareAcknowledge v2, so RENEW is accepted locally).
+    c.acknowledge(&first[0], AcknowledgeType::Renew).unwrap();
     for r in &first {
         let how = match r.offset {
             1 | 3 => AcknowledgeType::Release,
@@ -512,6 +508,74 @@ async fn held_records_go_to_others_when_the_lock_expires_or_the_holder_is_droppe
         .map(|r| (r.offset, r.delivery_count))
         .collect();
     assert_eq!(keys, vec![(5, 2), (6, 2), (7, 2)]);
+    other.close().await.unwrap();
+    client.close().await;
+}
+
+/// RENEW (KIP-1222, ShareAcknowledge v2): a record renewed every 5 s stays with its holder
+/// past three 15 s locks (another member polling all along gets nothing), and is accepted
+/// afterwards. Without renewal the same lock expires and the record is redelivered
+/// (`held_records_go_to_others_when_the_lock_expires_or_the_holder_is_dropped`, the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_record_stays_with_its_holder_past_several_locks() {
+    let kafka = common::kafka();
+    let bootstrap = kafka.bootstrap();
+    let client = connect(&bootstrap).await;
+    let topic = unique_topic("share-renew");
+    let group = unique_topic("share-renew-g");
+    create_topic(&client, &topic, 1).await;
+    configure_group(
+        &bootstrap,
+        &topic,
+        &group,
+        &[("share.record.lock.duration.ms", "15000")],
+    )
+    .await;
+    produce(&client, &topic, 1, 1).await;
+
+    let holder = share_consumer(&client, &group, AcknowledgementMode::Explicit).await;
+    holder.subscribe(&[&topic]).await.unwrap();
+    let held = recv_n(&holder, 1, "the record to renew").await;
+    assert_eq!((held[0].offset, held[0].delivery_count), (0, 1));
+    let other = share_consumer(&client, &group, AcknowledgementMode::Explicit).await;
+    other.subscribe(&[&topic]).await.unwrap();
+    let tp = TopicPartition::new(&topic, 0);
+
+    let renewing = async {
+        for _ in 0..9 {
+            holder
+                .acknowledge(&held[0], AcknowledgeType::Renew)
+                .unwrap();
+            let results = holder.commit().await.unwrap();
+            assert!(
+                matches!(results.get(&tp), Some(Ok(()))),
+                "renewal refused: {results:?}"
+            );
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    };
+    let (_, stolen) = tokio::join!(renewing, recv_for(&other, Duration::from_secs(45)));
+    assert!(
+        stolen.is_empty(),
+        "a renewed record went to another member: {:?}",
+        stolen
+            .iter()
+            .map(|r| (r.offset, r.delivery_count))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        holder.acquisition_lock_timeout().is_some(),
+        "the v2 answers carry the lock timeout"
+    );
+    holder
+        .acknowledge(&held[0], AcknowledgeType::Accept)
+        .unwrap();
+    assert!(matches!(
+        holder.commit().await.unwrap().get(&tp),
+        Some(Ok(()))
+    ));
+    assert!(recv_for(&other, Duration::from_secs(3)).await.is_empty());
+    holder.close().await.unwrap();
     other.close().await.unwrap();
     client.close().await;
 }

@@ -244,6 +244,14 @@ impl Connection {
         }
     }
 
+    /// The broker's own version range for `api` from its ApiVersions answer (`None` before
+    /// the handshake or when it does not list the API): for requests the client speaks
+    /// beyond kafka-protocol's range (`protocol/share_v2.rs`), which [`version`](Self::version)
+    /// would cap.
+    pub(crate) fn broker_range(&self, api: ApiKey) -> Option<(i16, i16)> {
+        self.versions.get()?.broker_range(api)
+    }
+
     /// The cluster's finalized features as this broker reported them in ApiVersions (v3+;
     /// `None` before the handshake or from older brokers).
     pub(crate) fn finalized_features(&self) -> Option<&FinalizedFeatures> {
@@ -283,6 +291,22 @@ impl Connection {
         let api = api_key::<R>()?;
         let frame = self.roundtrip(api, version, timeout, false, encode).await?;
         protocol::decode_response::<R>(frame, version).map_err(|e| self.shared.poison(e))
+    }
+
+    /// Sends a frame `encode` writes for `api` at `version` and decodes the answer (the frame
+    /// from the correlation id on) with `decode`: for versions kafka-protocol cannot encode
+    /// or decode itself (`protocol/share_v2.rs`). A response that does not decode poisons
+    /// the connection, as in [`call`](Self::call).
+    pub(crate) async fn call_raw<T>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        timeout: Duration,
+        encode: impl FnOnce(i32, &StrBytes) -> Result<Frame>,
+        decode: impl FnOnce(Bytes) -> Result<T>,
+    ) -> Result<T> {
+        let frame = self.roundtrip(api, version, timeout, false, encode).await?;
+        decode(frame).map_err(|e| self.shared.poison(e))
     }
 
     /// Like [`call`](Self::call), for the SASL exchange: the frame is written even while the

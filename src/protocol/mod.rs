@@ -79,6 +79,7 @@ macro_rules! for_each_decoded_response {
 pub(crate) use for_each_decoded_response;
 mod layouts;
 pub(crate) mod records;
+pub(crate) mod share_v2;
 
 /// The ApiVersions version ferrokafka tries first. Brokers that do not know it answer
 /// UNSUPPORTED_VERSION and the connection steps down (see `Connection::negotiate`).

@@ -3,7 +3,12 @@
 //!
 //! A record moves `Buffered` (acquired, fetched, not handed out yet) → `Delivered` (handed
 //! out by `recv`) → `Acked(type)` (accepted, released or rejected by the application, or
-//! implicitly accepted by the next `recv`) → sent (removed from here). Offsets the broker
+//! implicitly accepted by the next `recv`) → sent (removed from here). A renewal (KIP-1222)
+//! is the one acknowledgement that keeps the record: `Acked(Renew)` → sent, `Renewing` →
+//! back to `Delivered` when the broker extended the lock (the application still holds the
+//! record and acknowledges it later), or forgotten when it refused (the lock is gone and the
+//! record with it). Until a renewal is sent, or while it is in flight, the application may
+//! still settle the record with a final type, which replaces it. Offsets the broker
 //! acquired for this member but for which it sent no record (compacted away, control records)
 //! go straight to `Acked(Gap)`: the broker wants every acquired offset back.
 //!
@@ -32,9 +37,13 @@ pub enum AcknowledgeType {
     Release,
     /// Unprocessable: archive it; it is never delivered again.
     Reject,
-    /// Keep it: extend the acquisition lock (KIP-1222). Needs ShareAcknowledge v2, which
-    /// this client does not speak yet: acknowledging with `Renew` fails with
+    /// Keep it: extend the acquisition lock (KIP-1222, Kafka 4.2+). The record stays this
+    /// consumer's and is acknowledged again later (with any type, `Renew` included). The
+    /// renewal goes to the broker with the next fetch round or [`commit`] in a
+    /// ShareAcknowledge v2; a broker without v2 makes the call fail with
     /// [`Error::UnsupportedApi`].
+    ///
+    /// [`commit`]: crate::ShareConsumer::commit
     Renew,
 }
 
@@ -45,6 +54,7 @@ pub(crate) enum Ack {
     Accept,
     Release,
     Reject,
+    Renew,
 }
 
 impl Ack {
@@ -54,6 +64,7 @@ impl Ack {
             Ack::Accept => 1,
             Ack::Release => 2,
             Ack::Reject => 3,
+            Ack::Renew => crate::protocol::share_v2::RENEW,
         }
     }
 }
@@ -63,6 +74,8 @@ enum State {
     Buffered,
     Delivered,
     Acked(Ack),
+    /// A renewal sent, its answer not in yet.
+    Renewing,
 }
 
 /// One partition's held offsets.
@@ -82,6 +95,13 @@ pub(crate) struct PendingAcks {
     pub(crate) topic_id: Uuid,
     /// `(first offset, last offset, type)`, ascending and disjoint.
     pub(crate) batches: Vec<(i64, i64, Ack)>,
+}
+
+impl PendingAcks {
+    /// Whether some batch renews (the request then needs ShareAcknowledge v2 and IsRenewAck).
+    pub(crate) fn renews(&self) -> bool {
+        self.batches.iter().any(|(_, _, t)| *t == Ack::Renew)
+    }
 }
 
 /// Every record a consumer holds (see the module docs).
@@ -156,7 +176,8 @@ impl Held {
             .get_mut(tp)
             .and_then(|p| p.offsets.get_mut(&offset));
         match state {
-            Some(s @ State::Delivered) => {
+            // A renewal is not final: the record is still the application's to settle.
+            Some(s @ (State::Delivered | State::Renewing | State::Acked(Ack::Renew))) => {
                 *s = State::Acked(ack);
                 Ok(())
             }
@@ -174,9 +195,38 @@ impl Held {
     pub(crate) fn release_unacknowledged(&mut self) {
         for p in self.parts.values_mut() {
             for s in p.offsets.values_mut() {
-                if matches!(s, State::Buffered | State::Delivered) {
+                if matches!(
+                    s,
+                    State::Buffered | State::Delivered | State::Renewing | State::Acked(Ack::Renew)
+                ) {
                     *s = State::Acked(Ack::Release);
                 }
+            }
+        }
+    }
+
+    /// The broker `tp`'s records were acquired from, if this consumer holds any.
+    pub(crate) fn broker_of(&self, tp: &TopicPartition) -> Option<i32> {
+        self.parts.get(tp).map(|p| p.broker)
+    }
+
+    /// The broker answered the renewals sent for `tp`: on success the records are the
+    /// application's again (`Delivered`), on failure the lock is gone and so are they. A
+    /// record the application settled meanwhile keeps its new acknowledgement.
+    pub(crate) fn finish_renewal(&mut self, tp: &TopicPartition, extended: bool) {
+        let Some(p) = self.parts.get_mut(tp) else {
+            return;
+        };
+        if extended {
+            for s in p.offsets.values_mut() {
+                if *s == State::Renewing {
+                    *s = State::Delivered;
+                }
+            }
+        } else {
+            p.offsets.retain(|_, s| *s != State::Renewing);
+            if p.offsets.is_empty() {
+                self.parts.remove(tp);
             }
         }
     }
@@ -218,7 +268,15 @@ impl Held {
             if batches.is_empty() {
                 continue;
             }
-            p.offsets.retain(|_, s| !matches!(s, State::Acked(_)));
+            // Sent renewals stay, waiting for the broker's answer (`finish_renewal`).
+            p.offsets.retain(|_, s| match s {
+                State::Acked(Ack::Renew) => {
+                    *s = State::Renewing;
+                    true
+                }
+                State::Acked(_) => false,
+                _ => true,
+            });
             out.push(PendingAcks {
                 broker: p.broker,
                 tp: tp.clone(),
@@ -277,6 +335,65 @@ mod tests {
             h.take_ready(Some(1))[0].batches,
             vec![(13, 13, Ack::Release)]
         );
+    }
+
+    #[test]
+    fn a_renewed_record_stays_held_until_it_is_settled() {
+        let id = Uuid::from_bytes([2; 16]);
+        let mut h = Held::default();
+        for o in 0..4 {
+            h.buffered(&tp(0), 1, id, o);
+            h.delivered(&tp(0), o);
+        }
+        h.acknowledge(&tp(0), 0, Ack::Accept).unwrap();
+        h.acknowledge(&tp(0), 1, Ack::Renew).unwrap();
+        h.acknowledge(&tp(0), 2, Ack::Renew).unwrap();
+        let ready = h.take_ready(None);
+        assert!(ready[0].renews());
+        assert_eq!(
+            ready[0].batches,
+            vec![(0, 0, Ack::Accept), (1, 2, Ack::Renew)]
+        );
+        assert_eq!(Ack::Renew.wire(), 4);
+        // In flight: nothing more to send, and the record may still be settled.
+        assert!(h.take_ready(None).is_empty());
+        h.acknowledge(&tp(0), 2, Ack::Reject).unwrap();
+        h.finish_renewal(&tp(0), true);
+        // 1 is the application's again: renewable and acceptable, once.
+        h.acknowledge(&tp(0), 1, Ack::Renew).unwrap();
+        h.acknowledge(&tp(0), 1, Ack::Accept).unwrap();
+        assert!(h.acknowledge(&tp(0), 1, Ack::Accept).is_err());
+        let ready = h.take_ready(None);
+        assert!(!ready[0].renews());
+        assert_eq!(
+            ready[0].batches,
+            vec![(1, 1, Ack::Accept), (2, 2, Ack::Reject)]
+        );
+        // A refused renewal: the record is gone; close releases only what is still held.
+        h.acknowledge(&tp(0), 3, Ack::Renew).unwrap();
+        assert!(h.take_ready(None)[0].renews());
+        h.finish_renewal(&tp(0), false);
+        assert!(h.acknowledge(&tp(0), 3, Ack::Accept).is_err());
+        assert_eq!(h.broker_of(&tp(0)), None);
+        h.release_unacknowledged();
+        assert!(h.take_ready(None).is_empty());
+    }
+
+    #[test]
+    fn close_releases_records_being_renewed() {
+        let id = Uuid::from_bytes([2; 16]);
+        let mut h = Held::default();
+        for o in 0..2 {
+            h.buffered(&tp(0), 1, id, o);
+            h.delivered(&tp(0), o);
+            h.acknowledge(&tp(0), o, Ack::Renew).unwrap();
+        }
+        assert_eq!(h.broker_of(&tp(0)), Some(1));
+        // 0 is in flight, 1 waits to be sent: close gives both back.
+        h.take_ready(None);
+        h.acknowledge(&tp(0), 1, Ack::Renew).unwrap();
+        h.release_unacknowledged();
+        assert_eq!(h.take_ready(None)[0].batches, vec![(0, 1, Ack::Release)]);
     }
 
     #[test]

@@ -54,13 +54,16 @@ pub(crate) async fn round(shared: &Arc<Shared>, sessions: &mut Sessions) -> Resu
     // ShareFetch v1 adds every partition it names to the session, so acknowledgements ride
     // on it only for partitions fetched from that broker now; the others (the partition
     // moved, or left the assignment) go alone in a ShareAcknowledge, sent first so the
-    // session's epochs stay in order.
+    // session's epochs stay in order. So do a partition's acknowledgements that include
+    // renewals: a ShareFetch carrying renewals may fetch nothing (KIP-1222), and this one
+    // is here to fetch.
     let mut ride: BTreeMap<i32, Vec<PendingAcks>> = BTreeMap::new();
     let mut alone: BTreeMap<i32, Vec<PendingAcks>> = BTreeMap::new();
     for a in acks {
         let fetched = by_leader
             .get(&a.broker)
-            .is_some_and(|parts| parts.iter().any(|(tp, _)| *tp == a.tp));
+            .is_some_and(|parts| parts.iter().any(|(tp, _)| *tp == a.tp))
+            && !a.renews();
         let to = if fetched { &mut ride } else { &mut alone };
         to.entry(a.broker).or_default().push(a);
     }
@@ -79,6 +82,7 @@ pub(crate) async fn round(shared: &Arc<Shared>, sessions: &mut Sessions) -> Resu
     if !prepared.is_empty() {
         let answers = join_all(prepared.iter().map(|p| session::send(client, p))).await;
         for (p, answer) in prepared.iter().zip(answers) {
+            shared.settle_renewals(p, &answer);
             sessions.settle(p, &answer);
             outcome.absorb(shared, p, answer)?;
         }
@@ -98,6 +102,9 @@ pub(crate) async fn round(shared: &Arc<Shared>, sessions: &mut Sessions) -> Resu
         }
     }
     for a in unsent {
+        if a.renews() {
+            shared.held.lock().unwrap().finish_renewal(&a.tp, false);
+        }
         // The session that acquired them is gone: so is this member's hold on the records,
         // which the broker gives to others when their locks expire (or already has).
         warn!(partition = %a.tp, broker = a.broker, "acknowledgements dropped: no share session");

@@ -48,7 +48,7 @@ use acks::{Ack, Held};
 pub use config::AcknowledgementMode;
 use config::{ShareConfig, SHARE_KEYS};
 use membership::{Assignment, Heartbeat};
-use session::Sessions;
+use session::{Observed, Sessions};
 
 /// A record from a share group: the record and how many times the broker has delivered it
 /// (1 the first time; higher after a release, a lock expiry or a member leaving).
@@ -161,7 +161,9 @@ impl ShareConsumerBuilder {
         let group = self.cfg.group_id.clone().expect("validated");
         let cfg = Arc::new(self.cfg);
         let member_id = membership::new_member_id();
+        let observed = Arc::new(Observed::default());
         let shared = Arc::new(Shared {
+            observed: observed.clone(),
             coordinator: Arc::new(GroupCoordinator::new(client.inner.clone(), group.clone())),
             cfg: cfg.clone(),
             member_id: member_id.clone(),
@@ -175,7 +177,7 @@ impl ShareConsumerBuilder {
             ack_failures: AtomicU64::new(0),
             client,
         });
-        let sessions = Sessions::new(shared.client.inner.clone(), cfg, group, member_id);
+        let sessions = Sessions::new(shared.client.inner.clone(), cfg, group, member_id, observed);
         Ok(ShareConsumer {
             shared,
             poll: tokio::sync::Mutex::new(Poll {
@@ -209,6 +211,9 @@ pub(crate) struct Shared {
     /// Acknowledgements the broker refused or that could not be sent (piggy-backed ones;
     /// `commit` reports its own per partition).
     ack_failures: AtomicU64,
+    /// What the brokers' answers said (renewal support, lock duration); written by the
+    /// requests (`session.rs`).
+    observed: Arc<Observed>,
 }
 
 impl Shared {
@@ -224,6 +229,26 @@ impl Shared {
     pub(crate) fn forget_broker(&self, broker: i32) {
         self.held.lock().unwrap().forget_broker(broker);
         self.buffer.lock().unwrap().retain(|(b, _)| *b != broker);
+    }
+
+    /// Settles the renewals `p` carried after its `answer`: the records whose partition the
+    /// broker answered without an acknowledgement error are held again, the others are gone.
+    pub(crate) fn settle_renewals(
+        &self,
+        p: &session::Prepared,
+        answer: &Result<Vec<session::PartitionAnswer>>,
+    ) {
+        if p.renewing.is_empty() {
+            return;
+        }
+        let mut held = self.held.lock().unwrap();
+        for tp in &p.renewing {
+            let extended = match answer {
+                Ok(parts) => !parts.iter().any(|a| a.tp == *tp && a.ack_error.is_some()),
+                Err(_) => false,
+            };
+            held.finish_renewal(tp, extended);
+        }
     }
 
     /// Queues what a fetch acquired, and marks the gaps for acknowledgement.
@@ -421,8 +446,17 @@ impl ShareConsumer {
     /// acknowledgement goes with the next ShareFetch, or with [`commit`](Self::commit) or
     /// [`close`](Self::close). Acknowledging a record twice, or one this consumer did not
     /// hand out, fails with [`Error::InvalidState`]; so does any call in implicit mode.
-    /// [`AcknowledgeType::Renew`] fails with [`Error::UnsupportedApi`]: it needs
-    /// ShareAcknowledge v2 (KIP-1222), and this client speaks v1.
+    ///
+    /// [`AcknowledgeType::Renew`] (KIP-1222) is not final: it asks the broker to extend the
+    /// record's acquisition lock (by the group's `share.record.lock.duration.ms`, from when
+    /// the broker reads the renewal) and the record stays this consumer's, to be acknowledged
+    /// again later — with another renewal or a final type. Renewals go in a ShareAcknowledge
+    /// v2 of their own (with the next fetch round, or `commit`, which reports whether the
+    /// lock was extended); until it is sent or answered, a final type replaces the renewal.
+    /// A renewal the broker refuses (the lock had already expired: INVALID_RECORD_STATE)
+    /// loses the record, which the broker delivers again. Renewing needs a broker that lists
+    /// ShareAcknowledge v2 (Kafka 4.2+); elsewhere it fails with [`Error::UnsupportedApi`]
+    /// and nothing changes.
     pub fn acknowledge(&self, record: &ShareRecord, how: AcknowledgeType) -> Result<()> {
         self.check_open()?;
         if self.shared.cfg.mode != AcknowledgementMode::Explicit {
@@ -434,23 +468,21 @@ impl ShareConsumer {
             AcknowledgeType::Accept => Ack::Accept,
             AcknowledgeType::Release => Ack::Release,
             AcknowledgeType::Reject => Ack::Reject,
-            AcknowledgeType::Renew => {
-                let (_, max) = crate::protocol::client_range(
-                    kafka_protocol::messages::ApiKey::ShareAcknowledge,
-                );
-                return Err(Error::UnsupportedApi {
-                    api: "ShareAcknowledge v2 (AcknowledgeType::Renew, KIP-1222)",
-                    broker: format!("any broker: ferrokafka speaks ShareAcknowledge up to v{max}")
-                        .into(),
-                });
-            }
+            AcknowledgeType::Renew => Ack::Renew,
         };
         let tp = tp_of(record);
-        self.shared
-            .held
-            .lock()
-            .unwrap()
-            .acknowledge(&tp, record.offset, ack)
+        let mut held = self.shared.held.lock().unwrap();
+        if ack == Ack::Renew {
+            // Every record handed out came from a ShareFetch on this consumer's socket to
+            // its broker, which recorded the broker's versions: refuse at once where the
+            // renewal could never be sent (`session::send` checks again).
+            if let Some(broker) = held.broker_of(&tp) {
+                if self.shared.observed.renews(broker) == Some(false) {
+                    return Err(session::renew_unsupported(format!("broker {broker}")));
+                }
+            }
+        }
+        held.acknowledge(&tp, record.offset, ack)
     }
 
     /// Sends every acknowledgement not sent yet (in implicit mode, first accepting what
@@ -503,6 +535,13 @@ impl ShareConsumer {
                 Some(p) => prepared.push(p),
                 None => {
                     for a in acks {
+                        if a.renews() {
+                            self.shared
+                                .held
+                                .lock()
+                                .unwrap()
+                                .finish_renewal(&a.tp, false);
+                        }
                         results.insert(
                             a.tp.clone(),
                             Err(Error::InvalidState(
@@ -522,6 +561,7 @@ impl ShareConsumer {
         let outcomes =
             futures::future::join_all(prepared.iter().map(|p| session::send(client, p))).await;
         for (p, o) in prepared.iter().zip(&outcomes) {
+            self.shared.settle_renewals(p, o);
             sessions.settle(p, &o.as_ref().map(|_| Vec::new()).map_err(Clone::clone));
         }
         results.extend(fetch::commit_results(&prepared, outcomes));
@@ -589,6 +629,14 @@ impl ShareConsumer {
         let mut out: Vec<TopicPartition> = set.into_iter().cloned().collect();
         out.sort();
         out
+    }
+
+    /// How long the broker locks the records it hands this consumer (the share group's
+    /// `share.record.lock.duration.ms`), as the last ShareFetch or renewal answer said;
+    /// `None` before the first answer. A record not acknowledged (or renewed) within it goes
+    /// to another member.
+    pub fn acquisition_lock_timeout(&self) -> Option<std::time::Duration> {
+        self.shared.observed.lock_timeout()
     }
 
     /// This member's id (generated by the client, KIP-1082).

@@ -18,11 +18,20 @@
 //! group coordinator's): a ShareFetch long-polls up to `fetch.max.wait.ms`, and a socket
 //! shared with other consumers or the producer would queue their requests behind it.
 //!
+//! Renewals (KIP-1222) always go alone, in a ShareAcknowledge v2 with IsRenewAck set
+//! (`protocol/share_v2.rs` speaks it over kafka-protocol's v1 codec); every other request
+//! stays at the version kafka-protocol speaks. Each answer tells [`Observed`] whether that
+//! broker lists ShareAcknowledge v2, so `acknowledge(…, Renew)` can refuse at once where no
+//! renewal can be sent.
+//!
 //! Ownership: `Sessions` belongs to the consumer's polling side; one fetch round (or commit,
-//! or close) at a time has it, so epochs are used in order.
+//! or close) at a time has it, so epochs are used in order. [`Observed`] is shared with the
+//! application's calls (written by the requests, read by `acknowledge` and
+//! `acquisition_lock_timeout`).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use kafka_protocol::messages::share_acknowledge_request::{
@@ -41,7 +50,58 @@ use crate::classify::{classify, Action};
 use crate::client::ClientInner;
 use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
-use crate::protocol::{group_id, str_bytes};
+use crate::protocol::{group_id, share_v2, str_bytes};
+
+/// What the brokers' answers told about them, for the application's calls.
+#[derive(Debug)]
+pub(crate) struct Observed {
+    /// Per broker: whether its ApiVersions lists ShareAcknowledge v2 (renewals).
+    renew: Mutex<HashMap<i32, bool>>,
+    /// The last AcquisitionLockTimeoutMs a broker sent (ShareFetch, ShareAcknowledge v2);
+    /// -1 before any.
+    lock_timeout_ms: AtomicI64,
+}
+
+impl Default for Observed {
+    fn default() -> Observed {
+        Observed {
+            renew: Mutex::new(HashMap::new()),
+            lock_timeout_ms: AtomicI64::new(-1),
+        }
+    }
+}
+
+impl Observed {
+    /// Whether `broker` takes renewals; `None` before this consumer talked to it.
+    pub(crate) fn renews(&self, broker: i32) -> Option<bool> {
+        self.renew.lock().unwrap().get(&broker).copied()
+    }
+
+    fn saw_versions(&self, broker: i32, conn: &crate::client::connection::Connection) {
+        let v2 = share_v2::speaks_v2(conn.broker_range(ApiKey::ShareAcknowledge));
+        self.renew.lock().unwrap().insert(broker, v2);
+    }
+
+    fn saw_lock_timeout(&self, ms: i32) {
+        if ms >= 0 {
+            self.lock_timeout_ms.store(i64::from(ms), Ordering::Relaxed);
+        }
+    }
+
+    /// The acquisition lock duration the brokers last announced.
+    pub(crate) fn lock_timeout(&self) -> Option<std::time::Duration> {
+        let ms = self.lock_timeout_ms.load(Ordering::Relaxed);
+        u64::try_from(ms).ok().map(std::time::Duration::from_millis)
+    }
+}
+
+/// The error for a renewal `broker` cannot take.
+pub(crate) fn renew_unsupported(broker: impl Into<String>) -> Error {
+    Error::UnsupportedApi {
+        api: "ShareAcknowledge v2 (AcknowledgeType::Renew, KIP-1222)",
+        broker: broker.into().into(),
+    }
+}
 
 /// One broker's share session.
 #[derive(Debug, Default)]
@@ -61,6 +121,7 @@ pub(crate) struct Sessions {
     by_broker: HashMap<i32, Session>,
     /// The pool owner number of this consumer's socket to each broker.
     sockets: HashMap<i32, u64>,
+    observed: Arc<Observed>,
 }
 
 impl Drop for Sessions {
@@ -84,6 +145,9 @@ pub(crate) struct Prepared {
     pub(crate) acked: Vec<TopicPartition>,
     /// The session's partitions once this request succeeds.
     partitions: BTreeSet<(Uuid, i32)>,
+    /// The partitions whose acknowledgements include renewals (a ShareAcknowledge v2).
+    pub(crate) renewing: Vec<TopicPartition>,
+    observed: Arc<Observed>,
 }
 
 enum Call {
@@ -120,6 +184,7 @@ impl Sessions {
         cfg: Arc<ShareConfig>,
         group: String,
         member_id: String,
+        observed: Arc<Observed>,
     ) -> Sessions {
         Sessions {
             client,
@@ -128,6 +193,7 @@ impl Sessions {
             member_id,
             by_broker: HashMap::new(),
             sockets: HashMap::new(),
+            observed,
         }
     }
 
@@ -253,6 +319,10 @@ impl Sessions {
             .with_batch_size(cfg.max_poll_records)
             .with_topics(topics)
             .with_forgotten_topics_data(forgotten);
+        debug_assert!(
+            !acks.iter().any(PendingAcks::renews),
+            "renewals go in ShareAcknowledge"
+        );
         let prepared = Prepared {
             broker,
             owner,
@@ -261,6 +331,8 @@ impl Sessions {
             names,
             acked,
             partitions: wanted,
+            renewing: Vec::new(),
+            observed: self.observed.clone(),
         };
         Ok((prepared, unsendable))
     }
@@ -317,6 +389,12 @@ impl Sessions {
             names,
             acked: acks.iter().map(|a| a.tp.clone()).collect(),
             partitions,
+            renewing: acks
+                .iter()
+                .filter(|a| a.renews())
+                .map(|a| a.tp.clone())
+                .collect(),
+            observed: self.observed.clone(),
         })
     }
 
@@ -332,6 +410,9 @@ impl Sessions {
                 session.epoch = next_epoch(p.epoch);
                 session.partitions = p.partitions.clone();
             }
+            // Refused before anything was sent (a renewal to a broker without
+            // ShareAcknowledge v2): the session is as it was.
+            Err(Error::UnsupportedApi { .. }) => {}
             Err(e) => {
                 let action = classify(e, Some(ApiKey::ShareFetch));
                 debug!(
@@ -361,6 +442,7 @@ pub(crate) async fn send(client: &ClientInner, p: &Prepared) -> Result<Vec<Parti
     let broker = p.broker;
     match &p.call {
         Call::Fetch(req) => {
+            p.observed.saw_versions(broker, &conn);
             let version = conn.version(ApiKey::ShareFetch)?;
             // The broker may hold the request for `max_wait_ms` before answering.
             let timeout = client
@@ -370,6 +452,8 @@ pub(crate) async fn send(client: &ClientInner, p: &Prepared) -> Result<Vec<Parti
             let resp = conn.call(req, version, timeout).await?;
             let context = || format!("ShareFetch v{version} to broker {broker}");
             Error::check_code(resp.error_code, resp.error_message.as_deref(), context)?;
+            p.observed
+                .saw_lock_timeout(resp.acquisition_lock_timeout_ms);
             let mut out = Vec::new();
             for t in resp.responses {
                 for part in t.partitions {
@@ -402,8 +486,31 @@ pub(crate) async fn send(client: &ClientInner, p: &Prepared) -> Result<Vec<Parti
             Ok(out)
         }
         Call::Ack(req) => {
-            let version = conn.version(ApiKey::ShareAcknowledge)?;
-            let resp = conn.call(req, version, client.cfg.request_timeout).await?;
+            p.observed.saw_versions(broker, &conn);
+            let timeout = client.cfg.request_timeout;
+            let (resp, version) = if p.renewing.is_empty() {
+                let version = conn.version(ApiKey::ShareAcknowledge)?;
+                (conn.call(req, version, timeout).await?, version)
+            } else {
+                if p.observed.renews(broker) != Some(true) {
+                    return Err(renew_unsupported(conn.label().to_string()));
+                }
+                let answer = conn
+                    .call_raw(
+                        ApiKey::ShareAcknowledge,
+                        share_v2::VERSION,
+                        timeout,
+                        |correlation_id, client_id| {
+                            share_v2::encode_request(req, true, correlation_id, client_id)
+                        },
+                        share_v2::decode_response,
+                    )
+                    .await?;
+                if let Some(ms) = answer.lock_timeout_ms {
+                    p.observed.saw_lock_timeout(ms);
+                }
+                (answer.response, share_v2::VERSION)
+            };
             let context = || format!("ShareAcknowledge v{version} to broker {broker}");
             Error::check_code(resp.error_code, resp.error_message.as_deref(), context)?;
             let mut out = Vec::new();
