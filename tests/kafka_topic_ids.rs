@@ -286,6 +286,18 @@ async fn a_recreated_topic_never_feeds_old_records_and_receives_the_producers_wr
         assert!(in_new.contains(v), "{v} missing from the new topic");
     }
 
+    // The reader stays slow until it has seen the first record of the new topic: records
+    // of the old topic still buffered when the topic went away must not be drained at full
+    // speed before the consumer has noticed the re-creation (a race the test would then
+    // lose without the client doing anything wrong).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !consumed.lock().unwrap().iter().any(|v| in_new.contains(v)) {
+        assert!(
+            Instant::now() < deadline,
+            "the consumer read no record of the new topic in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The consumer gets every record of the new topic, and nothing old after anything new.
     slow.store(false, std::sync::atomic::Ordering::Relaxed);
     let deadline = Instant::now() + Duration::from_secs(60);
