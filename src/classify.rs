@@ -176,9 +176,20 @@ pub(crate) fn classify_txn(err: &Error, api: ApiKey) -> TxnErrorKind {
     use KafkaCode as K;
     use TxnErrorKind as T;
     match err.kafka_code() {
-        Some(K::ProducerFenced | K::InvalidProducerEpoch | K::FencedInstanceId) => {
+        // A newer instance holds the transactional id; a coordinator that answers with an
+        // old epoch means the same (Java maps INVALID_PRODUCER_EPOCH from the coordinator to
+        // PRODUCER_FENCED).
+        Some(K::ProducerFenced) => return T::ApplicationRecoverable,
+        Some(K::InvalidProducerEpoch) if api != ApiKey::Produce => {
             return T::ApplicationRecoverable
         }
+        // A partition leader refusing the epoch: with transactions v2 the coordinator bumped
+        // it when it aborted this transaction on timeout. Aborting gets the new epoch (EndTxn
+        // v5) and the producer goes on, as Java 4.4 does (checked on Kafka 4.4.0; with
+        // transactions v1 the abort itself is then fenced).
+        Some(K::InvalidProducerEpoch) => return T::Abortable,
+        // A stale static member's offsets (KIP-447): Java aborts the transaction only.
+        Some(K::FencedInstanceId) => return T::Abortable,
         Some(
             K::TransactionalIdAuthorizationFailed
             | K::ClusterAuthorizationFailed
@@ -544,6 +555,26 @@ mod tests {
             ),
             (
                 KafkaCode::InvalidProducerEpoch,
+                ApiKey::Produce,
+                T::Abortable,
+            ),
+            (
+                KafkaCode::InvalidProducerEpoch,
+                ApiKey::EndTxn,
+                T::ApplicationRecoverable,
+            ),
+            (
+                KafkaCode::InvalidProducerEpoch,
+                ApiKey::AddPartitionsToTxn,
+                T::ApplicationRecoverable,
+            ),
+            (
+                KafkaCode::FencedInstanceId,
+                ApiKey::TxnOffsetCommit,
+                T::Abortable,
+            ),
+            (
+                KafkaCode::ProducerFenced,
                 ApiKey::Produce,
                 T::ApplicationRecoverable,
             ),

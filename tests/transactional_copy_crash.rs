@@ -522,6 +522,8 @@ async fn every_input_record_is_copied_exactly_once_through_20_crashes_on_transac
     common::create_topic(&client, &topic, 1).await;
     let k = quirk_run(&bootstrap, &topic).await;
     assert_kafka_quirks(&k, 1);
+    let t = timed_out_run(&bootstrap).await;
+    assert_timed_out_run(&t, 1);
     client.close().await;
     let at = bootstrap.clone();
     let requests = tokio::task::spawn_blocking(move || requests_of_two_transactions(&at))
@@ -1261,7 +1263,140 @@ async fn what_apache_kafka_does_with_transactions() {
     common::create_topic(&client, &topic, 1).await;
     let k = quirk_run(&kafka.bootstrap(), &topic).await;
     assert_kafka_quirks(&k, 2);
+    let t = timed_out_run(&kafka.bootstrap()).await;
+    assert_timed_out_run(&t, 2);
     client.close().await;
+}
+
+/// A transaction that Kafka's coordinator aborts because it outlived
+/// `transaction.timeout.ms` (1 s here; the test nodes look for such transactions every
+/// second), then the producer's next calls: a late record, commit, abort, and a whole new
+/// transaction. The Java client 4.4.0, run by hand through the same steps on the same
+/// Kafka, gets: the late record refused with InvalidProducerEpochException, the commit
+/// refused with it too, then with transactions v2 the abort succeeds and the next
+/// transaction commits; with transactions v1 the abort fails with ProducerFencedException
+/// and so does everything after it.
+struct TimedOutRun {
+    late_send: Result<ferrokafka::RecordMetadata, ferrokafka::Error>,
+    commit: Result<(), ferrokafka::Error>,
+    abort: Result<(), ferrokafka::Error>,
+    next: Result<(), ferrokafka::Error>,
+    read_committed: Vec<String>,
+}
+
+async fn timed_out_run(bootstrap: &str) -> TimedOutRun {
+    let client = connect(bootstrap).await;
+    let topic = unique_topic("txn-timeout");
+    common::create_topic(&client, &topic, 1).await;
+    let p = Producer::builder(&client)
+        .set("transactional.id", &unique_topic("txn-timeout"))
+        .set("transaction.timeout.ms", "1000")
+        .build()
+        .await
+        .unwrap();
+    within("init", p.init_transactions()).await.unwrap();
+    let send = |v: &'static str| {
+        let (p, topic) = (p.clone(), topic.clone());
+        async move {
+            within("send", async {
+                p.send(Record::new(topic).value(v)).await?.await
+            })
+            .await
+        }
+    };
+    p.begin_transaction().unwrap();
+    send("timed out").await.unwrap();
+    // The coordinator's ABORT marker moves the last stable offset past the record.
+    let address = leader(&client, &topic, 0).await;
+    let mut socket = within("connect", TcpStream::connect(&address))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut correlation = 1;
+    while fetch(&mut socket, &topic, 0, 0, 1, correlation)
+        .await
+        .last_stable_offset
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "Kafka did not abort the timed-out transaction within 60 s"
+        );
+        correlation += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let late_send = send("late").await;
+    let commit = within("commit", p.commit_transaction()).await;
+    let abort = within("abort", p.abort_transaction()).await;
+    let next = async {
+        p.begin_transaction()?;
+        send("next").await?;
+        within("commit next", p.commit_transaction()).await
+    }
+    .await;
+    let consumer = Consumer::builder(&client)
+        .isolation_level(ferrokafka::IsolationLevel::ReadCommitted)
+        .offset_reset(ferrokafka::OffsetReset::Earliest)
+        .build()
+        .await
+        .unwrap();
+    consumer
+        .assign(&[TopicPartition::new(&topic, 0)])
+        .await
+        .unwrap();
+    let mut read_committed = Vec::new();
+    while let Ok(r) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
+        let value = r.unwrap().value.unwrap();
+        read_committed.push(String::from_utf8_lossy(&value).into_owned());
+    }
+    client.close().await;
+    TimedOutRun {
+        late_send,
+        commit,
+        abort,
+        next,
+        read_committed,
+    }
+}
+
+/// What Kafka 4.4 and the Java client do in `timed_out_run` (see there), with transactions
+/// v1 or v2; ferrokafka must do the same.
+fn assert_timed_out_run(t: &TimedOutRun, transaction_version: i16) {
+    use ferrokafka::KafkaCode;
+    let code = |r: &Result<(), ferrokafka::Error>| r.as_ref().err().and_then(|e| e.kafka_code());
+    assert_eq!(
+        t.late_send.as_ref().err().and_then(|e| e.kafka_code()),
+        Some(KafkaCode::InvalidProducerEpoch),
+        "late record: {:?}",
+        t.late_send
+    );
+    assert_eq!(
+        code(&t.commit),
+        Some(KafkaCode::InvalidProducerEpoch),
+        "commit: {:?}",
+        t.commit
+    );
+    if transaction_version >= 2 {
+        // The abort gets the epoch the coordinator bumped to; the producer goes on.
+        assert!(t.abort.is_ok(), "abort: {:?}", t.abort);
+        assert!(t.next.is_ok(), "next transaction: {:?}", t.next);
+        assert_eq!(t.read_committed, ["next"]);
+    } else {
+        // One epoch per instance: the coordinator's bump fenced this one for good.
+        assert_eq!(
+            code(&t.abort),
+            Some(KafkaCode::ProducerFenced),
+            "abort: {:?}",
+            t.abort
+        );
+        assert_eq!(
+            code(&t.next),
+            Some(KafkaCode::ProducerFenced),
+            "next: {:?}",
+            t.next
+        );
+        assert!(t.read_committed.is_empty(), "{:?}", t.read_committed);
+    }
 }
 
 /// What Apache Kafka 4.4 does in `quirk_run`, with transactions v1 or v2.

@@ -578,7 +578,8 @@ impl Producer {
 
     /// Delivers every record of the transaction, then commits it (EndTxn). If any record or
     /// offset of the transaction failed, nothing is committed: the error is returned and the
-    /// transaction must be aborted. PRODUCER_FENCED / INVALID_PRODUCER_EPOCH are fatal.
+    /// transaction must be aborted. PRODUCER_FENCED (and INVALID_PRODUCER_EPOCH from the
+    /// transaction coordinator) end the producer.
     pub async fn commit_transaction(&self) -> Result<()> {
         let txn = self.transactions()?;
         txn.check_send()?;

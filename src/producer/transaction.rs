@@ -331,7 +331,7 @@ impl Transactions {
     pub(crate) fn record_failure(&self, e: &Error) {
         let mut state = self.state.lock().unwrap();
         // Fenced (a newer instance owns the id) or unauthorized: nothing more will work.
-        if classify_txn(e, ApiKey::EndTxn).ends_the_producer() {
+        if classify_txn(e, ApiKey::Produce).ends_the_producer() {
             *state = State::Fatal(e.clone());
         } else if matches!(*state, State::InTransaction) {
             *state = State::Abortable(e.clone());

@@ -634,6 +634,12 @@ fn server_properties(node: &Node, voters: &str, options: &KafkaOptions) -> Strin
         ("min.insync.replicas", isr.to_string()),
         ("num.partitions", "1".into()),
         ("group.initial.rebalance.delay.ms", "0".into()),
+        // Timed-out transactions are aborted within a second (default: ten), so a test of
+        // `transaction.timeout.ms` is quick.
+        (
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            "1000".into(),
+        ),
         ("log.cleaner.dedupe.buffer.size", "2097152".into()),
         ("num.network.threads", "2".into()),
         ("num.io.threads", "2".into()),
