@@ -46,6 +46,9 @@ fn config(job: &Job) -> Result<ConsumerConfig, String> {
         ("fetch.max.bytes", s.fetch_max_bytes.to_string()),
         ("check.crcs", "true".to_string()),
         ("max.poll.records", MAX_POLL_RECORDS.to_string()),
+        // The crate refuses its default `classic` (only KIP-848 is translated); without a
+        // `group.id` no group is joined either way.
+        ("group.protocol", "consumer".to_string()),
     ] {
         props.insert(k.to_string(), v);
     }
