@@ -179,7 +179,9 @@ pub fn run(o: Options) -> Result<(), String> {
                 .filter(|client| {
                     let ok = target.serves(client);
                     if !ok {
-                        println!("   {client}: not run here (cannot talk to the mock cluster)");
+                        println!(
+                            "   {client}: not run here (not run on the mock cluster, see issue 16)"
+                        );
                     }
                     ok
                 })
