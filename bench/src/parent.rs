@@ -179,9 +179,7 @@ pub fn run(o: Options) -> Result<(), String> {
                 .filter(|client| {
                     let ok = target.serves(client);
                     if !ok {
-                        println!(
-                            "   {client}: not run here (not run on the mock cluster, see issue 16)"
-                        );
+                        println!("   {client}: not run on the mock cluster (issue 16)");
                     }
                     ok
                 })
