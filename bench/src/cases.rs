@@ -7,8 +7,8 @@
 //! `produce` futures), at most 5 requests in flight per connection, 12 partitions.
 //!
 //! A `tls` case runs only against `--kafka`, over its SASL_SSL listener (SCRAM-SHA-512), and
-//! only with ferrokafka and rdkafka: the bench builds rskafka without its `transport-tls`
-//! feature (see `Cargo.toml`).
+//! only with ferrokafka, rdkafka and krafka: the bench builds rskafka without its `transport-tls`
+//! feature and confluent-kafka without `rustls` (see `Cargo.toml`).
 
 use crate::common::BenchCase;
 
@@ -127,7 +127,7 @@ pub const CASES: &[Case] = &[
         Acks::All,
         Codec::None,
         false,
-        "200 k x 1 KiB, acks=all, idempotent (ferrokafka, rdkafka)",
+        "200 k x 1 KiB, acks=all, idempotent (not rskafka)",
     ),
     case(
         "100b-gzip",
@@ -183,14 +183,14 @@ pub const CASES: &[Case] = &[
             Acks::All,
             Codec::None,
             false,
-            "200 k x 1 KiB, acks=all, idempotent, SASL_SSL + SCRAM-SHA-512 (--kafka; ferrokafka, rdkafka)",
+            "200 k x 1 KiB, acks=all, idempotent, SASL_SSL + SCRAM-SHA-512 (--kafka; ferrokafka, rdkafka, krafka)",
         )
     },
 ];
 
-/// Whether `client` can run `case` (rskafka has no TLS in this build).
+/// Whether `client` can run `case`: rskafka and confluent-kafka have no TLS in this build.
 pub fn supports(case: &Case, client: &str) -> bool {
-    !(case.tls && client == "rskafka")
+    !(case.tls && matches!(client, "rskafka" | "confluent-kafka"))
 }
 
 impl BenchCase for Case {

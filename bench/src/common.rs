@@ -187,7 +187,13 @@ pub fn print_machine(benchmark: &str) {
     println!("# ferrokafka {benchmark} benchmark");
     println!("machine: {cores} cores, {model}");
     println!(
-        "clients: ferrokafka (this workspace), rdkafka 0.39 / librdkafka {librdkafka}, rskafka 0.6"
+        "clients: ferrokafka (this workspace), rdkafka 0.39 / librdkafka {librdkafka}, \
+         rskafka 0.6{}",
+        if cfg!(feature = "peers") {
+            ", krafka 0.28, confluent-kafka 1.0"
+        } else {
+            ""
+        }
     );
 }
 

@@ -1,11 +1,11 @@
 //! `cargo xtask bench produce|consume`: builds the `bench/` workspace member in release mode
-//! and runs its produce or consume benchmark (ferrokafka, rdkafka and rskafka against the same
-//! brokers).
+//! and runs its produce or consume benchmark (ferrokafka, rdkafka, rskafka and, with the bench's
+//! feature `peers` it turns on, krafka and confluent-kafka against the same brokers).
 //!
 //! Without `--brokers`, produce runs against librdkafka's mock cluster and Tansu, consume
-//! against Tansu only; Tansu is installed first like `cargo xtask test` does. `produce
-//! --kafka` runs against one real Apache Kafka node instead (its classpath installed first,
-//! like `install-brokers`), with the SASL_SSL case. Not part of CI.
+//! against Tansu only; Tansu is installed first like `cargo xtask test` does. `--kafka` runs
+//! against one real Apache Kafka node instead (its classpath installed first, like
+//! `install-brokers`), produce with the SASL_SSL case. Not part of CI.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,7 +18,7 @@ pub const PACKAGE: &str = "ferrokafka-bench";
 pub const USAGE: &str = "\
 usage: cargo xtask bench produce [--brokers HOST:PORT | --kafka] [--only CASE[,CASE]] [--quick]
                                  [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]
-       cargo xtask bench consume [--brokers HOST:PORT] [--only CASE[,CASE]] [--quick]
+       cargo xtask bench consume [--brokers HOST:PORT | --kafka] [--only CASE[,CASE]] [--quick]
                                  [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]";
 
 /// What `bench` was asked to do.
@@ -28,7 +28,7 @@ pub struct Plan {
     pub args: Vec<String>,
     /// Whether Tansu is needed (no external cluster, Tansu not switched off).
     pub needs_tansu: bool,
-    /// Whether a real Kafka node is started (`produce --kafka`).
+    /// Whether a real Kafka node is started (`--kafka`).
     pub needs_kafka: bool,
 }
 
@@ -41,7 +41,7 @@ pub fn plan(args: &[String]) -> Result<Plan> {
     if what != "produce" && what != "consume" {
         return Err(Error::new(format!("unknown benchmark `{what}`\n{USAGE}")));
     }
-    let needs_kafka = what == "produce" && rest.iter().any(|a| a == "--kafka");
+    let needs_kafka = rest.iter().any(|a| a == "--kafka");
     let external = needs_kafka || rest.iter().any(|a| a == "--brokers");
     // Only produce has --no-tansu (consume always needs Tansu or --brokers); the bench
     // itself rejects options its command does not have.
@@ -55,14 +55,15 @@ pub fn plan(args: &[String]) -> Result<Plan> {
     })
 }
 
-/// `cargo run --release -p ferrokafka-bench -- <args>` in the workspace root.
+/// `cargo run --release -p ferrokafka-bench --features peers[,tls] -- <args>` in the
+/// workspace root.
 pub fn command(root: &Path, plan: &Plan, tansu: Option<&Path>) -> Command {
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--quiet", "--package", PACKAGE]);
-    if plan.needs_kafka {
-        // rdkafka's TLS (OpenSSL from source) only when the real-Kafka SASL_SSL case may run.
-        cmd.args(["--features", "tls"]);
-    }
+    // krafka and confluent-kafka (feature `peers`) always; rdkafka's TLS (OpenSSL from
+    // source) only when the real-Kafka SASL_SSL case may run (`produce --kafka`).
+    let tls = plan.needs_kafka && plan.args.first().is_some_and(|a| a == "produce");
+    cmd.args(["--features", if tls { "peers,tls" } else { "peers" }]);
     cmd.arg("--").args(&plan.args).current_dir(root);
     if let Some(tansu) = tansu {
         cmd.arg("--tansu")
@@ -108,8 +109,9 @@ mod tests {
         );
         assert_eq!(
             describe(&cmd),
-            "cargo run --release --quiet --package ferrokafka-bench -- produce --quick --only \
-             100b-acks1 --tansu /ws/target/brokers/tansu --log-dir /ws/target/brokers/logs"
+            "cargo run --release --quiet --package ferrokafka-bench --features peers -- produce \
+             --quick --only 100b-acks1 --tansu /ws/target/brokers/tansu --log-dir \
+             /ws/target/brokers/logs"
         );
     }
 
@@ -119,7 +121,8 @@ mod tests {
         assert!(!p.needs_tansu);
         assert_eq!(
             describe(&command(Path::new("/ws"), &p, None)),
-            "cargo run --release --quiet --package ferrokafka-bench -- produce --brokers k:9092"
+            "cargo run --release --quiet --package ferrokafka-bench --features peers -- produce \
+             --brokers k:9092"
         );
         assert!(
             !plan(&strings(&["produce", "--no-tansu"]))
@@ -129,6 +132,8 @@ mod tests {
         let k = plan(&strings(&["produce", "--kafka", "--only", "1kb-sasl-ssl"])).unwrap();
         assert!(k.needs_kafka && !k.needs_tansu);
         assert_eq!(k.args, ["produce", "--kafka", "--only", "1kb-sasl-ssl"]);
+        assert!(describe(&command(Path::new("/ws"), &k, None))
+            .contains("ferrokafka-bench --features peers,tls -- produce --kafka"));
     }
 
     #[test]
@@ -142,11 +147,16 @@ mod tests {
                 &p,
                 Some(Path::new("/ws/target/brokers/tansu"))
             )),
-            "cargo run --release --quiet --package ferrokafka-bench -- consume --repeat 3 \
-             --only 100b --tansu /ws/target/brokers/tansu --log-dir /ws/target/brokers/logs"
+            "cargo run --release --quiet --package ferrokafka-bench --features peers -- consume \
+             --repeat 3 --only 100b --tansu /ws/target/brokers/tansu --log-dir \
+             /ws/target/brokers/logs"
         );
         let external = plan(&strings(&["consume", "--brokers", "k:9092"])).unwrap();
         assert!(!external.needs_tansu);
+        let k = plan(&strings(&["consume", "--kafka"])).unwrap();
+        assert!(k.needs_kafka && !k.needs_tansu);
+        assert!(describe(&command(Path::new("/ws"), &k, None))
+            .contains("ferrokafka-bench --features peers -- consume --kafka"));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The worker side: one client producing one case, measuring itself, printing `RESULT`.
 
+#[cfg(feature = "peers")]
+pub mod confluent;
 mod ferro;
+#[cfg(feature = "peers")]
+mod krafka;
 mod rdk;
 mod rsk;
 
@@ -13,7 +17,25 @@ use crate::measure;
 use crate::payload::Payload;
 
 /// The clients, in table order (rdkafka first: the others are compared with it).
+#[cfg(not(feature = "peers"))]
 pub const CLIENTS: &[&str] = &["rdkafka", "ferrokafka", "rskafka"];
+/// The clients, in table order (rdkafka first: the others are compared with it); feature
+/// `peers` adds krafka and Confluent's confluent-kafka.
+#[cfg(feature = "peers")]
+pub const CLIENTS: &[&str] = &[
+    "rdkafka",
+    "ferrokafka",
+    "rskafka",
+    "krafka",
+    "confluent-kafka",
+];
+
+/// Whether `client` is run against librdkafka's mock cluster: krafka and confluent-kafka are
+/// not (issue 16 reports that neither talks to it), so the produce bench lists them as not run
+/// there rather than as failures.
+pub fn talks_to_mock(client: &str) -> bool {
+    !matches!(client, "krafka" | "confluent-kafka")
+}
 
 /// What one worker run is asked to do.
 #[derive(Debug, Clone)]
@@ -67,6 +89,10 @@ pub fn worker_main(args: &[String]) -> Result<(), String> {
         "ferrokafka" => ferro::run(&job),
         "rdkafka" => rdk::run(&job),
         "rskafka" => rsk::run(&job),
+        #[cfg(feature = "peers")]
+        "krafka" => krafka::run(&job),
+        #[cfg(feature = "peers")]
+        "confluent-kafka" => confluent::run(&job),
         other => return Err(format!("unknown client `{other}`")),
     }?;
     let bytes = produced.ok * (case.size as u64 + if case.keyed { 9 } else { 0 });

@@ -8,11 +8,18 @@
 //! until it has the case's record count; it reports the time from the first record to the
 //! last, its process CPU per record and its peak RSS.
 //!
+//! `--brokers` reads from an external cluster instead, `--kafka` from one real Apache Kafka
+//! node started for the whole run (each case's topic is deleted after it).
+//!
 //! The librdkafka mock cluster is not offered: its Fetch path returns one batch per partition
 //! per response and is far slower than any client, so it would measure the mock.
 
 pub mod cases;
+#[cfg(feature = "peers")]
+mod confluent;
 mod ferro;
+#[cfg(feature = "peers")]
+mod krafka;
 mod rdk;
 mod rsk;
 pub mod worker;
@@ -27,6 +34,7 @@ use rdkafka::util::Timeout;
 
 use crate::common::{self, Args, Common, Outcome, Row, Tansu};
 use crate::connect::{self, Counting};
+use crate::kafka::KafkaNode;
 use crate::payload::Payload;
 use cases::{ConsumeCase, Settings, CASES};
 
@@ -42,10 +50,13 @@ peak RSS against the prefetch budget + 32 MiB.
 Options:
   --brokers HOST:PORT  Run against this external cluster instead of Tansu (topics are
                        created with --replication, default 1, and deleted afterwards)
+  --kafka              Run against one real Apache Kafka node started here instead of
+                       Tansu (as `produce --kafka`; one node for the whole run)
   --tansu PATH         The tansu binary (default: $FERROKAFKA_TANSU, else
                        target/brokers/tansu)
   --only CASE[,CASE]   Only these cases
-  --clients C[,C]      Only these clients (rdkafka, ferrokafka, rskafka)
+  --clients C[,C]      Only these clients (rdkafka, ferrokafka, rskafka; krafka and
+                       confluent-kafka in a build with feature `peers`)
   --quick              Divide every record count by 10 (a smoke run)
   --repeat N           Run each client N times per case and report the median run
   --replication N      Replication factor of topics on --brokers (default 1)
@@ -70,6 +81,8 @@ pub fn usage() -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub common: Common,
+    /// `--kafka`: a real Kafka node instead of Tansu.
+    pub kafka: bool,
     pub fetch_buffer: usize,
     pub stall_ms: u64,
 }
@@ -78,6 +91,7 @@ impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut o = Options {
             common: Common::default(),
+            kafka: false,
             fetch_buffer: cases::FETCH_BUFFER_BYTES,
             stall_ms: 0,
         };
@@ -92,10 +106,14 @@ impl Options {
                     o.fetch_buffer = args.number("--fetch-buffer")?.max(1024) / 1024 * 1024
                 }
                 "--stall-ms" => o.stall_ms = args.number("--stall-ms")? as u64,
+                "--kafka" => o.kafka = true,
                 other => return Err(format!("unknown option `{other}`\n{}", usage())),
             }
         }
         o.common.check(CASES, "consume case")?;
+        if o.kafka && o.common.brokers.is_some() {
+            return Err("--kafka and --brokers exclude each other".into());
+        }
         Ok(o)
     }
 
@@ -108,6 +126,9 @@ impl Options {
 enum Target {
     Tansu(PathBuf),
     External(String),
+    /// Started once for the whole run (a JVM takes seconds to start); each case's topic is
+    /// deleted after it.
+    Kafka(KafkaNode),
 }
 
 impl Target {
@@ -115,6 +136,19 @@ impl Target {
         match self {
             Target::Tansu(_) => "Tansu (1 broker, memory storage, restarted for every case)".into(),
             Target::External(b) => format!("external cluster at {b}"),
+            Target::Kafka(_) => format!(
+                "Apache Kafka {} (1 node, KRaft, JVM)",
+                crate::kafka::KAFKA_VERSION
+            ),
+        }
+    }
+
+    /// Where topics are created and deleted, unless Tansu (restarted for every case).
+    fn admin(&self) -> Option<String> {
+        match self {
+            Target::Tansu(_) => None,
+            Target::External(b) => Some(b.clone()),
+            Target::Kafka(node) => Some(node.plaintext()),
         }
     }
 }
@@ -129,6 +163,12 @@ pub fn run(o: Options) -> Result<(), String> {
     let c = &o.common;
     let target = match &c.brokers {
         Some(b) => Target::External(b.clone()),
+        None if o.kafka => {
+            println!("starting Apache Kafka ...");
+            let node = KafkaNode::start(c.log_dir.as_deref())?;
+            println!("Kafka ready: PLAINTEXT {}", node.plaintext());
+            Target::Kafka(node)
+        }
         None => Target::Tansu(common::tansu_binary(c.tansu.as_ref()).ok_or(
             "no Tansu binary: give --tansu PATH, set FERROKAFKA_TANSU, or run \
              `cargo xtask install-brokers`",
@@ -155,9 +195,10 @@ pub fn run(o: Options) -> Result<(), String> {
                 continue;
             }
         };
-        let broker_cpu = || match &running {
-            Running::Tansu(t) => t.cpu_micros(),
-            Running::External => None,
+        let broker_cpu = || match (&running, &target) {
+            (Running::Tansu(t), _) => t.cpu_micros(),
+            (Running::External, Target::Kafka(node)) => node.cpu_micros(),
+            (Running::External, _) => None,
         };
         rows.extend(common::run_clients(
             case.name,
@@ -170,8 +211,8 @@ pub fn run(o: Options) -> Result<(), String> {
             },
         ));
         drop(running);
-        if let Target::External(b) = &target {
-            if let Err(e) = rt.block_on(common::delete_topic(b, &topic)) {
+        if let Some(b) = target.admin() {
+            if let Err(e) = rt.block_on(common::delete_topic(&b, &topic)) {
                 eprintln!("could not delete {topic}: {e}");
             }
         }
@@ -205,6 +246,11 @@ fn prepare(
                 o.common.replication,
             ))?;
             (Running::External, b.clone())
+        }
+        Target::Kafka(node) => {
+            let b = node.plaintext();
+            rt.block_on(common::create_topic(&b, topic, case.partitions, 1))?;
+            (Running::External, b)
         }
     };
     let started = Instant::now();
@@ -330,7 +376,7 @@ fn table(target: &Target, rows: &[Row], repeat: usize, settings: Settings) -> St
     let _ = writeln!(
         out,
         "\nPeak RSS against the prefetch budget ({} MiB) + 32 MiB = {limit:.0} MiB \
-         (rskafka has no budget):\n",
+         (rskafka and confluent-kafka have no byte budget, krafka one in records):\n",
         settings.fetch_buffer_bytes >> 20
     );
     let mut names: Vec<&str> = rows.iter().map(|r| r.case).collect();
@@ -384,10 +430,12 @@ mod tests {
         assert!(Options::parse(&args(&["--only", "100b-acks1"])).is_err());
         assert!(Options::parse(&args(&["--clients", "kafkajs"])).is_err());
         assert!(Options::parse(&args(&["--no-mock"])).is_err());
+        assert!(Options::parse(&args(&["--kafka"])).unwrap().kafka);
+        assert!(Options::parse(&args(&["--kafka", "--brokers", "h:1"])).is_err());
         assert!(Options::parse(&args(&["--repeat"])).is_err());
         let d = Options::parse(&[]).unwrap();
         assert_eq!(d.fetch_buffer, 64 << 20);
-        assert_eq!(d.common.clients, ["rdkafka", "ferrokafka", "rskafka"]);
+        assert_eq!(d.common.clients, crate::clients::CLIENTS);
     }
 
     #[test]

@@ -88,6 +88,10 @@ pub fn worker_main(args: &[String]) -> Result<(), String> {
         "ferrokafka" => ferro::run(&job),
         "rdkafka" => rdk::run(&job),
         "rskafka" => rsk::run(&job),
+        #[cfg(feature = "peers")]
+        "krafka" => super::krafka::run(&job),
+        #[cfg(feature = "peers")]
+        "confluent-kafka" => super::confluent::run(&job),
         other => return Err(format!("unknown client `{other}`")),
     }?;
     consumed.print_result(client, case.name, cpu_start);
