@@ -120,10 +120,12 @@ async fn within<F: std::future::Future>(fut: F) -> F::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequences_follow_seal_order_when_a_later_batch_compresses_first() {
-    assert!(
-        MIN_LIMIT >= 2,
-        "two compressions must run at once for this test"
-    );
+    const {
+        assert!(
+            MIN_LIMIT >= 2,
+            "two compressions must run at once for this test"
+        )
+    };
     let log: Log = Arc::default();
     let client = cluster(&log).await;
     let p = producer(&client, slow_big).await;
