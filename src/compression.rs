@@ -121,7 +121,7 @@ pub(crate) fn compress(
                 Some(l @ 0..=9) => flate2::Compression::new(l as u32),
                 Some(l) => return Err(bad_level("gzip", l, "0..=9")),
             };
-            let mut enc = flate2::write::GzEncoder::new(out, level);
+            let mut enc = flate2::write::GzEncoder::new(&mut *out, level);
             enc.write_all(input).and_then(|_| enc.try_finish())?;
         }
         Compression::Snappy => snappy_compress_xerial(input, out)?,
@@ -129,25 +129,66 @@ pub(crate) fn compress(
             if let Some(l) = level.filter(|l| !(1..=17).contains(l)) {
                 return Err(bad_level("lz4", l, "1..=17"));
             }
-            // Java's Lz4BlockInputStream rejects dependent blocks and librdkafka writes 64 KiB
-            // independent blocks: match that, and leave the (optional) checksums off as both
-            // do. lz4_flex computes the descriptor checksum (HC) correctly, which v2 readers
-            // verify.
-            let info = lz4_flex::frame::FrameInfo::new()
-                .block_size(lz4_flex::frame::BlockSize::Max64KB)
-                .block_mode(lz4_flex::frame::BlockMode::Independent);
-            let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, out);
-            enc.write_all(input)?;
-            enc.finish()
-                .map_err(|e| Error::protocol(format!("lz4 compression failed: {e}")))?;
+            lz4_compress_frame(input, out)?;
         }
         Compression::Zstd => {
             if let Some(l) = level.filter(|l| !(-131072..=22).contains(l)) {
                 return Err(bad_level("zstd", l, "-131072..=22"));
             }
-            ruzstd::encoding::compress(input, out, ruzstd::encoding::CompressionLevel::Fastest);
+            ruzstd::encoding::compress(
+                input,
+                &mut *out,
+                ruzstd::encoding::CompressionLevel::Fastest,
+            );
         }
     }
+    // The batch waits in memory until the broker acknowledges it: without this a buffer that
+    // doubled while growing (or was reserved for the worst case) would keep up to twice the
+    // batch's size. Shrinking a large allocation happens in place; it copies nothing.
+    out.shrink_to_fit();
+    Ok(())
+}
+
+/// LZ4 frame flags: version 01, independent blocks, no block or content checksums, no
+/// content size, no dictionary.
+const LZ4_FLG: u8 = 0b0110_0000;
+/// LZ4 block descriptor: blocks of at most 64 KiB.
+const LZ4_BD: u8 = 4 << 4;
+
+/// Writes `input` as one LZ4 frame of 64 KiB independent blocks, without checksums.
+///
+/// Java's Lz4BlockInputStream rejects dependent blocks and librdkafka writes 64 KiB independent
+/// blocks: this matches that, and leaves the optional checksums off as both do. Each block is
+/// compressed straight into `out` (lz4_flex's `FrameEncoder` would copy the input into a block
+/// buffer and the output out of another, and allocate both for every batch).
+fn lz4_compress_frame(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let bound = lz4_flex::block::get_maximum_output_size(LZ4_WINDOW);
+    out.reserve(11 + input.len() + input.len() / 64);
+    out.extend_from_slice(&LZ4_MAGIC.to_le_bytes());
+    out.extend_from_slice(&[LZ4_FLG, LZ4_BD]);
+    out.push((xxh32_short(&[LZ4_FLG, LZ4_BD]) >> 8) as u8);
+    for block in input.chunks(LZ4_WINDOW) {
+        let size_at = out.len();
+        let data_at = size_at + 4;
+        out.resize(
+            data_at + bound.min(lz4_flex::block::get_maximum_output_size(block.len())),
+            0,
+        );
+        let n = lz4_flex::block::compress_into(block, &mut out[data_at..])
+            .map_err(|e| Error::protocol(format!("lz4 compression failed: {e}")))?;
+        let word = if n < block.len() {
+            out.truncate(data_at + n);
+            n as u32
+        } else {
+            // Incompressible: stored as is, flagged by the size word's high bit.
+            out.truncate(data_at);
+            out.extend_from_slice(block);
+            block.len() as u32 | 0x8000_0000
+        };
+        out[size_at..data_at].copy_from_slice(&word.to_le_bytes());
+    }
+    // End mark.
+    out.extend_from_slice(&0u32.to_le_bytes());
     Ok(())
 }
 
@@ -851,6 +892,24 @@ mod tests {
         let c = compressed(Compression::Lz4, b"hello");
         assert_eq!(&c[..7], &[0x04, 0x22, 0x4D, 0x18, 0x60, 0x40, 0x82]);
         assert_eq!(&c[c.len() - 4..], &[0, 0, 0, 0]); // end mark, no content checksum
+    }
+
+    #[test]
+    fn lz4_frames_we_write_decode_with_another_reader() {
+        use std::io::Read as _;
+        // Compressible and random input across block boundaries: compressed blocks, stored
+        // (incompressible) blocks, a short last block, and an empty frame.
+        let mut mixed = compressible(150_000);
+        mixed.extend(random_bytes(70_000, 9));
+        for input in [mixed, random_bytes(LZ4_WINDOW, 3), Vec::new()] {
+            let c = compressed(Compression::Lz4, &input);
+            let mut back = Vec::new();
+            lz4_flex::frame::FrameDecoder::new(&c[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert!(back == input, "lz4_flex reads back {} bytes", input.len());
+            assert!(c.len() <= 11 + input.len() + input.len().div_ceil(LZ4_WINDOW) * 4);
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use super::batch::{BatchCompletion, BatchOwner, DeliveryFuture, ProducerBatch};
 use super::config::ProducerConfig;
 use super::partitioner::{DefaultPartitioner, Partitioner, StickyHandle};
+use super::seal::Sealing;
 use crate::error::{Error, Result};
 use crate::fasthash::FastMap;
 use crate::protocol::records::BatchBuilder;
@@ -76,9 +77,11 @@ impl OpenBatch {
     }
 }
 
-/// A batch waiting for the sender: still unencoded-header (`Open`) or sealed for a retry.
+/// A batch waiting for the sender: closed but not sealed (`Open`), being compressed
+/// (`Sealing`, see `seal.rs`), or sealed for a retry.
 pub(crate) enum Queued {
     Open(OpenBatch),
+    Sealing(Sealing),
     Sealed(ProducerBatch),
 }
 
@@ -191,8 +194,9 @@ pub(crate) struct Accumulator {
     id: u64,
     pub(crate) shared: Arc<Shared>,
     topics: RwLock<FastMap<Arc<str>, Arc<TopicQueue>>>,
-    /// Wakes the sender: a batch started (its linger clock runs), a batch filled up, a flush.
-    pub(crate) wake: Notify,
+    /// Wakes the sender: a batch started (its linger clock runs), a batch filled up, a flush,
+    /// a compression finished (shared with the compression jobs).
+    pub(crate) wake: Arc<Notify>,
     /// Number of `flush` calls in progress: while > 0 the sender ignores `linger.ms`.
     pub(crate) flushing: AtomicUsize,
 }
@@ -217,7 +221,7 @@ impl Accumulator {
                 dropped: AtomicBool::new(false),
             }),
             topics: RwLock::new(FastMap::default()),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             flushing: AtomicUsize::new(0),
         }
     }
@@ -380,6 +384,7 @@ impl Accumulator {
                 for q in st.queue.drain(..) {
                     match q {
                         Queued::Open(b) => b.fail(err.clone()),
+                        Queued::Sealing(b) => b.fail(err.clone()),
                         Queued::Sealed(b) => b.finish(Err(err.clone())),
                     }
                 }
@@ -435,7 +440,9 @@ mod tests {
             .iter()
             .map(|q| match q {
                 Queued::Open(b) => b.builder.record_count(),
-                Queued::Sealed(_) => panic!("nothing is sealed before the sender runs"),
+                Queued::Sealing(_) | Queued::Sealed(_) => {
+                    panic!("nothing is sealed before the sender runs")
+                }
             })
             .collect();
         assert!(closed.iter().all(|&n| n == 2), "{closed:?}");

@@ -7,8 +7,9 @@
 //! accumulator: partition's open batch ◄─ record encoded once (Record Batch v2)
 //!      │  full / linger.ms / flush
 //!      ▼
-//! sender task: seal (compress) → sequence (idempotence) → one ProduceRequest per leader,
-//!              ≤ max.in.flight per broker → classify errors → retry | bump epoch | fail
+//! sender task: seal (compress, on the blocking pool: seal.rs) → sequence (idempotence)
+//!              → one ProduceRequest per leader, ≤ max.in.flight per broker
+//!              → classify errors → retry | bump epoch | fail
 //!      │
 //!      ▼
 //! DeliveryFuture resolves (offset, timestamp) or to the record's error
@@ -24,6 +25,7 @@ mod batch;
 mod config;
 mod idempotence;
 pub(crate) mod partitioner;
+mod seal;
 mod sender;
 mod transaction;
 

@@ -38,12 +38,14 @@ use super::accumulator::{Accumulator, Queued};
 use super::batch::{BatchOutcome, ProducerBatch};
 use super::config::Acks;
 use super::idempotence::{self, Identity};
+use super::seal::Sealer;
 use super::transaction::Transactions;
 use crate::backoff::Backoff;
 use crate::classify::{classify, Action};
 use crate::client::metadata::TopicsQuery;
 use crate::client::ClientInner;
 use crate::codes::KafkaCode;
+use crate::compression::Compression;
 use crate::error::{Error, Result};
 use crate::protocol::records::stamp_producer;
 use crate::protocol::{by_name_version, encode_produce, ProduceBody, ProduceTopic};
@@ -79,6 +81,9 @@ pub(crate) struct Sender {
     in_flight_by_broker: HashMap<i32, usize>,
     refreshing: bool,
     retry_backoff: Backoff,
+    /// Compresses batches on the blocking pool; `None` without compression (batches are then
+    /// sealed inline: a header write).
+    sealer: Option<Sealer>,
     /// The transactional side, for a producer with `transactional.id`: the identity comes
     /// from `init_transactions`, batches carry the transactional bit, and a batch that fails
     /// makes the open transaction abortable.
@@ -111,6 +116,8 @@ impl Sender {
             in_flight_by_broker: HashMap::new(),
             refreshing: false,
             retry_backoff,
+            sealer: (cfg.compression != Compression::None)
+                .then(|| Sealer::new(&cfg, acc.wake.clone())),
             acc,
             txn,
         }
@@ -222,6 +229,11 @@ impl Sender {
                 // Expire batches past delivery.timeout.ms, wherever they wait.
                 let expired = expire_queued(&mut st, now, cfg.delivery_timeout);
                 self.stats.expired(expired);
+                if let Some(sealer) = &self.sealer {
+                    // Closed batches start compressing at once, whatever the leader or its
+                    // in-flight slots: by the time a slot frees, they are ready.
+                    start_sealing(sealer, &mut st);
+                }
                 let leader = snapshot.leader(&topic.name, partition);
                 let linger_due = st.open.as_ref().map(|b| b.created + cfg.linger);
                 if let Some(due) = linger_due {
@@ -269,18 +281,37 @@ impl Sender {
                         }
                     }
                 }
+                let front_waits = match st.queue.front_mut() {
+                    // Still compressing: the partition's next batch is this one, so it waits.
+                    Some(Queued::Sealing(s)) => !s.ready(),
+                    // Not compressing yet: all compression slots are busy; a finishing job
+                    // wakes the sender.
+                    Some(Queued::Open(_)) => self.sealer.is_some(),
+                    _ => false,
+                };
+                if front_waits {
+                    continue;
+                }
                 // The next batch: queued first; else the open one if it lingered long enough.
                 let queued = st.queue.pop_front();
                 let taken = match queued {
                     Some(q) => Some(q),
                     None => match &st.open {
                         Some(open) if flush || open.created + cfg.linger <= now => {
+                            if self.sealer.as_ref().is_some_and(|s| !s.has_room()) {
+                                continue;
+                            }
                             let taken = st.open.take().unwrap();
                             topic.on_batch_closed(
                                 &*self.acc.partitioner,
                                 partition,
                                 taken.builder.size(),
                             );
+                            if let Some(sealer) = &self.sealer {
+                                // Sent from the queue once compressed.
+                                st.queue.push_back(Queued::Sealing(sealer.start(taken)));
+                                continue;
+                            }
                             Some(Queued::Open(taken))
                         }
                         _ => None,
@@ -289,9 +320,17 @@ impl Sender {
                 let Some(taken) = taken else { continue };
                 let mut batch = match taken {
                     Queued::Sealed(b) => b,
+                    Queued::Sealing(s) => {
+                        let (record_count, created) = (s.record_count, s.created);
+                        // `None`: the compression failed, and failed only this batch.
+                        let Some((owner, bytes)) = s.take() else {
+                            continue;
+                        };
+                        self.sealed(&mut st, owner, bytes, record_count, created)
+                    }
                     Queued::Open(open) => {
                         let record_count = open.builder.record_count();
-                        let mut bytes =
+                        let bytes =
                             match open.builder.finish(cfg.compression, cfg.compression_level) {
                                 Ok(bytes) => bytes,
                                 Err(e) => {
@@ -299,28 +338,7 @@ impl Sender {
                                     continue;
                                 }
                             };
-                        // Stamped in place while the buffer is still ours alone: the batch's
-                        // bytes are never copied after encoding. (`can_send` guarantees an
-                        // identity when idempotent.)
-                        let base_sequence = self
-                            .identity
-                            .filter(|_| self.idempotent)
-                            .map(|id| self.stamp_next(&mut st, &mut bytes, id, record_count));
-                        let bytes = bytes.freeze();
-                        let mut owner = open.owner;
-                        // A reference, not a copy: a failed batch gives its records back.
-                        owner.encoded = Some(bytes.clone());
-                        ProducerBatch {
-                            record_count,
-                            bytes,
-                            owner,
-                            created: open.created,
-                            attempts: 0,
-                            retry_at: None,
-                            base_sequence,
-                            possibly_persisted: false,
-                            last_error: None,
-                        }
+                        self.sealed(&mut st, open.owner, bytes, record_count, open.created)
                     }
                 };
                 // A retried batch re-queued by an epoch bump lost its sequence: give it one.
@@ -342,6 +360,38 @@ impl Sender {
             self.send(broker, batches, &snapshot);
         }
         next
+    }
+
+    /// A batch just sealed (`bytes`: encoded, compressed), about to be sent for the first time:
+    /// stamped with the producer identity and the partition's next sequence when idempotent.
+    fn sealed(
+        &self,
+        st: &mut super::accumulator::PartitionState,
+        mut owner: super::batch::BatchOwner,
+        mut bytes: bytes::BytesMut,
+        record_count: i32,
+        created: Instant,
+    ) -> ProducerBatch {
+        // Stamped in place while the buffer is still ours alone: the batch's bytes are never
+        // copied after encoding. (`can_send` guarantees an identity when idempotent.)
+        let base_sequence = self
+            .identity
+            .filter(|_| self.idempotent)
+            .map(|id| self.stamp_next(st, &mut bytes, id, record_count));
+        let bytes = bytes.freeze();
+        // A reference, not a copy: a failed batch gives its records back.
+        owner.encoded = Some(bytes.clone());
+        ProducerBatch {
+            record_count,
+            bytes,
+            owner,
+            created,
+            attempts: 0,
+            retry_at: None,
+            base_sequence,
+            possibly_persisted: false,
+            last_error: None,
+        }
     }
 
     /// Gives a sealed batch without a sequence (re-queued for an epoch bump) the next one.
@@ -727,7 +777,7 @@ impl Sender {
                     (Some(a), Some(mine)) => a > mine,
                     _ => false,
                 },
-                Queued::Open(_) => true,
+                Queued::Open(_) | Queued::Sealing(_) => true,
             })
             .unwrap_or(st.queue.len());
         st.queue.insert(pos, Queued::Sealed(batch));
@@ -782,8 +832,11 @@ fn expire_queued(
             last: None,
         });
     }
-    if st.queue.iter().any(|q| match q {
+    // A batch being compressed expires once its compression is done, so that its records can
+    // be given back from the compressed batch (a compression takes milliseconds).
+    if st.queue.iter_mut().any(|q| match q {
         Queued::Open(b) => expired(b.created),
+        Queued::Sealing(b) => expired(b.created) && b.ready(),
         Queued::Sealed(b) => expired(b.created),
     }) {
         let queue = std::mem::take(&mut st.queue);
@@ -791,6 +844,14 @@ fn expire_queued(
             match q {
                 Queued::Open(b) if expired(b.created) => {
                     records += b.builder.record_count();
+                    b.fail(Error::Timeout {
+                        operation: "delivery (no leader or broker available)".into(),
+                        after: timeout,
+                        last: None,
+                    })
+                }
+                Queued::Sealing(b) if expired(b.created) && b.is_done() => {
+                    records += b.record_count;
                     b.fail(Error::Timeout {
                         operation: "delivery (no leader or broker available)".into(),
                         after: timeout,
@@ -811,6 +872,24 @@ fn expire_queued(
         }
     }
     records
+}
+
+/// Hands the partition's closed batches to the compression pool, in queue order, while it has
+/// room. Each keeps its place in the queue (see `seal.rs`).
+fn start_sealing(sealer: &Sealer, st: &mut super::accumulator::PartitionState) {
+    for i in 0..st.queue.len() {
+        if !sealer.has_room() {
+            return;
+        }
+        if !matches!(st.queue[i], Queued::Open(_)) {
+            continue;
+        }
+        // A queue holds a few batches: moving the ones behind twice costs nothing.
+        let Some(Queued::Open(open)) = st.queue.remove(i) else {
+            unreachable!("matched above")
+        };
+        st.queue.insert(i, Queued::Sealing(sealer.start(open)));
+    }
 }
 
 /// The outcome of one batch from a ProduceResponse. A v13 answer names topics by the id they

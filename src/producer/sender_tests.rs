@@ -142,3 +142,51 @@ async fn a_new_producers_first_batch_is_not_overtaken_when_it_fails() {
     assert_eq!(log, want, "the partition's log is not in send order");
     p.close(Duration::from_secs(5)).await.unwrap();
 }
+
+/// A batch past its delivery timeout while it is being compressed waits for the compression
+/// (milliseconds), then expires with its records given back from the compressed batch.
+#[tokio::test(start_paused = true)]
+async fn a_batch_expires_only_once_its_compression_is_done() {
+    use crate::producer::accumulator::{Accumulator, PartitionState, Queued};
+    use crate::producer::batch::{BatchCompletion, BatchOwner, DeliveryFuture};
+    use crate::producer::config::ProducerConfig;
+    use crate::producer::partitioner::DefaultPartitioner;
+    use crate::producer::seal::Sealing;
+    use crate::Error;
+
+    let partitioner = Arc::new(DefaultPartitioner::default());
+    let acc = Accumulator::new(
+        Arc::new(ProducerConfig::default()),
+        partitioner.clone(),
+        Some(partitioner),
+    );
+    let completion = BatchCompletion::new("t".into(), 0);
+    let owner = BatchOwner::new(completion.clone(), 0, acc.shared.clone());
+    let delivery = DeliveryFuture::new(completion.clone(), 0, 42).with_record();
+    let (entry, job) = Sealing::pending(owner, 1);
+    let mut st = PartitionState::default();
+    st.queue.push_back(Queued::Sealing(entry));
+    let timeout = Duration::from_secs(30);
+    tokio::time::advance(timeout + Duration::from_millis(1)).await;
+    let now = tokio::time::Instant::now();
+    assert_eq!(super::expire_queued(&mut st, now, timeout), 0);
+    assert_eq!(st.queue.len(), 1, "kept while its compression runs");
+    assert!(!completion.is_complete());
+    // The compressed batch the job would have made.
+    let mut builder = crate::protocol::records::BatchBuilder::new(256);
+    let fields = crate::protocol::records::fields_len(None, Some(1), &[]);
+    builder.append_sized(builder.record_len(42, fields), 42, None, Some(b"v"), &[]);
+    let sealed = builder
+        .finish(crate::compression::Compression::Gzip, None)
+        .unwrap();
+    job.send(Ok(sealed)).unwrap();
+    assert_eq!(super::expire_queued(&mut st, now, timeout), 1);
+    assert!(st.queue.is_empty());
+    let failed = delivery.await.unwrap_err();
+    assert!(
+        matches!(failed.error, Error::Timeout { .. }),
+        "{}",
+        failed.error
+    );
+    assert_eq!(failed.record.value.as_deref(), Some(&b"v"[..]));
+}
