@@ -205,6 +205,19 @@ fn bad_level(codec: &str, level: i32, range: &str) -> Error {
 /// rejected above `max(max_output, 8 MiB)` (8 MiB is the window every zstd decoder is
 /// expected to support) before ruzstd allocates it.
 pub(crate) fn decompress(codec: Compression, input: &[u8], max_output: usize) -> Result<Vec<u8>> {
+    let mut out = decompress_grown(codec, input, max_output)?;
+    // The consumer keeps a decompressed batch alive as long as any of its records, and the
+    // decoders grow their output by doubling: without this up to half the buffer is slack
+    // that nothing uses and the prefetch budget does not see. Shrinking a heap block in place
+    // is a `realloc` that moves nothing (glibc splits the block; an mmapped one is remapped).
+    if out.capacity() - out.len() > out.len() / 16 {
+        out.shrink_to_fit();
+    }
+    Ok(out)
+}
+
+/// [`decompress`], with whatever capacity the decoder grew its output to.
+fn decompress_grown(codec: Compression, input: &[u8], max_output: usize) -> Result<Vec<u8>> {
     match codec {
         Compression::None => {
             if input.len() > max_output {
@@ -765,6 +778,24 @@ mod tests {
                     c.len() < (1 << 20) / 4,
                     "{codec:?} barely compressed: {}",
                     c.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn decompressed_buffers_carry_little_slack() {
+        // The consumer keeps a decompressed batch alive with its records: spare capacity is
+        // memory that nothing uses and the prefetch budget does not count.
+        for codec in CODECS {
+            for len in [3_000, 100_000, (1 << 20) + 7] {
+                let input = compressible(len);
+                let d = decompress(codec, &compressed(codec, &input), 2 << 20).unwrap();
+                assert!(d == input, "{codec:?} of {len} bytes");
+                assert!(
+                    d.capacity() - d.len() <= d.len() / 16,
+                    "{codec:?} of {len} bytes: capacity {}",
+                    d.capacity()
                 );
             }
         }

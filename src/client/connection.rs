@@ -31,7 +31,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse,
+};
 use kafka_protocol::protocol::{Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -41,7 +43,7 @@ use tracing::{debug, warn, Instrument};
 
 use crate::codes::KafkaCode;
 use crate::error::{Error, Result};
-use crate::protocol::{self, ApiVersionTable, Frame, API_VERSIONS_MAX};
+use crate::protocol::{self, fetch_split, ApiVersionTable, Frame, API_VERSIONS_MAX};
 
 /// A byte stream to a broker (TCP today; TLS wraps the same trait).
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -83,7 +85,17 @@ impl FinalizedFeatures {
 struct Pending {
     correlation_id: i32,
     deadline: Instant,
-    reply: oneshot::Sender<Result<Bytes>>,
+    /// `Some(version)` for a Fetch at that version: its response is read with each record
+    /// set in a buffer of its own (`protocol/fetch_split.rs`).
+    split_fetch: Option<i16>,
+    reply: oneshot::Sender<Result<Reply>>,
+}
+
+/// A response as the reader task hands it over: the frame from the correlation id on and, for
+/// a split Fetch, its record sets (null in `frame`), in wire order.
+struct Reply {
+    frame: Bytes,
+    record_sets: Vec<Option<Bytes>>,
 }
 
 /// A frame on its way to the writer task.
@@ -289,8 +301,39 @@ impl Connection {
         encode: impl FnOnce(i32, &StrBytes) -> Result<Frame>,
     ) -> Result<R::Response> {
         let api = api_key::<R>()?;
-        let frame = self.roundtrip(api, version, timeout, false, encode).await?;
+        let frame = self
+            .roundtrip(api, version, timeout, (false, None), encode)
+            .await?
+            .frame;
         protocol::decode_response::<R>(frame, version).map_err(|e| self.shared.poison(e))
+    }
+
+    /// Sends a Fetch at `version` and waits up to `timeout` for its response, which is read
+    /// off the socket with each partition's record set in a buffer of its own (see
+    /// `protocol/fetch_split.rs` for why), so each is freed as soon as the application has
+    /// its records.
+    pub(crate) async fn fetch(
+        &self,
+        req: &FetchRequest,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<FetchResponse> {
+        let reply = self
+            .roundtrip(
+                ApiKey::Fetch,
+                version,
+                timeout,
+                (false, Some(version)),
+                |correlation_id, client_id| {
+                    protocol::encode_request(req, version, correlation_id, client_id)
+                        .map(Frame::Whole)
+                },
+            )
+            .await?;
+        let mut resp = protocol::decode_response::<FetchRequest>(reply.frame, version)
+            .map_err(|e| self.shared.poison(e))?;
+        fetch_split::attach(&mut resp, reply.record_sets).map_err(|e| self.shared.poison(e))?;
+        Ok(resp)
     }
 
     /// Sends a frame `encode` writes for `api` at `version` and decodes the answer (the frame
@@ -305,7 +348,10 @@ impl Connection {
         encode: impl FnOnce(i32, &StrBytes) -> Result<Frame>,
         decode: impl FnOnce(Bytes) -> Result<T>,
     ) -> Result<T> {
-        let frame = self.roundtrip(api, version, timeout, false, encode).await?;
+        let frame = self
+            .roundtrip(api, version, timeout, (false, None), encode)
+            .await?
+            .frame;
         decode(frame).map_err(|e| self.shared.poison(e))
     }
 
@@ -319,10 +365,18 @@ impl Connection {
     ) -> Result<R::Response> {
         let api = api_key::<R>()?;
         let frame = self
-            .roundtrip(api, version, timeout, true, |correlation_id, client_id| {
-                protocol::encode_request(req, version, correlation_id, client_id).map(Frame::Whole)
-            })
-            .await?;
+            .roundtrip(
+                api,
+                version,
+                timeout,
+                (true, None),
+                |correlation_id, client_id| {
+                    protocol::encode_request(req, version, correlation_id, client_id)
+                        .map(Frame::Whole)
+                },
+            )
+            .await?
+            .frame;
         protocol::decode_response::<R>(frame, version).map_err(|e| self.shared.poison(e))
     }
 
@@ -378,16 +432,18 @@ impl Connection {
             .map_err(|_| self.closed_error())
     }
 
-    /// Encodes, queues and awaits one request; returns the raw response frame (from the
-    /// correlation id on).
+    /// Encodes, queues and awaits one request; returns the raw response (the frame from the
+    /// correlation id on). `(bypass, split_fetch)`: written while the connection is held
+    /// ([`hold`](Self::hold)); the Fetch version whose response is read split
+    /// ([`fetch`](Self::fetch)).
     async fn roundtrip(
         &self,
         api: ApiKey,
         version: i16,
         timeout: Duration,
-        bypass: bool,
+        (bypass, split_fetch): (bool, Option<i16>),
         encode: impl FnOnce(i32, &StrBytes) -> Result<Frame>,
-    ) -> Result<Bytes> {
+    ) -> Result<Reply> {
         if let Some(e) = self.shared.poisoned() {
             return Err(e);
         }
@@ -407,6 +463,7 @@ impl Connection {
             let pending = Pending {
                 correlation_id,
                 deadline,
+                split_fetch,
                 reply,
             };
             self.tx
@@ -489,13 +546,14 @@ impl Connection {
                     ApiKey::ApiVersions,
                     version,
                     self.cfg.request_timeout,
-                    false,
+                    (false, None),
                     |correlation_id, client_id| {
                         protocol::encode_request(&req, version, correlation_id, client_id)
                             .map(Frame::Whole)
                     },
                 )
-                .await?;
+                .await?
+                .frame;
             // ApiVersions responses always use header v0: just the correlation id.
             frame.advance(4);
             if frame.len() < 2 {
@@ -685,11 +743,11 @@ async fn write_frames<W: AsyncWrite + Unpin>(
 }
 
 /// Reader task: reads length-prefixed frames and hands each to the head of the queue.
-async fn read_loop<R: AsyncRead + Unpin>(read: R, shared: Arc<Shared>, max_size: usize) {
+async fn read_loop<R: AsyncRead + Unpin + Send>(read: R, shared: Arc<Shared>, max_size: usize) {
     let mut input = BufReader::with_capacity(64 * 1024, read);
     loop {
-        let cause = match read_frame(&mut input, max_size).await {
-            Ok(frame) => match deliver(&shared, frame) {
+        let cause = match read_reply(&mut input, &shared, max_size).await {
+            Ok((correlation_id, reply)) => match deliver(&shared, correlation_id, reply) {
                 Ok(()) => continue,
                 Err(e) => e,
             },
@@ -700,8 +758,13 @@ async fn read_loop<R: AsyncRead + Unpin>(read: R, shared: Arc<Shared>, max_size:
     }
 }
 
-/// Reads one frame. The size is checked before any allocation for the body.
-async fn read_frame<R: AsyncRead + Unpin>(input: &mut R, max_size: usize) -> Result<Bytes> {
+/// Reads one response: its size (checked before any allocation for the body) and correlation
+/// id, then the rest, split when the head of the queue is a Fetch that asked for it.
+async fn read_reply<R: AsyncRead + Unpin + Send>(
+    input: &mut R,
+    shared: &Shared,
+    max_size: usize,
+) -> Result<(i32, Reply)> {
     let size = match input.read_u32().await {
         Ok(n) => n as u64,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -724,8 +787,36 @@ async fn read_frame<R: AsyncRead + Unpin>(input: &mut R, max_size: usize) -> Res
         )));
     }
     let size = size as usize;
+    let mut id = [0; 4];
+    if input.read_exact(&mut id).await.is_err() {
+        return Err(Error::Io(Arc::new(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("connection closed mid-frame (0 of {size} bytes)"),
+        ))));
+    }
+    let correlation_id = i32::from_be_bytes(id);
+    // Only the head can match (Kafka answers in order); a mismatch fails in `deliver`.
+    let split = shared
+        .in_flight
+        .lock()
+        .unwrap()
+        .front()
+        .filter(|p| p.correlation_id == correlation_id)
+        .and_then(|p| p.split_fetch);
+    if let Some(version) = split {
+        let header_version = ApiKey::Fetch.response_header_version(version);
+        let split = fetch_split::read_body(input, id, size - 4, header_version, version).await?;
+        return Ok((
+            correlation_id,
+            Reply {
+                frame: split.skeleton,
+                record_sets: split.record_sets,
+            },
+        ));
+    }
     let mut buf = BytesMut::with_capacity(size);
-    let mut body = input.take(size as u64);
+    buf.extend_from_slice(&id);
+    let mut body = input.take(size as u64 - 4);
     while buf.len() < size {
         if body.read_buf(&mut buf).await? == 0 {
             return Err(Error::Io(Arc::new(std::io::Error::new(
@@ -737,17 +828,22 @@ async fn read_frame<R: AsyncRead + Unpin>(input: &mut R, max_size: usize) -> Res
             ))));
         }
     }
-    Ok(buf.freeze())
+    Ok((
+        correlation_id,
+        Reply {
+            frame: buf.freeze(),
+            record_sets: Vec::new(),
+        },
+    ))
 }
 
-/// Matches a frame to the oldest in-flight request.
-fn deliver(shared: &Shared, frame: Bytes) -> Result<()> {
-    let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+/// Matches a response to the oldest in-flight request.
+fn deliver(shared: &Shared, correlation_id: i32, reply: Reply) -> Result<()> {
     let head = shared.in_flight.lock().unwrap().pop_front();
     match head {
         Some(p) if p.correlation_id == correlation_id => {
             // The caller may have timed out or been cancelled; its response is dropped here.
-            let _ = p.reply.send(Ok(frame));
+            let _ = p.reply.send(Ok(reply));
             Ok(())
         }
         Some(p) => {

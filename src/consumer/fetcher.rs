@@ -408,7 +408,7 @@ impl Fetcher {
                         let every_id = req.topics.iter().all(|t| !t.topic_id.is_nil());
                         let version = by_name_version(conn.version(ApiKey::Fetch)?, every_id);
                         let sent = std::time::Instant::now();
-                        let answer = conn.call(&req, version, timeout).await;
+                        let answer = conn.fetch(&req, version, timeout).await;
                         stats.fetch_done(sent.elapsed());
                         answer
                     }

@@ -608,3 +608,46 @@ async fn client_rack_is_sent_in_every_fetch() {
         c.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn partitions_of_one_response_hold_no_memory_of_each_other() {
+    // Issue 16: a partition the application has drained must free its records' memory even
+    // while another partition of the same Fetch response is still buffered, so each record
+    // set is read into a buffer of its own rather than sliced from one response buffer.
+    let (client, broker) = setup_partitions(Log::with(8), 2).await;
+    let c = consumer_with(&client, &[(LANES_KEY, "1")], None).await;
+    c.assign(&tps(2)).await.unwrap();
+    let mut first: HashMap<i32, crate::consumer::ConsumerRecord> = HashMap::new();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while first.len() < 2 {
+            let r = c.recv().await.unwrap();
+            if r.offset == 0 {
+                first.insert(r.partition, r);
+            }
+        }
+    })
+    .await
+    .expect("offset 0 of both partitions within 5 s");
+    let seen = broker.requests.lock().unwrap().clone();
+    assert!(
+        seen[0].partitions.contains(&(0, 0)) && seen[0].partitions.contains(&(1, 0)),
+        "the test needs both partitions in the first response: {seen:?}"
+    );
+    // Everything else that could hold the buffers goes away with the consumer.
+    c.close().await.unwrap();
+    drop(c);
+    client.close().await;
+    let (r0, r1) = (&first[&0], &first[&1]);
+    let v0 = r0.value.clone().unwrap();
+    let v1 = r1.value.clone().unwrap();
+    drop(first);
+    // One record per partition left: each value's buffer is shared only with the other
+    // records of its own batch (gone now), never with the other partition's.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !(v0.is_unique() && v1.is_unique()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("each partition's records own their memory");
+}

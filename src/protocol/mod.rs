@@ -14,6 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use crate::error::{Error, Result};
 
 pub(crate) mod bounds;
+pub(crate) mod fetch_split;
 
 /// Runs `$m!(request types...)` with the request of every response the client decodes — the
 /// one list the layout tests and the fuzz targets share (`scripts/gen_wire_layouts.py` lists
