@@ -188,9 +188,10 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-/// Whether `client` can run `case` (rskafka has no TLS in this build).
+/// Whether `client` can run `case` (rskafka has no TLS in this build, and the external
+/// workers are not given the SASL_SSL setup).
 pub fn supports(case: &Case, client: &str) -> bool {
-    !(case.tls && client == "rskafka")
+    !(case.tls && (client == "rskafka" || crate::external::is_external(client)))
 }
 
 impl BenchCase for Case {

@@ -1,6 +1,6 @@
 //! `cargo xtask bench produce|consume`: builds the `bench/` workspace member in release mode
-//! and runs its produce or consume benchmark (ferrokafka, rdkafka and rskafka against the same
-//! brokers).
+//! and runs its produce or consume benchmark (ferrokafka, rdkafka, rskafka, franz-go and the
+//! Java client against the same brokers; the last two built by `bench_external.rs`).
 //!
 //! Without `--brokers`, produce runs against librdkafka's mock cluster and Tansu, consume
 //! against Tansu only; Tansu is installed first like `cargo xtask test` does. `produce
@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{cargo, install, kafka, run_step, Error, Result};
+use crate::{bench_external, cargo, install, kafka, run_step, Error, Result};
 
 /// The bench package and its binary.
 pub const PACKAGE: &str = "ferrokafka-bench";
@@ -80,6 +80,8 @@ pub fn run(root: &Path, args: &[String]) -> Result {
     } else {
         None
     };
+    // franz-go and the Java client run as programs of their own, built here.
+    bench_external::ensure(root, &plan.args)?;
     let mut cmd = command(root, &plan, tansu.as_deref());
     if plan.needs_kafka {
         cmd.env(kafka::KAFKA_HOME_ENV, kafka::ensure(root)?);

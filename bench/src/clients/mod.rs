@@ -12,8 +12,9 @@ use crate::kafka::SaslSsl;
 use crate::measure;
 use crate::payload::Payload;
 
-/// The clients, in table order (rdkafka first: the others are compared with it).
-pub const CLIENTS: &[&str] = &["rdkafka", "ferrokafka", "rskafka"];
+/// The clients, in table order (rdkafka first: the others are compared with it). franz-go and
+/// java are external programs (`external.rs`), for consume too.
+pub const CLIENTS: &[&str] = &["rdkafka", "ferrokafka", "rskafka", "franz-go", "java"];
 
 /// What one worker run is asked to do.
 #[derive(Debug, Clone)]

@@ -27,6 +27,7 @@ use rdkafka::util::Timeout;
 
 use crate::common::{self, Args, Common, Outcome, Row, Tansu};
 use crate::connect::{self, Counting};
+use crate::external;
 use crate::payload::Payload;
 use cases::{ConsumeCase, Settings, CASES};
 
@@ -45,7 +46,7 @@ Options:
   --tansu PATH         The tansu binary (default: $FERROKAFKA_TANSU, else
                        target/brokers/tansu)
   --only CASE[,CASE]   Only these cases
-  --clients C[,C]      Only these clients (rdkafka, ferrokafka, rskafka)
+  --clients C[,C]      Only these clients (rdkafka, ferrokafka, rskafka, franz-go, java)
   --quick              Divide every record count by 10 (a smoke run)
   --repeat N           Run each client N times per case and report the median run
   --replication N      Replication factor of topics on --brokers (default 1)
@@ -159,9 +160,25 @@ pub fn run(o: Options) -> Result<(), String> {
             Running::Tansu(t) => t.cpu_micros(),
             Running::External => None,
         };
+        let broker = match target {
+            Target::Tansu(_) => external::Broker::Tansu,
+            Target::External(_) => external::Broker::Kafka,
+        };
+        let clients: Vec<String> = c
+            .clients
+            .iter()
+            .filter(|client| match external::left_out(client, broker) {
+                Some(why) => {
+                    println!("   {client}: left out ({why})");
+                    false
+                }
+                None => true,
+            })
+            .cloned()
+            .collect();
         rows.extend(common::run_clients(
             case.name,
-            &c.clients,
+            &clients,
             c.repeat,
             |client| {
                 common::with_broker_cpu(broker_cpu, || {
@@ -387,7 +404,10 @@ mod tests {
         assert!(Options::parse(&args(&["--repeat"])).is_err());
         let d = Options::parse(&[]).unwrap();
         assert_eq!(d.fetch_buffer, 64 << 20);
-        assert_eq!(d.common.clients, ["rdkafka", "ferrokafka", "rskafka"]);
+        assert_eq!(
+            d.common.clients,
+            ["rdkafka", "ferrokafka", "rskafka", "franz-go", "java"]
+        );
     }
 
     #[test]
