@@ -188,9 +188,12 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-/// Whether `client` can run `case`: rskafka and confluent-kafka have no TLS in this build.
+/// Whether `client` can run `case`: rskafka and confluent-kafka have no TLS in this build, and
+/// the external workers are not given the SASL_SSL setup.
 pub fn supports(case: &Case, client: &str) -> bool {
-    !(case.tls && matches!(client, "rskafka" | "confluent-kafka"))
+    !(case.tls
+        && (matches!(client, "rskafka" | "confluent-kafka")
+            || crate::external::is_external(client)))
 }
 
 impl BenchCase for Case {

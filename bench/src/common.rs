@@ -188,12 +188,14 @@ pub fn print_machine(benchmark: &str) {
     println!("machine: {cores} cores, {model}");
     println!(
         "clients: ferrokafka (this workspace), rdkafka 0.39 / librdkafka {librdkafka}, \
-         rskafka 0.6{}",
+         rskafka 0.6{}, franz-go {} (Go), kafka-clients {} (Java)",
         if cfg!(feature = "peers") {
             ", krafka 0.28, confluent-kafka 1.0"
         } else {
             ""
-        }
+        },
+        crate::external::FRANZ_GO_VERSION,
+        crate::external::JAVA_CLIENT_VERSION
     );
 }
 
@@ -405,16 +407,17 @@ pub fn with_broker_cpu(
 /// Runs this executable as a worker process (under `wrap`, a profiler command, if given) with
 /// `args`, echoes its output, and parses its `RESULT` line; kills it after `timeout`.
 pub fn run_worker(wrap: &[String], timeout: Duration, args: &[String]) -> Result<Outcome, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    // This executable, or the Go / Java program of an external client.
+    let worker = crate::external::launch(args)?;
     let mut cmd = match wrap.split_first() {
         Some((program, rest)) => {
             let mut c = Command::new(program);
-            c.args(rest).arg(&exe);
+            c.args(rest).arg(&worker.program);
             c
         }
-        None => Command::new(&exe),
+        None => Command::new(&worker.program),
     };
-    cmd.args(args)
+    cmd.args(&worker.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

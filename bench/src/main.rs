@@ -26,6 +26,7 @@ mod clients;
 mod common;
 mod connect;
 mod consume;
+mod external;
 mod kafka;
 mod measure;
 mod parent;

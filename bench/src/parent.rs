@@ -8,6 +8,7 @@ use rdkafka::mocking::MockCluster;
 use crate::cases::{self, Case, CASES};
 use crate::clients;
 use crate::common::{self, Args, Common, Outcome, Tansu};
+use crate::external;
 use crate::kafka::KafkaNode;
 use crate::measure;
 
@@ -30,8 +31,8 @@ Options:
   --no-mock            Skip the mock cluster
   --no-tansu           Skip Tansu
   --only CASE[,CASE]   Only these cases
-  --clients C[,C]      Only these clients (rdkafka, ferrokafka, rskafka; krafka and
-                       confluent-kafka in a build with feature `peers`)
+  --clients C[,C]      Only these clients (rdkafka, ferrokafka, rskafka, franz-go, java;
+                       krafka and confluent-kafka in a build with feature `peers`)
   --quick              Divide every record count by 10 (a smoke run)
   --repeat N           Run each client N times per case and report the median run
   --replication N      Replication factor of topics on --brokers (default 1)
@@ -110,6 +111,14 @@ impl Target {
         }
     }
 
+    fn broker(&self) -> external::Broker {
+        match self {
+            Target::Mock => external::Broker::Mock,
+            Target::Tansu(_) => external::Broker::Tansu,
+            _ => external::Broker::Kafka,
+        }
+    }
+
     /// Whether `case` can run here: TLS cases need the `--kafka` node's SASL_SSL listener.
     fn runs(&self, case: &Case) -> bool {
         !case.tls || matches!(self, Target::Kafka(_))
@@ -170,11 +179,14 @@ pub fn run(o: Options) -> Result<(), String> {
                 .clients
                 .iter()
                 .filter(|client| {
-                    let ok = cases::supports(case, client);
-                    if !ok {
-                        println!("   {client}: left out (built without TLS)");
+                    let why = match cases::supports(case, client) {
+                        true => external::left_out(client, target.broker()),
+                        false => Some("no TLS for it in this bench"),
+                    };
+                    if let Some(why) = why {
+                        println!("   {client}: left out ({why})");
                     }
-                    ok
+                    why.is_none()
                 })
                 .filter(|client| {
                     let ok = target.serves(client);

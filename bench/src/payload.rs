@@ -83,6 +83,14 @@ impl Payload {
         &self.pool[at..at + self.size]
     }
 
+    /// The 64-bit FNV-1a hash of the pool: the external workers (`external.rs`) generate
+    /// the pool themselves and check it against this.
+    pub fn fnv(&self) -> u64 {
+        self.pool.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
     /// The value of record `i` sharing the pool's buffer (no copy).
     pub fn bytes(&self, i: u64) -> Bytes {
         let at = self.offset(i);
@@ -104,5 +112,14 @@ mod tests {
             assert_eq!(&a.bytes(i)[..], a.slice(i));
         }
         assert_ne!(a.slice(0), a.slice(1));
+    }
+
+    #[test]
+    fn the_pool_hash_is_the_one_the_go_and_java_workers_compute() {
+        // bench/go/payload.go and bench/java/BenchWorker.java generate the pool themselves
+        // and printed this hash (`payload pool differs ...: fnv 1fecda39d57cfffc`): a change
+        // to the generator here must be made there too.
+        assert_eq!(Payload::new(100).fnv(), 0x1fec_da39_d57c_fffc);
+        assert_eq!(Payload::new(1024).fnv(), Payload::new(100).fnv());
     }
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask bench produce|consume`: builds the `bench/` workspace member in release mode
-//! and runs its produce or consume benchmark (ferrokafka, rdkafka, rskafka and, with the bench's
-//! feature `peers` it turns on, krafka and confluent-kafka against the same brokers).
+//! and runs its produce or consume benchmark (ferrokafka, rdkafka, rskafka, franz-go and the
+//! Java client — the last two built by `bench_external.rs` — and, with the bench's feature
+//! `peers` it turns on, krafka and confluent-kafka, against the same brokers).
 //!
 //! Without `--brokers`, produce runs against librdkafka's mock cluster and Tansu, consume
 //! against Tansu only; Tansu is installed first like `cargo xtask test` does. `--kafka` runs
@@ -10,7 +11,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{cargo, install, kafka, run_step, Error, Result};
+use crate::{bench_external, cargo, install, kafka, run_step, Error, Result};
 
 /// The bench package and its binary.
 pub const PACKAGE: &str = "ferrokafka-bench";
@@ -81,6 +82,8 @@ pub fn run(root: &Path, args: &[String]) -> Result {
     } else {
         None
     };
+    // franz-go and the Java client run as programs of their own, built here.
+    bench_external::ensure(root, &plan.args)?;
     let mut cmd = command(root, &plan, tansu.as_deref());
     if plan.needs_kafka {
         cmd.env(kafka::KAFKA_HOME_ENV, kafka::ensure(root)?);

@@ -116,7 +116,7 @@ fn compile_peer(root: &Path, home: &Path) -> Result {
 }
 
 /// True when `target` is missing or older than any of `inputs`.
-fn is_stale(target: &Path, inputs: &[PathBuf]) -> bool {
+pub fn is_stale(target: &Path, inputs: &[PathBuf]) -> bool {
     let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
     let Some(built) = modified(target) else {
         return true;

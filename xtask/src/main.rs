@@ -5,6 +5,7 @@
 //! under `target/brokers/`.
 
 mod bench;
+mod bench_external;
 mod broker;
 mod demo;
 mod fuzz;
@@ -30,8 +31,9 @@ Commands:
                     (e.g. `cargo xtask test -- --nocapture`, `cargo xtask test --test harness`)
   tansu [PORT]      Run Tansu in the foreground on 127.0.0.1:PORT (default 9092); Ctrl-C stops it
   bench produce [--brokers HOST:PORT] [--only CASE] [--quick]
-                    Produce benchmark: ferrokafka vs rdkafka vs rskafka on the mock cluster
-                    and Tansu, or an external cluster (see docs/PERFORMANCE.md)
+                    Produce benchmark: ferrokafka vs rdkafka, rskafka, franz-go and the Java
+                    client on the mock cluster and Tansu, or an external cluster (builds the
+                    Go and Java workers first: needs go, javac and mvn; see docs/PERFORMANCE.md)
   soak --minutes N [--seed S]
                     Producer + consumer group on the mock cluster under broker chaos; fails on loss/duplicates
   fuzz [--seed] [--runs N] [--merge] [TARGET ..]

@@ -16,9 +16,10 @@ use crate::kafka::SaslSsl;
 use crate::measure;
 use crate::payload::Payload;
 
-/// The clients, in table order (rdkafka first: the others are compared with it).
+/// The clients, in table order (rdkafka first: the others are compared with it). franz-go and
+/// java are external programs (`external.rs`), for consume too.
 #[cfg(not(feature = "peers"))]
-pub const CLIENTS: &[&str] = &["rdkafka", "ferrokafka", "rskafka"];
+pub const CLIENTS: &[&str] = &["rdkafka", "ferrokafka", "rskafka", "franz-go", "java"];
 /// The clients, in table order (rdkafka first: the others are compared with it); feature
 /// `peers` adds krafka and Confluent's confluent-kafka.
 #[cfg(feature = "peers")]
@@ -28,6 +29,8 @@ pub const CLIENTS: &[&str] = &[
     "rskafka",
     "krafka",
     "confluent-kafka",
+    "franz-go",
+    "java",
 ];
 
 /// Whether `client` is run against librdkafka's mock cluster: krafka and confluent-kafka are

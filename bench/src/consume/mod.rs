@@ -34,6 +34,7 @@ use rdkafka::util::Timeout;
 
 use crate::common::{self, Args, Common, Outcome, Row, Tansu};
 use crate::connect::{self, Counting};
+use crate::external;
 use crate::kafka::KafkaNode;
 use crate::payload::Payload;
 use cases::{ConsumeCase, Settings, CASES};
@@ -55,8 +56,8 @@ Options:
   --tansu PATH         The tansu binary (default: $FERROKAFKA_TANSU, else
                        target/brokers/tansu)
   --only CASE[,CASE]   Only these cases
-  --clients C[,C]      Only these clients (rdkafka, ferrokafka, rskafka; krafka and
-                       confluent-kafka in a build with feature `peers`)
+  --clients C[,C]      Only these clients (rdkafka, ferrokafka, rskafka, franz-go, java;
+                       krafka and confluent-kafka in a build with feature `peers`)
   --quick              Divide every record count by 10 (a smoke run)
   --repeat N           Run each client N times per case and report the median run
   --replication N      Replication factor of topics on --brokers (default 1)
@@ -200,9 +201,25 @@ pub fn run(o: Options) -> Result<(), String> {
             (Running::External, Target::Kafka(node)) => node.cpu_micros(),
             (Running::External, _) => None,
         };
+        let broker = match target {
+            Target::Tansu(_) => external::Broker::Tansu,
+            Target::External(_) | Target::Kafka(_) => external::Broker::Kafka,
+        };
+        let clients: Vec<String> = c
+            .clients
+            .iter()
+            .filter(|client| match external::left_out(client, broker) {
+                Some(why) => {
+                    println!("   {client}: left out ({why})");
+                    false
+                }
+                None => true,
+            })
+            .cloned()
+            .collect();
         rows.extend(common::run_clients(
             case.name,
-            &c.clients,
+            &clients,
             c.repeat,
             |client| {
                 common::with_broker_cpu(broker_cpu, || {
