@@ -1,11 +1,13 @@
-//! `cargo xtask bench produce|consume`: builds the `bench/` workspace member in release mode
-//! and runs its produce or consume benchmark (ferrokafka, rdkafka and rskafka against the same
-//! brokers).
+//! `cargo xtask bench produce|consume|latency|chart`: builds the `bench/` workspace member in
+//! release mode (with its `charts` feature: plotters' SVG backend) and runs its produce,
+//! consume or latency benchmark (ferrokafka and its peers against the same brokers), or draws
+//! SVG charts of results files.
 //!
 //! Without `--brokers`, produce runs against librdkafka's mock cluster and Tansu, consume
 //! against Tansu only; Tansu is installed first like `cargo xtask test` does. `produce
 //! --kafka` runs against one real Apache Kafka node instead (its classpath installed first,
-//! like `install-brokers`), with the SASL_SSL case. Not part of CI.
+//! like `install-brokers`), with the SASL_SSL case; `latency` runs where produce does. Not
+//! part of CI.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,7 +21,10 @@ pub const USAGE: &str = "\
 usage: cargo xtask bench produce [--brokers HOST:PORT | --kafka] [--only CASE[,CASE]] [--quick]
                                  [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]
        cargo xtask bench consume [--brokers HOST:PORT] [--only CASE[,CASE]] [--quick]
-                                 [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]";
+                                 [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]
+       cargo xtask bench latency [--brokers HOST:PORT | --kafka] [--rates R[,R]] [--seconds S]
+                                 [--clients C[,C]] [--results FILE] [other options]
+       cargo xtask bench chart --out DIR FILE [FILE...]   (SVG charts of --results files)";
 
 /// What `bench` was asked to do.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,24 +33,26 @@ pub struct Plan {
     pub args: Vec<String>,
     /// Whether Tansu is needed (no external cluster, Tansu not switched off).
     pub needs_tansu: bool,
-    /// Whether a real Kafka node is started (`produce --kafka`).
+    /// Whether a real Kafka node is started (`produce|latency --kafka`).
     pub needs_kafka: bool,
 }
 
-/// Checks the command line: `produce` or `consume`, then the bench's own options, passed
-/// through.
+/// Checks the command line: `produce`, `consume`, `latency` or `chart`, then the bench's own
+/// options, passed through.
 pub fn plan(args: &[String]) -> Result<Plan> {
     let Some((what, rest)) = args.split_first() else {
         return Err(Error::new(USAGE));
     };
-    if what != "produce" && what != "consume" {
+    if !["produce", "consume", "latency", "chart"].contains(&what.as_str()) {
         return Err(Error::new(format!("unknown benchmark `{what}`\n{USAGE}")));
     }
-    let needs_kafka = what == "produce" && rest.iter().any(|a| a == "--kafka");
-    let external = needs_kafka || rest.iter().any(|a| a == "--brokers");
-    // Only produce has --no-tansu (consume always needs Tansu or --brokers); the bench
-    // itself rejects options its command does not have.
-    let no_tansu = what == "produce" && rest.iter().any(|a| a == "--no-tansu");
+    // produce and latency run on the same brokers; chart runs on none.
+    let like_produce = what == "produce" || what == "latency";
+    let needs_kafka = like_produce && rest.iter().any(|a| a == "--kafka");
+    let external = needs_kafka || what == "chart" || rest.iter().any(|a| a == "--brokers");
+    // Only produce and latency have --no-tansu (consume always needs Tansu or --brokers);
+    // the bench itself rejects options its command does not have.
+    let no_tansu = like_produce && rest.iter().any(|a| a == "--no-tansu");
     let mut bench_args = vec![what.clone()];
     bench_args.extend(rest.iter().cloned());
     Ok(Plan {
@@ -59,10 +66,9 @@ pub fn plan(args: &[String]) -> Result<Plan> {
 pub fn command(root: &Path, plan: &Plan, tansu: Option<&Path>) -> Command {
     let mut cmd = cargo();
     cmd.args(["run", "--release", "--quiet", "--package", PACKAGE]);
-    if plan.needs_kafka {
-        // rdkafka's TLS (OpenSSL from source) only when the real-Kafka SASL_SSL case may run.
-        cmd.args(["--features", "tls"]);
-    }
+    // rdkafka's TLS (OpenSSL from source) only when the real-Kafka SASL_SSL case may run.
+    let tls = plan.needs_kafka && plan.args.first().is_some_and(|a| a == "produce");
+    cmd.args(["--features", if tls { "charts,tls" } else { "charts" }]);
     cmd.arg("--").args(&plan.args).current_dir(root);
     if let Some(tansu) = tansu {
         cmd.arg("--tansu")
@@ -108,8 +114,8 @@ mod tests {
         );
         assert_eq!(
             describe(&cmd),
-            "cargo run --release --quiet --package ferrokafka-bench -- produce --quick --only \
-             100b-acks1 --tansu /ws/target/brokers/tansu --log-dir /ws/target/brokers/logs"
+            "cargo run --release --quiet --package ferrokafka-bench --features charts -- produce \
+             --quick --only 100b-acks1 --tansu /ws/target/brokers/tansu --log-dir /ws/target/brokers/logs"
         );
     }
 
@@ -119,7 +125,8 @@ mod tests {
         assert!(!p.needs_tansu);
         assert_eq!(
             describe(&command(Path::new("/ws"), &p, None)),
-            "cargo run --release --quiet --package ferrokafka-bench -- produce --brokers k:9092"
+            "cargo run --release --quiet --package ferrokafka-bench --features charts -- produce \
+             --brokers k:9092"
         );
         assert!(
             !plan(&strings(&["produce", "--no-tansu"]))
@@ -129,6 +136,7 @@ mod tests {
         let k = plan(&strings(&["produce", "--kafka", "--only", "1kb-sasl-ssl"])).unwrap();
         assert!(k.needs_kafka && !k.needs_tansu);
         assert_eq!(k.args, ["produce", "--kafka", "--only", "1kb-sasl-ssl"]);
+        assert!(describe(&command(Path::new("/ws"), &k, None)).contains("--features charts,tls"));
     }
 
     #[test]
@@ -142,15 +150,38 @@ mod tests {
                 &p,
                 Some(Path::new("/ws/target/brokers/tansu"))
             )),
-            "cargo run --release --quiet --package ferrokafka-bench -- consume --repeat 3 \
-             --only 100b --tansu /ws/target/brokers/tansu --log-dir /ws/target/brokers/logs"
+            "cargo run --release --quiet --package ferrokafka-bench --features charts -- consume \
+             --repeat 3 --only 100b --tansu /ws/target/brokers/tansu --log-dir /ws/target/brokers/logs"
         );
         let external = plan(&strings(&["consume", "--brokers", "k:9092"])).unwrap();
         assert!(!external.needs_tansu);
     }
 
     #[test]
-    fn only_produce_and_consume_exist() {
+    fn latency_runs_where_produce_does_and_chart_needs_no_broker() {
+        let p = plan(&strings(&["latency", "--rates", "1000"])).unwrap();
+        assert_eq!(p.args, ["latency", "--rates", "1000"]);
+        assert!(p.needs_tansu && !p.needs_kafka);
+        let k = plan(&strings(&["latency", "--kafka"])).unwrap();
+        assert!(k.needs_kafka && !k.needs_tansu);
+        // No TLS case in latency: OpenSSL is not built for it.
+        assert_eq!(
+            describe(&command(Path::new("/ws"), &k, None)),
+            "cargo run --release --quiet --package ferrokafka-bench --features charts -- \
+             latency --kafka"
+        );
+        assert!(
+            !plan(&strings(&["latency", "--no-tansu"]))
+                .unwrap()
+                .needs_tansu
+        );
+        let c = plan(&strings(&["chart", "--out", "docs/perf", "r.tsv"])).unwrap();
+        assert!(!c.needs_tansu && !c.needs_kafka);
+        assert!(!plan(&strings(&["chart", "--kafka"])).unwrap().needs_kafka);
+    }
+
+    #[test]
+    fn only_the_four_commands_exist() {
         assert!(plan(&[]).is_err());
         assert!(plan(&strings(&["fetch"])).is_err());
     }

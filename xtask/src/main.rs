@@ -31,7 +31,8 @@ Commands:
   tansu [PORT]      Run Tansu in the foreground on 127.0.0.1:PORT (default 9092); Ctrl-C stops it
   bench produce [--brokers HOST:PORT] [--only CASE] [--quick]
                     Produce benchmark: ferrokafka vs rdkafka vs rskafka on the mock cluster
-                    and Tansu, or an external cluster (see docs/PERFORMANCE.md)
+                    and Tansu, or an external cluster (see docs/PERFORMANCE.md); also
+                    `bench consume`, `bench latency [--rates R,..]`, `bench chart --out DIR FILE..`
   soak --minutes N [--seed S]
                     Producer + consumer group on the mock cluster under broker chaos; fails on loss/duplicates
   fuzz [--seed] [--runs N] [--merge] [TARGET ..]

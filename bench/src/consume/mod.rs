@@ -58,6 +58,7 @@ Options:
   --wrap 'CMD ARGS'    Run workers under CMD (e.g. 'valgrind --tool=callgrind')
   --timeout SECS       Kill a worker after SECS (default 600)
   --log-dir DIR        Write Tansu's logs there (default: discarded)
+  --results FILE       Append the figures to FILE (TSV) for `ferrokafka-bench chart`
 
 Cases:";
 
@@ -72,6 +73,8 @@ pub struct Options {
     pub common: Common,
     pub fetch_buffer: usize,
     pub stall_ms: u64,
+    /// `--results FILE`: where the figures are appended.
+    pub results: Option<PathBuf>,
 }
 
 impl Options {
@@ -80,6 +83,7 @@ impl Options {
             common: Common::default(),
             fetch_buffer: cases::FETCH_BUFFER_BYTES,
             stall_ms: 0,
+            results: None,
         };
         let mut args = Args::new(args);
         while let Some(arg) = args.next() {
@@ -92,6 +96,7 @@ impl Options {
                     o.fetch_buffer = args.number("--fetch-buffer")?.max(1024) / 1024 * 1024
                 }
                 "--stall-ms" => o.stall_ms = args.number("--stall-ms")? as u64,
+                "--results" => o.results = Some(PathBuf::from(args.value("--results")?)),
                 other => return Err(format!("unknown option `{other}`\n{}", usage())),
             }
         }
@@ -178,6 +183,13 @@ pub fn run(o: Options) -> Result<(), String> {
     }
     let table = table(&target, &rows, c.repeat, o.settings());
     println!("\n# Summary\n\n{table}");
+    if let Some(path) = &o.results {
+        let broker = match target {
+            Target::Tansu(_) => "tansu",
+            Target::External(_) => "external",
+        };
+        crate::results::append(path, &crate::results::from_rows("consume", broker, &rows))?;
+    }
     common::failures(&rows)
 }
 
@@ -369,6 +381,8 @@ mod tests {
             "16777300",
             "--stall-ms",
             "2000",
+            "--results",
+            "r.tsv",
         ]))
         .unwrap();
         let c = &o.common;
@@ -378,6 +392,7 @@ mod tests {
         assert_eq!(c.repeat, 3);
         assert_eq!(o.fetch_buffer, 16 << 20);
         assert_eq!(o.stall_ms, 2000);
+        assert_eq!(o.results, Some(PathBuf::from("r.tsv")));
         assert_eq!(o.settings().fetch_max_bytes, 16 << 20);
         assert_eq!(c.records(common::find(CASES, "100b").unwrap()), 100_000);
         assert_eq!(c.cases(CASES).len(), 2);
