@@ -53,7 +53,10 @@ pub fn run(job: &Job, stats: &Arc<Stats>) -> Result<(), String> {
                             stats.received(r.value.as_deref());
                         }
                     }
-                    Err(e) => eprintln!("ferrokafka: recv_batch: {e}"),
+                    Err(e) => {
+                        eprintln!("ferrokafka: recv_batch: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
                 }
             }
         })
