@@ -1,10 +1,11 @@
 //! Results files: every bench run may append its figures (`--results FILE`) and
-//! `ferrokafka-bench chart` draws them. One figure per line, tab-separated:
+//! `ferrokafka-bench chart` draws them. One figure per line, fields separated by one tab
+//! (shown as spaces here):
 //!
 //! ```text
-//! bench	broker	case	client	metric	value
-//! produce	tansu	100b-acks1	rdkafka	msg_s	812345.6
-//! latency	mock	10000/s	ferrokafka	ack_p99_us	5230
+//! bench  broker  case  client  metric  value
+//! produce  tansu  100b-acks1  rdkafka  msg_s  812345.6
+//! latency  mock  10000/s  ferrokafka  ack_p99_us  5230
 //! ```
 //!
 //! One figure per line (rather than a column per metric) lets each bench write the metrics it
@@ -141,7 +142,7 @@ mod tests {
     fn figures_survive_a_file_round_trip() {
         let path = std::env::temp_dir().join(format!("fkb-results-{}.tsv", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let a = vec![
+        let a = [
             Figure::new(
                 "latency",
                 "mock",

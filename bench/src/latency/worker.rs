@@ -169,9 +169,10 @@ pub fn generate(schedule: &Schedule, stats: &Stats, mut send: impl FnMut(u64, u6
 /// Linux lets a sleep overshoot by the thread's timer slack, 50 µs by default: 5 records at
 /// 100 k/s. 1 µs makes the generator's own error small against what is measured.
 fn lower_timer_slack() {
+    let slack_ns: libc::c_ulong = 1;
     // SAFETY: PR_SET_TIMERSLACK takes an integer and changes only this thread.
     unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+        libc::prctl(libc::PR_SET_TIMERSLACK, slack_ns);
     }
 }
 
