@@ -20,19 +20,36 @@
 //! `ferrokafka-bench consume [...]` (`cargo xtask bench consume`) is the consume benchmark:
 //! a topic per case filled once on a fresh Tansu, then read in full by each client in its own
 //! worker process (`--consume-worker ...`); see `consume/mod.rs`.
+//!
+//! `ferrokafka-bench latency [...]` (`cargo xtask bench latency`) measures produce and
+//! end-to-end latency at fixed rates (`latency/mod.rs`); `ferrokafka-bench chart --out DIR
+//! FILE...` draws SVG charts of the `--results FILE` every bench can write (`chart.rs`).
 
 mod cases;
+mod chart;
 mod clients;
 mod common;
 mod connect;
 mod consume;
 mod external;
 mod kafka;
+mod latency;
 mod measure;
 mod parent;
 mod payload;
+mod results;
 
 use std::process::ExitCode;
+
+fn usage() -> String {
+    [
+        parent::usage(),
+        consume::usage(),
+        latency::usage(),
+        chart::usage(),
+    ]
+    .join("\n\n")
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,13 +58,16 @@ fn main() -> ExitCode {
         Some("produce") => parent::Options::parse(&args[1..]).and_then(parent::run),
         Some("--consume-worker") => consume::worker::worker_main(&args[1..]),
         Some("consume") => consume::Options::parse(&args[1..]).and_then(consume::run),
+        Some("--latency-worker") => latency::worker::worker_main(&args[1..]),
+        Some("latency") => latency::Options::parse(&args[1..]).and_then(latency::run),
+        Some("chart") => chart::Options::parse(&args[1..]).and_then(chart::run),
         Some("help" | "-h" | "--help") => {
-            println!("{}\n\n{}", parent::usage(), consume::usage());
+            println!("{}", usage());
             Ok(())
         }
         _ => {
-            eprintln!("{}\n\n{}", parent::usage(), consume::usage());
-            Err("expected a command: produce or consume".to_string())
+            eprintln!("{}", usage());
+            Err("expected a command: produce, consume, latency or chart".to_string())
         }
     };
     match result {

@@ -40,6 +40,7 @@ Options:
   --timeout SECS       Kill a worker after SECS (default 600)
   --batch-size BYTES   batch.size of every client (default 1000000)
   --log-dir DIR        Write Tansu's logs there (default: discarded)
+  --results FILE       Append the figures to FILE (TSV) for `ferrokafka-bench chart`
 
 Cases:";
 
@@ -57,6 +58,8 @@ pub struct Options {
     /// `--kafka`: a real Kafka node, and nothing else.
     pub kafka: bool,
     pub batch_size: usize,
+    /// `--results FILE`: where the figures are appended.
+    pub results: Option<PathBuf>,
 }
 
 impl Options {
@@ -67,6 +70,7 @@ impl Options {
             use_tansu: true,
             kafka: false,
             batch_size: cases::BATCH_SIZE,
+            results: None,
         };
         let mut args = Args::new(args);
         while let Some(arg) = args.next() {
@@ -78,6 +82,7 @@ impl Options {
                 "--no-tansu" => o.use_tansu = false,
                 "--kafka" => o.kafka = true,
                 "--batch-size" => o.batch_size = args.number("--batch-size")?.max(1),
+                "--results" => o.results = Some(PathBuf::from(args.value("--results")?)),
                 other => return Err(format!("unknown option `{other}`\n{}", usage())),
             }
         }
@@ -99,6 +104,16 @@ enum Target {
 }
 
 impl Target {
+    /// The broker's short name in a results file.
+    fn id(&self) -> &'static str {
+        match self {
+            Target::Mock => "mock",
+            Target::Tansu(_) => "tansu",
+            Target::External(_) => "external",
+            Target::Kafka(_) => "kafka",
+        }
+    }
+
     fn title(&self) -> String {
         match self {
             Target::Mock => "librdkafka mock cluster (3 brokers, in the parent process)".into(),
@@ -208,6 +223,12 @@ pub fn run(o: Options) -> Result<(), String> {
         println!("\n{table}");
         report.push_str(&table);
         report.push('\n');
+        if let Some(path) = &o.results {
+            crate::results::append(
+                path,
+                &crate::results::from_rows("produce", target.id(), &rows),
+            )?;
+        }
         all_rows.extend(rows);
     }
     println!("\n# Summary\n\n{report}");
@@ -355,6 +376,8 @@ mod tests {
             "--no-mock",
             "--batch-size",
             "0",
+            "--results",
+            "r.tsv",
         ]))
         .unwrap();
         let c = &o.common;
@@ -365,6 +388,7 @@ mod tests {
         assert_eq!(c.repeat, 3);
         assert!(!o.mock && o.use_tansu);
         assert_eq!(o.batch_size, 1);
+        assert_eq!(o.results, Some(PathBuf::from("r.tsv")));
         let case = common::find(CASES, "100b-acks1").unwrap();
         assert_eq!(c.records(case), 100_000);
         assert_eq!(c.cases(CASES).len(), 2);

@@ -31,9 +31,11 @@ Commands:
                     (e.g. `cargo xtask test -- --nocapture`, `cargo xtask test --test harness`)
   tansu [PORT]      Run Tansu in the foreground on 127.0.0.1:PORT (default 9092); Ctrl-C stops it
   bench produce [--brokers HOST:PORT] [--only CASE] [--quick]
-                    Produce benchmark: ferrokafka vs rdkafka, rskafka, franz-go and the Java
-                    client on the mock cluster and Tansu, or an external cluster (builds the
-                    Go and Java workers first: needs go, javac and mvn; see docs/PERFORMANCE.md)
+                    Produce benchmark: ferrokafka vs rdkafka, rskafka, krafka, confluent-kafka,
+                    franz-go and the Java client on the mock cluster and Tansu, or an external
+                    cluster (builds the Go and Java workers first: needs go, javac and mvn; see
+                    docs/PERFORMANCE.md); also `bench consume`, `bench latency [--rates R,..]`,
+                    `bench chart --out DIR FILE..`
   soak --minutes N [--seed S]
                     Producer + consumer group on the mock cluster under broker chaos; fails on loss/duplicates
   fuzz [--seed] [--runs N] [--merge] [TARGET ..]

@@ -70,6 +70,7 @@ Options:
   --wrap 'CMD ARGS'    Run workers under CMD (e.g. 'valgrind --tool=callgrind')
   --timeout SECS       Kill a worker after SECS (default 600)
   --log-dir DIR        Write Tansu's logs there (default: discarded)
+  --results FILE       Append the figures to FILE (TSV) for `ferrokafka-bench chart`
 
 Cases:";
 
@@ -86,6 +87,8 @@ pub struct Options {
     pub kafka: bool,
     pub fetch_buffer: usize,
     pub stall_ms: u64,
+    /// `--results FILE`: where the figures are appended.
+    pub results: Option<PathBuf>,
 }
 
 impl Options {
@@ -95,6 +98,7 @@ impl Options {
             kafka: false,
             fetch_buffer: cases::FETCH_BUFFER_BYTES,
             stall_ms: 0,
+            results: None,
         };
         let mut args = Args::new(args);
         while let Some(arg) = args.next() {
@@ -108,6 +112,7 @@ impl Options {
                 }
                 "--stall-ms" => o.stall_ms = args.number("--stall-ms")? as u64,
                 "--kafka" => o.kafka = true,
+                "--results" => o.results = Some(PathBuf::from(args.value("--results")?)),
                 other => return Err(format!("unknown option `{other}`\n{}", usage())),
             }
         }
@@ -236,6 +241,13 @@ pub fn run(o: Options) -> Result<(), String> {
     }
     let table = table(&target, &rows, c.repeat, o.settings());
     println!("\n# Summary\n\n{table}");
+    if let Some(path) = &o.results {
+        let broker = match target {
+            Target::Tansu(_) => "tansu",
+            Target::External(_) => "external",
+        };
+        crate::results::append(path, &crate::results::from_rows("consume", broker, &rows))?;
+    }
     common::failures(&rows)
 }
 
@@ -432,6 +444,8 @@ mod tests {
             "16777300",
             "--stall-ms",
             "2000",
+            "--results",
+            "r.tsv",
         ]))
         .unwrap();
         let c = &o.common;
@@ -441,6 +455,7 @@ mod tests {
         assert_eq!(c.repeat, 3);
         assert_eq!(o.fetch_buffer, 16 << 20);
         assert_eq!(o.stall_ms, 2000);
+        assert_eq!(o.results, Some(PathBuf::from("r.tsv")));
         assert_eq!(o.settings().fetch_max_bytes, 16 << 20);
         assert_eq!(c.records(common::find(CASES, "100b").unwrap()), 100_000);
         assert_eq!(c.cases(CASES).len(), 2);

@@ -1,0 +1,387 @@
+//! The latency benchmark: each client produces 100-byte records at fixed rates (acks=all)
+//! while a consumer of the same library reads them back, and reports p50 / p99 / p99.9 / max
+//! of the produce acknowledgement and of the end-to-end delivery, both from each record's
+//! scheduled send time (see `worker.rs`).
+//!
+//! As in the produce bench, the parent starts the brokers and creates one fresh topic per
+//! run; every (broker, rate, client) runs in its own worker process
+//! (`ferrokafka-bench --latency-worker ...`), so CPU and peak RSS are the client's.
+
+mod ferro;
+mod histogram;
+mod rdk;
+mod rsk;
+mod table;
+pub mod worker;
+
+use std::path::PathBuf;
+
+use rdkafka::mocking::MockCluster;
+
+use crate::cases::PARTITIONS;
+use crate::common::{self, Args, Common, Outcome, Tansu};
+use crate::kafka::KafkaNode;
+use crate::measure;
+use crate::results;
+use table::{Latencies, LatencyRow};
+
+const USAGE: &str = "\
+Usage: ferrokafka-bench latency [options]
+
+Produces 100-byte records at fixed rates (acks=all, each client's default linger) with
+rdkafka, ferrokafka and rskafka, each in its own process with a consumer of the same
+library (assigned, from the latest offset), and prints per broker the p50 / p99 / p99.9 /
+max latency of (a) the produce acknowledgement and (b) the consumer's receipt, both from
+the record's scheduled send time (a client that falls behind pays for it), the achieved
+rate, and ratios against rdkafka (lower is better).
+
+Options:
+  --rates R[,R]        Records per second (default 1000,10000,100000)
+  --seconds S          Measured seconds per run (default 10), after the warm-up
+  --warmup S           Warm-up seconds per run, not measured (default 2)
+  --brokers HOST:PORT  Run only against this external cluster (topics created with
+                       --replication, default 1, and deleted afterwards)
+  --kafka              Run only against one real Apache Kafka node started here
+  --tansu PATH         The tansu binary (default: $FERROKAFKA_TANSU, else
+                       target/brokers/tansu; Tansu is skipped if there is none)
+  --no-mock            Skip librdkafka's mock cluster
+  --no-tansu           Skip Tansu
+  --clients C[,C]      Only these clients
+  --quick              2 measured seconds and 1 of warm-up (a smoke run)
+  --replication N      Replication factor of topics on --brokers (default 1)
+  --results FILE       Append the figures to FILE (TSV) for `ferrokafka-bench chart`
+  --wrap 'CMD ARGS'    Run workers under CMD
+  --timeout SECS       Kill a worker after SECS (default 600)
+  --log-dir DIR        Write Tansu's logs there (default: discarded)";
+
+pub fn usage() -> String {
+    USAGE.to_string()
+}
+
+/// The rates run by default, records per second.
+pub const DEFAULT_RATES: &[u64] = &[1_000, 10_000, 100_000];
+
+/// Parsed command line of `latency`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub common: Common,
+    pub rates: Vec<u64>,
+    pub seconds: f64,
+    pub warmup: f64,
+    pub mock: bool,
+    pub use_tansu: bool,
+    pub kafka: bool,
+    pub results: Option<PathBuf>,
+}
+
+/// The clients `latency` runs by default: those with a latency worker.
+pub const LATENCY_CLIENTS: &[&str] = &["rdkafka", "ferrokafka", "rskafka"];
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut common = Common::default();
+        // The clients with a latency worker (`worker.rs`); the others of the produce and
+        // consume benchmarks (krafka, confluent-kafka, franz-go, Java) have none yet.
+        common.clients = LATENCY_CLIENTS.iter().map(|c| c.to_string()).collect();
+        let mut o = Options {
+            common,
+            rates: DEFAULT_RATES.to_vec(),
+            seconds: 10.0,
+            warmup: 2.0,
+            mock: true,
+            use_tansu: true,
+            kafka: false,
+            results: None,
+        };
+        let mut args = Args::new(args);
+        while let Some(arg) = args.next() {
+            if o.common.parse_option(arg, &mut args)? {
+                continue;
+            }
+            match arg {
+                "--rates" => o.rates = rates(&args.value("--rates")?)?,
+                "--seconds" => o.seconds = seconds("--seconds", &args.value("--seconds")?)?,
+                "--warmup" => o.warmup = seconds("--warmup", &args.value("--warmup")?)?,
+                "--no-mock" => o.mock = false,
+                "--no-tansu" => o.use_tansu = false,
+                "--kafka" => o.kafka = true,
+                "--results" => o.results = Some(PathBuf::from(args.value("--results")?)),
+                other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+            }
+        }
+        // The shared options with no meaning here are refused rather than ignored.
+        if !o.common.only.is_empty() {
+            return Err("latency has no cases: choose rates with --rates".into());
+        }
+        if o.common.repeat > 1 {
+            return Err("latency runs each rate once: --repeat is not supported".into());
+        }
+        o.common.check::<crate::cases::Case>(&[], "case")?;
+        if o.kafka && o.common.brokers.is_some() {
+            return Err("--kafka and --brokers exclude each other".into());
+        }
+        if o.common.quick {
+            o.seconds = o.seconds.min(2.0);
+            o.warmup = o.warmup.min(1.0);
+        }
+        Ok(o)
+    }
+}
+
+fn rates(text: &str) -> Result<Vec<u64>, String> {
+    let rates: Vec<u64> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.parse::<u64>() {
+            Ok(r) if r > 0 => Ok(r),
+            _ => Err(format!("--rates: `{s}` is not a positive whole number")),
+        })
+        .collect::<Result<_, _>>()?;
+    if rates.is_empty() {
+        return Err("--rates needs at least one rate".into());
+    }
+    Ok(rates)
+}
+
+fn seconds(name: &str, text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err(format!("{name}: `{text}` is not a number of seconds")),
+    }
+}
+
+/// Where the records go.
+enum Target {
+    Mock,
+    Tansu(PathBuf),
+    External(String),
+    Kafka(KafkaNode),
+}
+
+impl Target {
+    fn title(&self) -> String {
+        match self {
+            Target::Mock => "librdkafka mock cluster (3 brokers, in the parent process)".into(),
+            Target::Tansu(_) => "Tansu (1 broker, memory storage, restarted for every run)".into(),
+            Target::External(b) => format!("external cluster at {b}"),
+            Target::Kafka(_) => format!(
+                "Apache Kafka {} (1 node, KRaft, JVM)",
+                crate::kafka::KAFKA_VERSION
+            ),
+        }
+    }
+
+    /// The broker's short name in a results file.
+    fn id(&self) -> &'static str {
+        match self {
+            Target::Mock => "mock",
+            Target::Tansu(_) => "tansu",
+            Target::External(_) => "external",
+            Target::Kafka(_) => "kafka",
+        }
+    }
+}
+
+/// A broker ready for one run, torn down on drop.
+enum Running {
+    Mock {
+        _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    },
+    Tansu(Tansu),
+    External,
+}
+
+pub fn run(o: Options) -> Result<(), String> {
+    let c = &o.common;
+    let mut targets = Vec::new();
+    if let Some(b) = &c.brokers {
+        targets.push(Target::External(b.clone()));
+    } else if o.kafka {
+        println!("starting Apache Kafka ...");
+        targets.push(Target::Kafka(KafkaNode::start(c.log_dir.as_deref())?));
+    } else {
+        if o.mock {
+            targets.push(Target::Mock);
+        }
+        if o.use_tansu {
+            match common::tansu_binary(c.tansu.as_ref()) {
+                Some(path) => targets.push(Target::Tansu(path)),
+                None => eprintln!("Tansu skipped: no binary (--tansu PATH or FERROKAFKA_TANSU)"),
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Err("no broker to run against".into());
+    }
+    common::print_machine("latency");
+    println!(
+        "settings: 100-byte values, acks=all (idempotence on where the client has it), each \
+         client's default linger (5 ms for all three) and batch size, {PARTITIONS} partitions, \
+         {} s measured after {} s of warm-up per run, consumer assigned from the latest offset",
+        o.seconds, o.warmup
+    );
+    let rt = common::admin_runtime()?;
+    let mut report = String::new();
+    let mut failed = 0;
+    for target in &targets {
+        println!("\n## {}\n", target.title());
+        let mut rows = Vec::new();
+        for &rate in &o.rates {
+            println!("-- {rate} records/s");
+            for client in &c.clients {
+                let result = run_one(&o, &rt, target, rate, client).and_then(|out| {
+                    println!("   {}", out.line);
+                    Latencies::from_outcome(&out)
+                });
+                if let Err(e) = &result {
+                    println!("   {client}: FAILED: {e}");
+                    failed += 1;
+                }
+                rows.push(LatencyRow {
+                    rate,
+                    client: client.clone(),
+                    result,
+                });
+            }
+        }
+        let text = table::render(&target.title(), &rows);
+        println!("\n{text}");
+        report.push_str(&text);
+        report.push('\n');
+        if let Some(path) = &o.results {
+            results::append(path, &table::records(target.id(), &rows))?;
+        }
+    }
+    println!("\n# Summary\n\n{report}");
+    match failed {
+        0 => Ok(()),
+        n => Err(format!("{n} client run(s) failed")),
+    }
+}
+
+fn run_one(
+    o: &Options,
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+    rate: u64,
+    client: &str,
+) -> Result<Outcome, String> {
+    let topic = common::topic_name(&format!("latency-{rate}-{client}"));
+    let (running, bootstrap) = match target {
+        Target::Mock => {
+            let mock = MockCluster::new(3).map_err(|e| format!("mock cluster: {e}"))?;
+            mock.create_topic(&topic, PARTITIONS, 3)
+                .map_err(|e| format!("mock create_topic: {e}"))?;
+            let b = mock.bootstrap_servers();
+            (Running::Mock { _cluster: mock }, b)
+        }
+        Target::Tansu(binary) => {
+            let t = Tansu::start(binary, o.common.log_dir.as_deref())?;
+            let b = t.bootstrap();
+            rt.block_on(common::create_topic(&b, &topic, PARTITIONS, 1))?;
+            (Running::Tansu(t), b)
+        }
+        Target::External(b) => {
+            rt.block_on(common::create_topic(
+                b,
+                &topic,
+                PARTITIONS,
+                o.common.replication,
+            ))?;
+            (Running::External, b.clone())
+        }
+        Target::Kafka(node) => {
+            let b = node.plaintext();
+            rt.block_on(common::create_topic(&b, &topic, PARTITIONS, 1))?;
+            (Running::External, b)
+        }
+    };
+    let broker_cpu = || match &running {
+        Running::Mock { .. } => {
+            let (u, s) = measure::cpu_micros();
+            Some(u + s)
+        }
+        Running::Tansu(t) => t.cpu_micros(),
+        Running::External => match target {
+            Target::Kafka(node) => node.cpu_micros(),
+            _ => None,
+        },
+    };
+    let ms = |s: f64| ((s * 1000.0).round() as u64).to_string();
+    let args = vec![
+        "--latency-worker".to_owned(),
+        format!("client={client}"),
+        format!("bootstrap={bootstrap}"),
+        format!("topic={topic}"),
+        format!("partitions={PARTITIONS}"),
+        format!("rate={rate}"),
+        format!("warmup_ms={}", ms(o.warmup)),
+        format!("measure_ms={}", ms(o.seconds)),
+    ];
+    let result = common::with_broker_cpu(broker_cpu, || {
+        common::run_worker(&o.common.wrap, o.common.timeout, &args)
+    });
+    drop(running);
+    let admin = match target {
+        Target::External(b) => Some(b.clone()),
+        Target::Kafka(node) => Some(node.plaintext()),
+        _ => None,
+    };
+    if let Some(b) = admin {
+        if let Err(e) = rt.block_on(common::delete_topic(&b, &topic)) {
+            eprintln!("could not delete {topic}: {e}");
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::strings as args;
+
+    #[test]
+    fn options_parse() {
+        let d = Options::parse(&[]).unwrap();
+        assert_eq!(d.rates, [1_000, 10_000, 100_000]);
+        assert_eq!((d.seconds, d.warmup), (10.0, 2.0));
+        assert!(d.mock && d.use_tansu && !d.kafka && d.results.is_none());
+        assert_eq!(d.common.clients, LATENCY_CLIENTS);
+        let o = Options::parse(&args(&[
+            "--rates",
+            "500, 20000",
+            "--seconds",
+            "3.5",
+            "--warmup",
+            "0",
+            "--no-mock",
+            "--clients",
+            "ferrokafka,rdkafka",
+            "--results",
+            "out.tsv",
+        ]))
+        .unwrap();
+        assert_eq!(o.rates, [500, 20_000]);
+        assert_eq!((o.seconds, o.warmup), (3.5, 0.0));
+        assert!(!o.mock && o.use_tansu);
+        assert_eq!(o.common.clients, ["ferrokafka", "rdkafka"]);
+        assert_eq!(o.results, Some(PathBuf::from("out.tsv")));
+        let q = Options::parse(&args(&["--quick"])).unwrap();
+        assert_eq!((q.seconds, q.warmup), (2.0, 1.0));
+        for bad in [
+            &["--rates", "0"][..],
+            &["--rates", "1k"],
+            &["--rates", ","],
+            &["--seconds", "-1"],
+            &["--seconds", "NaN"],
+            &["--only", "100b"],
+            &["--repeat", "3"],
+            &["--clients", "kafkajs"],
+            &["--kafka", "--brokers", "h:1"],
+            &["--batch-size", "1"],
+        ] {
+            assert!(Options::parse(&args(bad)).is_err(), "{bad:?}");
+        }
+    }
+}
