@@ -245,6 +245,7 @@ pub fn run(o: Options) -> Result<(), String> {
         let broker = match target {
             Target::Tansu(_) => "tansu",
             Target::External(_) => "external",
+            Target::Kafka(_) => "kafka",
         };
         crate::results::append(path, &crate::results::from_rows("consume", broker, &rows))?;
     }

@@ -79,12 +79,13 @@ pub const LATENCY_CLIENTS: &[&str] = &["rdkafka", "ferrokafka", "rskafka"];
 
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
-        let mut common = Common::default();
-        // The clients with a latency worker (`worker.rs`); the others of the produce and
-        // consume benchmarks (krafka, confluent-kafka, franz-go, Java) have none yet.
-        common.clients = LATENCY_CLIENTS.iter().map(|c| c.to_string()).collect();
         let mut o = Options {
-            common,
+            // The clients with a latency worker (`worker.rs`); the others of the produce and
+            // consume benchmarks (krafka, confluent-kafka, franz-go, Java) have none yet.
+            common: Common {
+                clients: LATENCY_CLIENTS.iter().map(|c| c.to_string()).collect(),
+                ..Common::default()
+            },
             rates: DEFAULT_RATES.to_vec(),
             seconds: 10.0,
             warmup: 2.0,
