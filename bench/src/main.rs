@@ -38,6 +38,7 @@ mod measure;
 mod parent;
 mod payload;
 mod results;
+mod target;
 
 use std::process::ExitCode;
 

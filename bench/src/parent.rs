@@ -3,14 +3,10 @@
 
 use std::path::PathBuf;
 
-use rdkafka::mocking::MockCluster;
-
 use crate::cases::{self, Case, CASES};
-use crate::clients;
-use crate::common::{self, Args, Common, Outcome, Tansu};
+use crate::common::{self, Args, Common, Outcome};
 use crate::external;
-use crate::kafka::KafkaNode;
-use crate::measure;
+use crate::target::{self, Target};
 
 const USAGE: &str = "\
 Usage: ferrokafka-bench produce [options]
@@ -94,95 +90,21 @@ impl Options {
     }
 }
 
-/// Where the records go.
-enum Target {
-    Mock,
-    Tansu(PathBuf),
-    External(String),
-    /// Started once for the whole run: a JVM takes seconds to start.
-    Kafka(KafkaNode),
-}
-
-impl Target {
-    /// The broker's short name in a results file.
-    fn id(&self) -> &'static str {
-        match self {
-            Target::Mock => "mock",
-            Target::Tansu(_) => "tansu",
-            Target::External(_) => "external",
-            Target::Kafka(_) => "kafka",
-        }
-    }
-
-    fn title(&self) -> String {
-        match self {
-            Target::Mock => "librdkafka mock cluster (3 brokers, in the parent process)".into(),
-            Target::Tansu(_) => "Tansu (1 broker, memory storage, restarted for every run)".into(),
-            Target::External(b) => format!("external cluster at {b}"),
-            Target::Kafka(_) => format!(
-                "Apache Kafka {} (1 node, KRaft, JVM; TLS cases over SASL_SSL + SCRAM-SHA-512)",
-                crate::kafka::KAFKA_VERSION
-            ),
-        }
-    }
-
-    fn broker(&self) -> external::Broker {
-        match self {
-            Target::Mock => external::Broker::Mock,
-            Target::Tansu(_) => external::Broker::Tansu,
-            _ => external::Broker::Kafka,
-        }
-    }
-
-    /// Whether `case` can run here: TLS cases need the `--kafka` node's SASL_SSL listener.
-    fn runs(&self, case: &Case) -> bool {
-        !case.tls || matches!(self, Target::Kafka(_))
-    }
-
-    /// Whether `client` can run here: some peers cannot talk to librdkafka's mock cluster.
-    fn serves(&self, client: &str) -> bool {
-        !matches!(self, Target::Mock) || clients::talks_to_mock(client)
-    }
+/// The produce tables' heading for `target`.
+fn title(target: &Target) -> String {
+    target.title("; TLS cases over SASL_SSL + SCRAM-SHA-512")
 }
 
 pub fn run(o: Options) -> Result<(), String> {
     let c = &o.common;
-    let mut targets = Vec::new();
-    if let Some(b) = &c.brokers {
-        targets.push(Target::External(b.clone()));
-    } else if o.kafka {
-        println!("starting Apache Kafka ...");
-        let node = KafkaNode::start(c.log_dir.as_deref())?;
-        println!(
-            "Kafka ready: PLAINTEXT {}, SASL_SSL {}",
-            node.plaintext(),
-            node.sasl_ssl()
-        );
-        targets.push(Target::Kafka(node));
-    } else {
-        if o.mock {
-            targets.push(Target::Mock);
-        }
-        if o.use_tansu {
-            match common::tansu_binary(c.tansu.as_ref()) {
-                Some(path) => targets.push(Target::Tansu(path)),
-                None => eprintln!(
-                    "Tansu skipped: no binary (give --tansu PATH, set FERROKAFKA_TANSU, or run \
-                     `cargo xtask install-brokers`)"
-                ),
-            }
-        }
-    }
-    if targets.is_empty() {
-        return Err("no broker to run against".into());
-    }
+    let targets = target::chosen(c, o.mock, o.use_tansu, o.kafka)?;
     print_environment(&o);
     let rt = common::admin_runtime()?;
     let mut report = String::new();
     let mut all_rows = Vec::new();
     for target in &targets {
         let mut rows = Vec::new();
-        println!("\n## {}\n", target.title());
+        println!("\n## {}\n", title(target));
         for case in c.cases(CASES) {
             if !target.runs(case) {
                 println!("-- {}: skipped here (needs --kafka)", case.name);
@@ -219,7 +141,7 @@ pub fn run(o: Options) -> Result<(), String> {
                 |client| run_one(&o, &rt, target, case, client, records),
             ));
         }
-        let table = common::results_table(&target.title(), &rows, c.repeat);
+        let table = common::results_table(&title(target), &rows, c.repeat);
         println!("\n{table}");
         report.push_str(&table);
         report.push('\n');
@@ -253,31 +175,6 @@ fn print_environment(o: &Options) {
     );
 }
 
-/// A broker ready for one run, torn down on drop.
-enum Running {
-    /// Kept alive for the run; its threads serve the brokers.
-    Mock {
-        _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-    },
-    Tansu(Tansu),
-    External,
-}
-
-/// Creates `topic` on `bootstrap` with the cases' partitions.
-fn create(
-    rt: &tokio::runtime::Runtime,
-    bootstrap: &str,
-    topic: &str,
-    replication: i16,
-) -> Result<(), String> {
-    rt.block_on(common::create_topic(
-        bootstrap,
-        topic,
-        cases::PARTITIONS,
-        replication,
-    ))
-}
-
 fn run_one(
     o: &Options,
     rt: &tokio::runtime::Runtime,
@@ -288,47 +185,19 @@ fn run_one(
 ) -> Result<Outcome, String> {
     let topic = common::topic_name(&format!("bench-{}-{client}", case.name));
     let mut extra = Vec::new();
-    let (running, bootstrap) = match target {
-        Target::Mock => {
-            let mock = MockCluster::new(3).map_err(|e| format!("mock cluster: {e}"))?;
-            mock.create_topic(&topic, cases::PARTITIONS, 3)
-                .map_err(|e| format!("mock create_topic: {e}"))?;
-            let b = mock.bootstrap_servers();
-            (Running::Mock { _cluster: mock }, b)
-        }
-        Target::Tansu(binary) => {
-            let t = Tansu::start(binary, o.common.log_dir.as_deref())?;
-            let b = t.bootstrap();
-            rt.block_on(common::create_topic(&b, &topic, cases::PARTITIONS, 1))?;
-            (Running::Tansu(t), b)
-        }
-        Target::External(b) => {
-            create(rt, b, &topic, o.common.replication)?;
-            (Running::External, b.clone())
-        }
-        Target::Kafka(node) => {
-            // Topics are made and deleted over PLAINTEXT; the TLS case produces over SASL_SSL.
-            create(rt, &node.plaintext(), &topic, 1)?;
-            let bootstrap = if case.tls {
-                extra.push(format!("ca={}", node.security().ca.display()));
-                node.sasl_ssl()
-            } else {
-                node.plaintext()
-            };
-            (Running::External, bootstrap)
-        }
-    };
-    let broker_cpu = || match &running {
-        Running::Mock { .. } => {
-            let (u, s) = measure::cpu_micros();
-            Some(u + s)
-        }
-        Running::Tansu(t) => t.cpu_micros(),
-        Running::External => match target {
-            Target::Kafka(node) => node.cpu_micros(),
-            _ => None,
-        },
-    };
+    let (running, mut bootstrap) = target.start(
+        rt,
+        &topic,
+        cases::PARTITIONS,
+        o.common.replication,
+        o.common.log_dir.as_deref(),
+    )?;
+    if let (true, Target::Kafka(node)) = (case.tls, target) {
+        // Topics are made and deleted over PLAINTEXT; the TLS case produces over SASL_SSL.
+        extra.push(format!("ca={}", node.security().ca.display()));
+        bootstrap = node.sasl_ssl();
+    }
+    let broker_cpu = || target.cpu_micros(&running);
     let result = common::with_broker_cpu(broker_cpu, || {
         let mut args = vec![
             "--worker".to_owned(),
@@ -343,16 +212,7 @@ fn run_one(
         common::run_worker(&o.common.wrap, o.common.timeout, &args)
     });
     drop(running);
-    let admin = match target {
-        Target::External(b) => Some(b.clone()),
-        Target::Kafka(node) => Some(node.plaintext()),
-        _ => None,
-    };
-    if let Some(b) = admin {
-        if let Err(e) = rt.block_on(common::delete_topic(&b, &topic)) {
-            eprintln!("could not delete {topic}: {e}");
-        }
-    }
+    target.delete_topic(rt, &topic);
     result
 }
 

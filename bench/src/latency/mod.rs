@@ -16,13 +16,10 @@ pub mod worker;
 
 use std::path::PathBuf;
 
-use rdkafka::mocking::MockCluster;
-
 use crate::cases::PARTITIONS;
-use crate::common::{self, Args, Common, Outcome, Tansu};
-use crate::kafka::KafkaNode;
-use crate::measure;
+use crate::common::{self, Args, Common, Outcome};
 use crate::results;
+use crate::target::{self, Target};
 use table::{Latencies, LatencyRow};
 
 const USAGE: &str = "\
@@ -152,69 +149,14 @@ fn seconds(name: &str, text: &str) -> Result<f64, String> {
     }
 }
 
-/// Where the records go.
-enum Target {
-    Mock,
-    Tansu(PathBuf),
-    External(String),
-    Kafka(KafkaNode),
-}
-
-impl Target {
-    fn title(&self) -> String {
-        match self {
-            Target::Mock => "librdkafka mock cluster (3 brokers, in the parent process)".into(),
-            Target::Tansu(_) => "Tansu (1 broker, memory storage, restarted for every run)".into(),
-            Target::External(b) => format!("external cluster at {b}"),
-            Target::Kafka(_) => format!(
-                "Apache Kafka {} (1 node, KRaft, JVM)",
-                crate::kafka::KAFKA_VERSION
-            ),
-        }
-    }
-
-    /// The broker's short name in a results file.
-    fn id(&self) -> &'static str {
-        match self {
-            Target::Mock => "mock",
-            Target::Tansu(_) => "tansu",
-            Target::External(_) => "external",
-            Target::Kafka(_) => "kafka",
-        }
-    }
-}
-
-/// A broker ready for one run, torn down on drop.
-enum Running {
-    Mock {
-        _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-    },
-    Tansu(Tansu),
-    External,
+/// The latency tables' heading for `target`.
+fn title(target: &Target) -> String {
+    target.title("")
 }
 
 pub fn run(o: Options) -> Result<(), String> {
     let c = &o.common;
-    let mut targets = Vec::new();
-    if let Some(b) = &c.brokers {
-        targets.push(Target::External(b.clone()));
-    } else if o.kafka {
-        println!("starting Apache Kafka ...");
-        targets.push(Target::Kafka(KafkaNode::start(c.log_dir.as_deref())?));
-    } else {
-        if o.mock {
-            targets.push(Target::Mock);
-        }
-        if o.use_tansu {
-            match common::tansu_binary(c.tansu.as_ref()) {
-                Some(path) => targets.push(Target::Tansu(path)),
-                None => eprintln!("Tansu skipped: no binary (--tansu PATH or FERROKAFKA_TANSU)"),
-            }
-        }
-    }
-    if targets.is_empty() {
-        return Err("no broker to run against".into());
-    }
+    let targets = target::chosen(c, o.mock, o.use_tansu, o.kafka)?;
     common::print_machine("latency");
     println!(
         "settings: 100-byte values, acks=all (idempotence on where the client has it), each \
@@ -226,7 +168,7 @@ pub fn run(o: Options) -> Result<(), String> {
     let mut report = String::new();
     let mut failed = 0;
     for target in &targets {
-        println!("\n## {}\n", target.title());
+        println!("\n## {}\n", title(target));
         let mut rows = Vec::new();
         for &rate in &o.rates {
             println!("-- {rate} records/s");
@@ -246,7 +188,7 @@ pub fn run(o: Options) -> Result<(), String> {
                 });
             }
         }
-        let text = table::render(&target.title(), &rows);
+        let text = table::render(&title(target), &rows);
         println!("\n{text}");
         report.push_str(&text);
         report.push('\n');
@@ -269,46 +211,14 @@ fn run_one(
     client: &str,
 ) -> Result<Outcome, String> {
     let topic = common::topic_name(&format!("latency-{rate}-{client}"));
-    let (running, bootstrap) = match target {
-        Target::Mock => {
-            let mock = MockCluster::new(3).map_err(|e| format!("mock cluster: {e}"))?;
-            mock.create_topic(&topic, PARTITIONS, 3)
-                .map_err(|e| format!("mock create_topic: {e}"))?;
-            let b = mock.bootstrap_servers();
-            (Running::Mock { _cluster: mock }, b)
-        }
-        Target::Tansu(binary) => {
-            let t = Tansu::start(binary, o.common.log_dir.as_deref())?;
-            let b = t.bootstrap();
-            rt.block_on(common::create_topic(&b, &topic, PARTITIONS, 1))?;
-            (Running::Tansu(t), b)
-        }
-        Target::External(b) => {
-            rt.block_on(common::create_topic(
-                b,
-                &topic,
-                PARTITIONS,
-                o.common.replication,
-            ))?;
-            (Running::External, b.clone())
-        }
-        Target::Kafka(node) => {
-            let b = node.plaintext();
-            rt.block_on(common::create_topic(&b, &topic, PARTITIONS, 1))?;
-            (Running::External, b)
-        }
-    };
-    let broker_cpu = || match &running {
-        Running::Mock { .. } => {
-            let (u, s) = measure::cpu_micros();
-            Some(u + s)
-        }
-        Running::Tansu(t) => t.cpu_micros(),
-        Running::External => match target {
-            Target::Kafka(node) => node.cpu_micros(),
-            _ => None,
-        },
-    };
+    let (running, bootstrap) = target.start(
+        rt,
+        &topic,
+        PARTITIONS,
+        o.common.replication,
+        o.common.log_dir.as_deref(),
+    )?;
+    let broker_cpu = || target.cpu_micros(&running);
     let ms = |s: f64| ((s * 1000.0).round() as u64).to_string();
     let args = vec![
         "--latency-worker".to_owned(),
@@ -324,16 +234,7 @@ fn run_one(
         common::run_worker(&o.common.wrap, o.common.timeout, &args)
     });
     drop(running);
-    let admin = match target {
-        Target::External(b) => Some(b.clone()),
-        Target::Kafka(node) => Some(node.plaintext()),
-        _ => None,
-    };
-    if let Some(b) = admin {
-        if let Err(e) = rt.block_on(common::delete_topic(&b, &topic)) {
-            eprintln!("could not delete {topic}: {e}");
-        }
-    }
+    target.delete_topic(rt, &topic);
     result
 }
 
