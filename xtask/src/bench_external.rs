@@ -9,9 +9,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use crate::kafka::is_stale;
+use crate::kafka::{is_stale, maven_classpath, require_tool};
+
+/// What `go`, `java`, `javac` and `mvn` are needed for here.
+const WORKERS_NEED: &str = "to build the benchmark's external workers";
 use crate::{run_step, Error, Result};
 
 /// The external clients, by the names the bench's `--clients` uses.
@@ -83,6 +86,7 @@ fn build_go(root: &Path) -> Result {
     require_tool(
         "go",
         &["version"],
+        WORKERS_NEED,
         "Go 1.26 or later (https://go.dev/dl/) for the franz-go worker, or leave franz-go out \
          with --clients",
     )?;
@@ -100,21 +104,9 @@ fn build_java(root: &Path) -> Result {
     let hint = "a JDK 17 or later (apt-get install openjdk-17-jdk-headless) and Maven (apt-get \
                 install maven) for the Java worker, or leave java out with --clients";
     if is_stale(&classpath, std::slice::from_ref(&pom)) {
-        require_tool("mvn", &["-v"], hint)?;
+        require_tool("mvn", &["-v"], WORKERS_NEED, hint)?;
         println!("Resolving kafka-clients for the Java worker with Maven");
-        let partial = out.join("classpath.txt.partial");
-        let mut mvn = Command::new("mvn");
-        mvn.args(["-q", "-B", "-f"])
-            .arg(&pom)
-            .arg("dependency:build-classpath")
-            .arg(format!("-Dmdep.outputFile={}", partial.display()));
-        run_step(&mut mvn)?;
-        fs::rename(&partial, &classpath).map_err(|err| {
-            Error::new(format!(
-                "cannot move {} into place: {err}",
-                partial.display()
-            ))
-        })?;
+        maven_classpath(&pom, &classpath)?;
     }
     let classes = out.join("classes");
     let stamp = classes.join(".compiled");
@@ -124,8 +116,8 @@ fn build_java(root: &Path) -> Result {
         println!("Java worker is up to date in {}", classes.display());
         return Ok(());
     }
-    require_tool("javac", &["-version"], hint)?;
-    require_tool("java", &["-version"], hint)?;
+    require_tool("javac", &["-version"], WORKERS_NEED, hint)?;
+    require_tool("java", &["-version"], WORKERS_NEED, hint)?;
     let deps = fs::read_to_string(&classpath)
         .map_err(|err| Error::new(format!("cannot read {}: {err}", classpath.display())))?;
     let _ = fs::remove_dir_all(&classes);
@@ -146,23 +138,6 @@ fn build_java(root: &Path) -> Result {
     run_step(&mut javac)?;
     fs::write(&stamp, b"")
         .map_err(|err| Error::new(format!("cannot write {}: {err}", stamp.display())))
-}
-
-/// Fails with `what` to install unless `program args` runs.
-fn require_tool(program: &str, args: &[&str], what: &str) -> Result {
-    let works = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if works {
-        Ok(())
-    } else {
-        Err(Error::new(format!(
-            "`{program}` is needed to build the benchmark's external workers: install {what}"
-        )))
-    }
 }
 
 #[cfg(test)]
@@ -190,10 +165,16 @@ mod tests {
 
     #[test]
     fn a_missing_tool_is_named_with_what_to_install() {
-        let e = require_tool("ferrokafka-no-such-tool", &[], "it from somewhere").unwrap_err();
+        let e = require_tool(
+            "ferrokafka-no-such-tool",
+            &[],
+            WORKERS_NEED,
+            "it from somewhere",
+        )
+        .unwrap_err();
         assert!(e.message.contains("`ferrokafka-no-such-tool`"));
         assert!(e.message.contains("install it from somewhere"));
-        require_tool("cargo", &["--version"], "Rust").unwrap();
+        require_tool("cargo", &["--version"], WORKERS_NEED, "Rust").unwrap();
     }
 
     #[test]

@@ -45,25 +45,14 @@ pub fn ensure(root: &Path) -> Result<PathBuf> {
         require_tool(
             "java",
             &["-version"],
+            KAFKA_NEEDS,
             "a JDK 17 or later (apt-get install openjdk-17-jdk-headless)",
         )?;
-        require_tool("mvn", &["-v"], "Maven (apt-get install maven)")?;
+        require_tool("mvn", &["-v"], KAFKA_NEEDS, "Maven (apt-get install maven)")?;
         fs::create_dir_all(&home)
             .map_err(|err| Error::new(format!("cannot create {}: {err}", home.display())))?;
         println!("Installing Apache Kafka {KAFKA_VERSION} and the Java client with Maven");
-        let partial = home.join("classpath.txt.partial");
-        let mut mvn = Command::new("mvn");
-        mvn.args(["-q", "-B", "-f"])
-            .arg(&pom)
-            .arg("dependency:build-classpath")
-            .arg(format!("-Dmdep.outputFile={}", partial.display()));
-        run_step(&mut mvn)?;
-        fs::rename(&partial, &classpath).map_err(|err| {
-            Error::new(format!(
-                "cannot move {} into place: {err}",
-                partial.display()
-            ))
-        })?;
+        maven_classpath(&pom, &classpath)?;
     }
     println!(
         "Apache Kafka {KAFKA_VERSION} is installed at {}",
@@ -95,6 +84,7 @@ fn compile_peer(root: &Path, home: &Path) -> Result {
     require_tool(
         "javac",
         &["-version"],
+        KAFKA_NEEDS,
         "a JDK 17 or later (apt-get install openjdk-17-jdk-headless)",
     )?;
     let classpath = fs::read_to_string(home.join("classpath.txt"))
@@ -141,19 +131,40 @@ fn check_pom_version(pom: &Path) -> Result {
     }
 }
 
-fn require_tool(program: &str, args: &[&str], what: &str) -> Result {
+/// What `java`, `javac` and `mvn` are needed for here.
+const KAFKA_NEEDS: &str = "for real Apache Kafka and the Java peer";
+
+/// `mvn dependency:build-classpath` of `pom` into `classpath`, written under another name
+/// first so an interrupted run never leaves a partial list that looks installed.
+pub fn maven_classpath(pom: &Path, classpath: &Path) -> Result {
+    let partial = classpath.with_extension("txt.partial");
+    let mut mvn = Command::new("mvn");
+    mvn.args(["-q", "-B", "-f"])
+        .arg(pom)
+        .arg("dependency:build-classpath")
+        .arg(format!("-Dmdep.outputFile={}", partial.display()));
+    run_step(&mut mvn)?;
+    fs::rename(&partial, classpath).map_err(|err| {
+        Error::new(format!(
+            "cannot move {} into place: {err}",
+            partial.display()
+        ))
+    })
+}
+
+/// Fails, saying what it is `needed_for` and what to install, unless `program args` runs.
+pub fn require_tool(program: &str, args: &[&str], needed_for: &str, install: &str) -> Result {
     let works = Command::new(program)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+        .is_ok_and(|s| s.success());
     if works {
         Ok(())
     } else {
         Err(Error::new(format!(
-            "`{program}` is needed for real Apache Kafka and the Java peer: install {what}"
+            "`{program}` is needed {needed_for}: install {install}"
         )))
     }
 }
