@@ -1,12 +1,10 @@
 //! ferrokafka: `send` every record, keep the delivery futures, await them all.
 
 use std::collections::VecDeque;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferrokafka::{Acks, Compression, DeliveryFuture, Producer, Record};
-use futures::FutureExt;
 
 use super::{Job, Produced};
 use crate::cases::{self, Codec};
@@ -59,8 +57,6 @@ async fn produce(job: &Job) -> Result<Produced, String> {
     let mut first_error = None;
     let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
     let mut key = [0u8; 9];
-    let waker = futures::task::noop_waker_ref();
-    let mut cx = Context::from_waker(waker);
     let start = Instant::now();
     for i in 0..job.records {
         let mut record = Record::new(job.topic.as_str()).value(job.payload.bytes(i));
@@ -72,22 +68,12 @@ async fn produce(job: &Job) -> Result<Produced, String> {
             .await
             .map_err(|e| format!("send: {e}"))?;
         pending.push_back(delivery);
-        // Settle deliveries that are already decided, oldest first, so the queue of futures
-        // stays about as long as the records in flight.
         if i % 64 == 0 {
-            while let Some(front) = pending.front_mut() {
-                match front.poll_unpin(&mut cx) {
-                    Poll::Ready(r) => {
-                        count(&mut result, &mut first_error, r.map(|_| ()));
-                        pending.pop_front();
-                    }
-                    Poll::Pending => break,
-                }
-            }
+            super::settle_decided(&mut pending, &mut result, &mut first_error);
         }
     }
     for delivery in pending {
-        count(&mut result, &mut first_error, delivery.await.map(|_| ()));
+        result.count(&mut first_error, delivery.await);
     }
     result.elapsed = start.elapsed();
     producer
@@ -99,18 +85,4 @@ async fn produce(job: &Job) -> Result<Produced, String> {
         eprintln!("ferrokafka: first delivery error: {e}");
     }
     Ok(result)
-}
-
-fn count(
-    result: &mut Produced,
-    first_error: &mut Option<ferrokafka::Error>,
-    r: ferrokafka::Result<()>,
-) {
-    match r {
-        Ok(()) => result.ok += 1,
-        Err(e) => {
-            result.failed += 1;
-            first_error.get_or_insert(e);
-        }
-    }
 }

@@ -15,14 +15,12 @@
 //! The `tls` case runs over SASL_SSL (SCRAM-SHA-512, rustls with ring, krafka's default).
 
 use std::collections::VecDeque;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::FutureExt;
 use krafka::auth::{AuthConfig, TlsConfig};
 use krafka::producer::{Acks, DeliveryHandle};
-use krafka::{Compression, Kafka, KrafkaError, Record};
+use krafka::{Compression, Kafka, Record};
 
 use super::{Job, Produced};
 use crate::cases::{self, Codec};
@@ -87,7 +85,6 @@ async fn produce(job: &Job) -> Result<Produced, String> {
     let mut first_error = None;
     let mut pending: VecDeque<DeliveryHandle> = VecDeque::new();
     let mut key = [0u8; 9];
-    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
     let start = Instant::now();
     for i in 0..job.records {
         let mut record = Record::new(job.topic.as_str(), job.payload.bytes(i));
@@ -99,22 +96,12 @@ async fn produce(job: &Job) -> Result<Produced, String> {
             .await
             .map_err(|e| format!("krafka enqueue: {e}"))?;
         pending.push_back(handle);
-        // Settle the handles already decided, oldest first, so the queue stays about as long
-        // as the records in flight (as the ferrokafka worker does).
         if i % 64 == 0 {
-            while let Some(front) = pending.front_mut() {
-                match front.poll_unpin(&mut cx) {
-                    Poll::Ready(r) => {
-                        count(&mut result, &mut first_error, r.map(|_| ()));
-                        pending.pop_front();
-                    }
-                    Poll::Pending => break,
-                }
-            }
+            super::settle_decided(&mut pending, &mut result, &mut first_error);
         }
     }
     for handle in pending {
-        count(&mut result, &mut first_error, handle.await.map(|_| ()));
+        result.count(&mut first_error, handle.await);
     }
     result.elapsed = start.elapsed();
     producer
@@ -125,14 +112,4 @@ async fn produce(job: &Job) -> Result<Produced, String> {
         eprintln!("krafka: first delivery error: {e}");
     }
     Ok(result)
-}
-
-fn count(result: &mut Produced, first_error: &mut Option<KrafkaError>, r: krafka::Result<()>) {
-    match r {
-        Ok(()) => result.ok += 1,
-        Err(e) => {
-            result.failed += 1;
-            first_error.get_or_insert(e);
-        }
-    }
 }
