@@ -1,8 +1,9 @@
 //! `ferrokafka-bench chart --out DIR FILE...`: SVG bar charts of results files (see
 //! `results.rs`), one per bench, broker and measure:
 //!
-//! - produce and consume: msg/s and peak RSS per case, one bar per client
-//!   (`produce-tansu-msg_s.svg`, `produce-tansu-peak_rss_mb.svg`, ...);
+//! - produce and consume: msg/s, client CPU per record and peak RSS per case, one bar per
+//!   client (`produce-tansu-msg_s.svg`, `produce-tansu-cpu_us_per_record.svg`,
+//!   `produce-tansu-peak_rss_mb.svg`, ...);
 //! - latency: acknowledgement and end-to-end percentiles per rate, one bar per client, on a
 //!   logarithmic axis (p50 and max are often orders of magnitude apart)
 //!   (`latency-tansu-ack.svg`, `latency-tansu-e2e.svg`).
@@ -19,8 +20,8 @@ const USAGE: &str = "\
 Usage: ferrokafka-bench chart --out DIR FILE [FILE...]
 
 Draws SVG bar charts of the results files (written by `produce|consume|latency --results
-FILE`) into DIR: per bench and broker, msg/s and peak RSS per case and client (produce,
-consume) and latency percentiles per rate and client (latency). When a figure appears more
+FILE`) into DIR: per bench and broker, msg/s, CPU per record and peak RSS per case and
+client (produce, consume) and latency percentiles per rate and client (latency). When a figure appears more
 than once, the last one wins (a re-run replaces an earlier one).";
 
 pub fn usage() -> String {
@@ -159,6 +160,11 @@ pub fn plan(figures: &[Figure]) -> Vec<Bars> {
             } else {
                 for (metric, title, y) in [
                     ("msg_s", "msg/s (higher is better)", "records per second"),
+                    (
+                        "cpu_us_per_record",
+                        "client CPU per record (lower is better)",
+                        "µs of user+sys CPU per record",
+                    ),
                     ("peak_rss_mb", "peak RSS (lower is better)", "MiB"),
                 ] {
                     let groups = cases
@@ -367,6 +373,14 @@ mod tests {
             f.push(Figure::new(
                 "produce",
                 "mock",
+                "100b-acks1",
+                client,
+                "cpu_us_per_record",
+                0.5 * v,
+            ));
+            f.push(Figure::new(
+                "produce",
+                "mock",
                 "1kb-1m",
                 client,
                 "msg_s",
@@ -399,6 +413,7 @@ mod tests {
             names,
             [
                 "produce-mock-msg_s",
+                "produce-mock-cpu_us_per_record",
                 "produce-mock-peak_rss_mb",
                 "latency-tansu-ack"
             ]
@@ -411,9 +426,10 @@ mod tests {
             [[Some(7.0), Some(1e5)], [Some(2e6), Some(2e5)]]
         );
         assert!(!msgs.log);
-        let rss = &charts[1];
+        assert_eq!(charts[1].values[1], [Some(1.0), None]);
+        let rss = &charts[2];
         assert_eq!(rss.values[1], [Some(40.0), None]);
-        let lat = &charts[2];
+        let lat = &charts[3];
         assert!(lat.log && lat.title.contains("lower is better"));
         assert_eq!(lat.groups.len(), 8);
         assert_eq!(lat.groups[1], "1000/s p99");

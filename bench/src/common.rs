@@ -51,6 +51,9 @@ pub struct Common {
     pub wrap: Vec<String>,
     pub timeout: Duration,
     pub log_dir: Option<PathBuf>,
+    /// Nodes of the `--kafka` cluster (1, or 3 for replication factor 3 and
+    /// `min.insync.replicas=2`).
+    pub kafka_nodes: usize,
 }
 
 impl Default for Common {
@@ -66,6 +69,7 @@ impl Default for Common {
             wrap: Vec::new(),
             timeout: Duration::from_secs(600),
             log_dir: None,
+            kafka_nodes: 1,
         }
     }
 }
@@ -91,6 +95,10 @@ impl Common {
             }
             "--timeout" => self.timeout = Duration::from_secs(args.number("--timeout")? as u64),
             "--log-dir" => self.log_dir = Some(PathBuf::from(args.value("--log-dir")?)),
+            "--kafka-nodes" => match args.number("--kafka-nodes")? {
+                n @ (1 | 3) => self.kafka_nodes = n,
+                n => return Err(format!("--kafka-nodes {n}: 1 or 3")),
+            },
             _ => return Ok(false),
         }
         Ok(true)
@@ -713,6 +721,8 @@ mod tests {
             "perf record",
             "--timeout",
             "5",
+            "--kafka-nodes",
+            "3",
             "--own",
         ]);
         let mut args = Args::new(&args);
@@ -727,6 +737,14 @@ mod tests {
         assert_eq!(c.repeat, 1);
         assert_eq!(c.wrap, ["perf", "record"]);
         assert_eq!(c.timeout, Duration::from_secs(5));
+        assert_eq!(c.kafka_nodes, 3);
+        let args = strings(&["--kafka-nodes", "2"]);
+        let mut args = Args::new(&args);
+        let arg = args.next().unwrap();
+        assert_eq!(
+            c.parse_option(arg, &mut args),
+            Err("--kafka-nodes 2: 1 or 3".to_string())
+        );
         let args = strings(&["--repeat", "x"]);
         let mut args = Args::new(&args);
         let arg = args.next().unwrap();

@@ -1,6 +1,8 @@
-//! `--kafka`: one real Apache Kafka node for the benchmark, started through the test harness
-//! (`tests/common/kafka.rs`, std only, as xtask includes it) from the classpath that
-//! `cargo xtask install-brokers` resolves.
+//! `--kafka`: real Apache Kafka for the benchmark, one node or (`--kafka-nodes 3`) three, started
+//! through the test harness (`tests/common/kafka.rs`, std only, as xtask includes it) from the
+//! classpath that `cargo xtask install-brokers` resolves. Three nodes are the production shape the
+//! issue asks about: topics with replication factor 3 and `min.insync.replicas=2`, so an acks=all
+//! produce waits for a follower's fetch, and each partition leader is on one of three JVMs.
 //!
 //! Next to the harness's PLAINTEXT listener (the bench's admin calls and the plaintext
 //! cases) the node has a `SASL_SSL` listener with SCRAM-SHA-512 for the TLS case: a
@@ -8,7 +10,7 @@
 //! SCRAM user created when the storage is formatted. Both clients then pay the whole price of
 //! a secured cluster: TLS on every byte plus the SASL handshake on every connection.
 //!
-//! The node lives as long as the [`KafkaNode`]; the harness's watchdog also kills it if the
+//! The nodes live as long as the [`KafkaNode`]; the harness's watchdog also kills them if the
 //! bench process dies.
 
 use std::path::{Path, PathBuf};
@@ -37,18 +39,18 @@ pub struct SaslSsl {
     pub ca: PathBuf,
 }
 
-/// A running single-node Kafka.
+/// A running Kafka cluster of one or three nodes.
 pub struct KafkaNode {
     cluster: harness::KafkaCluster,
     certs: PathBuf,
-    /// The broker JVM's pid, found on first use (the harness does not expose it).
-    jvm: OnceLock<Option<u32>>,
+    /// The broker JVMs' pids, found on first use (the harness does not expose them).
+    jvms: OnceLock<Vec<u32>>,
 }
 
 impl KafkaNode {
-    /// Makes the certificates and starts the node; broker logs go to `log_dir` (default: a
-    /// temporary directory).
-    pub fn start(log_dir: Option<&Path>) -> Result<KafkaNode, String> {
+    /// Makes the certificates and starts `nodes` nodes (1 or 3); broker logs go to `log_dir`
+    /// (default: a temporary directory).
+    pub fn start(log_dir: Option<&Path>, nodes: usize) -> Result<KafkaNode, String> {
         let certs =
             std::env::temp_dir().join(format!("ferrokafka-bench-certs-{}", std::process::id()));
         std::fs::create_dir_all(&certs)
@@ -57,7 +59,7 @@ impl KafkaNode {
         let logs = log_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(|| std::env::temp_dir().join("ferrokafka-bench-kafka-logs"));
-        let mut options = harness::KafkaOptions::new(1, logs)
+        let mut options = harness::KafkaOptions::new(nodes, logs)
             .listener(LISTENER, "SASL_SSL")
             .property("ssl.keystore.type", "PEM")
             .property(
@@ -79,18 +81,45 @@ impl KafkaNode {
         Ok(KafkaNode {
             cluster,
             certs,
-            jvm: OnceLock::new(),
+            jvms: OnceLock::new(),
         })
     }
 
-    /// The PLAINTEXT listener: admin calls and the plaintext cases.
-    pub fn plaintext(&self) -> String {
-        self.cluster.address(1)
+    /// How many nodes the cluster has; topics are created with this replication factor.
+    pub fn nodes(&self) -> usize {
+        self.cluster.node_ids().len()
     }
 
-    /// The SASL_SSL listener.
+    /// The replication factor of the benchmark's topics.
+    pub fn replication(&self) -> i16 {
+        self.nodes() as i16
+    }
+
+    /// The PLAINTEXT listeners of every node: admin calls and the plaintext cases.
+    pub fn plaintext(&self) -> String {
+        self.cluster.bootstrap()
+    }
+
+    /// The SASL_SSL listeners of every node.
     pub fn sasl_ssl(&self) -> String {
-        self.cluster.listener_address(1, LISTENER)
+        self.cluster.listener_bootstrap(LISTENER)
+    }
+
+    /// The broker's short name in a results file: `kafka`, or `kafka-3` for three nodes.
+    pub fn id(&self) -> &'static str {
+        if self.nodes() == 1 {
+            "kafka"
+        } else {
+            "kafka-3"
+        }
+    }
+
+    /// "1 node" or "3 nodes, RF 3, min.insync.replicas 2", for table headings.
+    pub fn shape(&self) -> String {
+        match self.nodes() {
+            1 => "1 node".into(),
+            n => format!("{n} nodes, RF {n}, min.insync.replicas 2"),
+        }
     }
 
     /// What a worker needs for the SASL_SSL listener.
@@ -100,19 +129,27 @@ impl KafkaNode {
         }
     }
 
-    /// The broker's CPU time (user+sys) so far, in microseconds.
+    /// The brokers' CPU time (user+sys, all nodes together) so far, in microseconds.
     pub fn cpu_micros(&self) -> Option<u64> {
-        let pid = (*self.jvm.get_or_init(|| find_jvm(std::process::id())))?;
-        measure::process_cpu_micros(pid)
+        let pids = self.jvms.get_or_init(|| find_jvms(std::process::id()));
+        if pids.is_empty() {
+            return None;
+        }
+        pids.iter()
+            .map(|&pid| measure::process_cpu_micros(pid))
+            .sum()
     }
 }
 
-/// The pid of the Kafka JVM this process started: the harness names each node's directory
+/// The pids of the Kafka JVMs this process started: the harness names each node's directory
 /// `ferrokafka-kafka-<starter pid>-...`, and the JVM's command line holds its
 /// `server.properties` path there.
-fn find_jvm(starter: u32) -> Option<u32> {
+fn find_jvms(starter: u32) -> Vec<u32> {
     let marker = format!("ferrokafka-kafka-{starter}-");
-    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
         let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let cmdline = String::from_utf8_lossy(&cmdline);
@@ -121,6 +158,7 @@ fn find_jvm(starter: u32) -> Option<u32> {
             && cmdline.contains("server.properties");
         is_broker.then_some(pid)
     })
+    .collect()
 }
 
 /// `ca.pem` and `server-keystore.pem` (key, certificate for `127.0.0.1` and `localhost`, CA:

@@ -22,6 +22,8 @@ Options:
   --kafka              Run only against one real Apache Kafka node started here (from
                        $FERROKAFKA_KAFKA_HOME, else target/brokers/kafka-4.4.0; see `cargo
                        xtask install-brokers`), with a SASL_SSL listener for the TLS case
+  --kafka-nodes N      With --kafka: 1 node (default) or 3 (topics with replication factor 3,
+                       min.insync.replicas 2)
   --tansu PATH         The tansu binary (default: $FERROKAFKA_TANSU, else
                        target/brokers/tansu; Tansu is skipped if there is none)
   --no-mock            Skip the mock cluster

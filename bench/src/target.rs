@@ -40,7 +40,7 @@ pub fn chosen(c: &Common, mock: bool, use_tansu: bool, kafka: bool) -> Result<Ve
         targets.push(Target::External(b.clone()));
     } else if kafka {
         println!("starting Apache Kafka ...");
-        let node = KafkaNode::start(c.log_dir.as_deref())?;
+        let node = KafkaNode::start(c.log_dir.as_deref(), c.kafka_nodes)?;
         println!(
             "Kafka ready: PLAINTEXT {}, SASL_SSL {}",
             node.plaintext(),
@@ -74,7 +74,7 @@ impl Target {
             Target::Mock => "mock",
             Target::Tansu(_) => "tansu",
             Target::External(_) => "external",
-            Target::Kafka(_) => "kafka",
+            Target::Kafka(node) => node.id(),
         }
     }
 
@@ -84,9 +84,10 @@ impl Target {
             Target::Mock => "librdkafka mock cluster (3 brokers, in the parent process)".into(),
             Target::Tansu(_) => "Tansu (1 broker, memory storage, restarted for every run)".into(),
             Target::External(b) => format!("external cluster at {b}"),
-            Target::Kafka(_) => format!(
-                "Apache Kafka {} (1 node, KRaft, JVM{kafka_note})",
-                crate::kafka::KAFKA_VERSION
+            Target::Kafka(node) => format!(
+                "Apache Kafka {} ({}, KRaft, JVM{kafka_note})",
+                crate::kafka::KAFKA_VERSION,
+                node.shape()
             ),
         }
     }
@@ -144,7 +145,7 @@ impl Target {
             }
             Target::Kafka(node) => {
                 let b = node.plaintext();
-                create(&b, 1)?;
+                create(&b, node.replication())?;
                 (Running::External, b)
             }
         })

@@ -18,11 +18,11 @@ use crate::{bench_external, cargo, install, kafka, run_step, Error, Result};
 pub const PACKAGE: &str = "ferrokafka-bench";
 
 pub const USAGE: &str = "\
-usage: cargo xtask bench produce [--brokers HOST:PORT | --kafka] [--only CASE[,CASE]] [--quick]
+usage: cargo xtask bench produce [--brokers HOST:PORT | --kafka [--kafka-nodes 3]] [--only CASE[,CASE]] [--quick]
                                  [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]
-       cargo xtask bench consume [--brokers HOST:PORT | --kafka] [--only CASE[,CASE]] [--quick]
+       cargo xtask bench consume [--brokers HOST:PORT | --kafka [--kafka-nodes 3]] [--only CASE[,CASE]] [--quick]
                                  [--repeat N] [--clients C[,C]] [other ferrokafka-bench options]
-       cargo xtask bench latency [--brokers HOST:PORT | --kafka] [--rates R[,R]] [--seconds S]
+       cargo xtask bench latency [--brokers HOST:PORT | --kafka [--kafka-nodes 3]] [--rates R[,R]] [--seconds S]
                                  [--clients C[,C]] [--results FILE] [other options]
        cargo xtask bench chart --out DIR FILE [FILE...]   (SVG charts of --results files)";
 

@@ -53,6 +53,8 @@ Options:
                        created with --replication, default 1, and deleted afterwards)
   --kafka              Run against one real Apache Kafka node started here instead of
                        Tansu (as `produce --kafka`; one node for the whole run)
+  --kafka-nodes N      With --kafka: 1 node (default) or 3 (topics with replication factor 3,
+                       min.insync.replicas 2)
   --tansu PATH         The tansu binary (default: $FERROKAFKA_TANSU, else
                        target/brokers/tansu)
   --only CASE[,CASE]   Only these cases
@@ -142,9 +144,10 @@ impl Target {
         match self {
             Target::Tansu(_) => "Tansu (1 broker, memory storage, restarted for every case)".into(),
             Target::External(b) => format!("external cluster at {b}"),
-            Target::Kafka(_) => format!(
-                "Apache Kafka {} (1 node, KRaft, JVM)",
-                crate::kafka::KAFKA_VERSION
+            Target::Kafka(node) => format!(
+                "Apache Kafka {} ({}, KRaft, JVM)",
+                crate::kafka::KAFKA_VERSION,
+                node.shape()
             ),
         }
     }
@@ -171,7 +174,7 @@ pub fn run(o: Options) -> Result<(), String> {
         Some(b) => Target::External(b.clone()),
         None if o.kafka => {
             println!("starting Apache Kafka ...");
-            let node = KafkaNode::start(c.log_dir.as_deref())?;
+            let node = KafkaNode::start(c.log_dir.as_deref(), c.kafka_nodes)?;
             println!("Kafka ready: PLAINTEXT {}", node.plaintext());
             Target::Kafka(node)
         }
@@ -245,7 +248,7 @@ pub fn run(o: Options) -> Result<(), String> {
         let broker = match target {
             Target::Tansu(_) => "tansu",
             Target::External(_) => "external",
-            Target::Kafka(_) => "kafka",
+            Target::Kafka(node) => node.id(),
         };
         crate::results::append(path, &crate::results::from_rows("consume", broker, &rows))?;
     }
@@ -279,7 +282,12 @@ fn prepare(
         }
         Target::Kafka(node) => {
             let b = node.plaintext();
-            rt.block_on(common::create_topic(&b, topic, case.partitions, 1))?;
+            rt.block_on(common::create_topic(
+                &b,
+                topic,
+                case.partitions,
+                node.replication(),
+            ))?;
             (Running::External, b)
         }
     };

@@ -39,6 +39,8 @@ Options:
   --brokers HOST:PORT  Run only against this external cluster (topics created with
                        --replication, default 1, and deleted afterwards)
   --kafka              Run only against one real Apache Kafka node started here
+  --kafka-nodes N      With --kafka: 1 node (default) or 3 (topics with replication factor 3,
+                       min.insync.replicas 2)
   --tansu PATH         The tansu binary (default: $FERROKAFKA_TANSU, else
                        target/brokers/tansu; Tansu is skipped if there is none)
   --no-mock            Skip librdkafka's mock cluster
