@@ -52,6 +52,28 @@ use crate::protocol::{by_name_version, encode_produce, ProduceBody, ProduceTopic
 
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// The resolution of tokio's timer. It rounds a deadline up to its next 1 ms tick and then
+/// parks for whole ticks counted from the current one, so a `sleep_until(due)` ends between
+/// `due` and 2 ms after it: about 1 ms late on average, and every lingering batch paid that.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
+/// Whether a batch whose linger ends at `due` may leave at `now`: once less than a timer tick
+/// of it is left, because no timer wakes the sender any closer to `due` than that. So a batch
+/// leaves within a tick of `linger.ms` after its first record, early or late, as Java's
+/// millisecond clock gives (`now - createdMs >= lingerMs`). A linger below one tick is thus
+/// no linger: the batch leaves on the first pass that sees it.
+fn lingered(due: Instant, now: Instant) -> bool {
+    due.saturating_duration_since(now) < TIMER_TICK
+}
+
+/// When to wake for a linger ending at `due`: one tick less a nanosecond before it, which the
+/// timer rounds up to the last tick at or before `due` (instead of the first one after it).
+/// The pass at that tick finds less than a tick left, which [`lingered`] counts as done.
+fn linger_wake(due: Instant) -> Instant {
+    due.checked_sub(TIMER_TICK - Duration::from_nanos(1))
+        .unwrap_or(due)
+}
+
 /// A request that came back (or failed) with the batches it carried.
 struct Completed {
     broker: i32,
@@ -237,8 +259,8 @@ impl Sender {
                 let leader = snapshot.leader(&topic.name, partition);
                 let linger_due = st.open.as_ref().map(|b| b.created + cfg.linger);
                 if let Some(due) = linger_due {
-                    if due > now && !flush {
-                        next = next.min(due);
+                    if !flush && !lingered(due, now) {
+                        next = next.min(linger_wake(due));
                     }
                 }
                 let Some(leader) = leader else {
@@ -297,7 +319,7 @@ impl Sender {
                 let taken = match queued {
                     Some(q) => Some(q),
                     None => match &st.open {
-                        Some(open) if flush || open.created + cfg.linger <= now => {
+                        Some(open) if flush || lingered(open.created + cfg.linger, now) => {
                             if self.sealer.as_ref().is_some_and(|s| !s.has_room()) {
                                 continue;
                             }

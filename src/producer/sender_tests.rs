@@ -190,3 +190,119 @@ async fn a_batch_expires_only_once_its_compression_is_done() {
     );
     assert_eq!(failed.record.value.as_deref(), Some(&b"v"[..]));
 }
+
+/// A fake broker that appends every Produce and notes when each arrived, on tokio's clock
+/// (paused in tests that use it) and on the real one.
+fn timing_cluster(
+    arrivals: &Arc<Mutex<Vec<(tokio::time::Instant, std::time::Instant)>>>,
+) -> Arc<FakeCluster> {
+    let cluster = FakeCluster::with_brokers(&[1]);
+    let arrivals = arrivals.clone();
+    *cluster.handler.lock().unwrap() = Some(Box::new(move |r: &Received| {
+        assert_eq!(r.api().0, ApiKey::Produce, "not scripted: {:?}", r.api());
+        arrivals
+            .lock()
+            .unwrap()
+            .push((tokio::time::Instant::now(), std::time::Instant::now()));
+        let req: ProduceRequest = r.decode();
+        let t = &req.topic_data[0];
+        Some(r.answer(&ProduceResponse::default().with_responses(
+            vec![TopicProduceResponse::default()
+                    .with_name(t.name.clone())
+                    .with_partition_responses(vec![PartitionProduceResponse::default()
+                        .with_index(t.partition_data[0].index)
+                        .with_base_offset(0)])],
+        )))
+    }));
+    cluster
+}
+
+/// A lone record lingers `linger.ms`, not a timer tick more: tokio's timer rounds a deadline
+/// up to its next 1 ms tick and then parks for whole ticks from the current one, so a batch
+/// started between ticks (here 0.3 ms after one) used to reach the wire 6 ms after its
+/// record with `linger.ms` = 5.
+#[tokio::test(start_paused = true)]
+async fn a_lingering_batch_leaves_at_linger_ms_not_a_tick_later() {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let cluster = timing_cluster(&arrivals);
+    let client = cluster.client_builder().build().await.unwrap();
+    let p = Producer::builder(&client)
+        .idempotence(false)
+        .linger(Duration::from_millis(5))
+        .build()
+        .await
+        .unwrap();
+    // Two records: one on a tick, one 0.3 ms after a tick.
+    for (i, offset) in [Duration::ZERO, Duration::from_micros(300)]
+        .into_iter()
+        .enumerate()
+    {
+        // Wait until the clock is on a tick again (auto-advance moves it tick by tick), then
+        // step off it by `offset`.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::advance(offset).await;
+        let sent = tokio::time::Instant::now();
+        let delivery = p
+            .send(Record::new("t").partition(0).value("v"))
+            .await
+            .unwrap();
+        delivery.await.expect("delivery failed");
+        let (arrived, _) = arrivals.lock().unwrap()[i];
+        let lingered = arrived - sent;
+        assert!(
+            lingered <= Duration::from_millis(5) && lingered > Duration::from_millis(4),
+            "record {offset:?} after a tick: on the wire {lingered:?} after send, want 5 ms \
+             within a tick below"
+        );
+    }
+    p.close(Duration::from_secs(5)).await.unwrap();
+}
+
+/// How late, on the real clock, a lone record reaches the broker after `send` + `linger.ms`,
+/// with `linger.ms` 5 and 0 (0: the send path and the round trip alone). A measurement, not a
+/// check (a loaded machine moves it): run with
+/// `cargo test -p ferrokafka --lib linger_lateness -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement on the real clock; prints a distribution"]
+async fn linger_lateness_distribution() {
+    for linger in [Duration::from_millis(5), Duration::ZERO] {
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let cluster = timing_cluster(&arrivals);
+        let client = cluster.client_builder().build().await.unwrap();
+        let p = Producer::builder(&client)
+            .idempotence(false)
+            .linger(linger)
+            .build()
+            .await
+            .unwrap();
+        let n = 400;
+        let mut late_us = Vec::with_capacity(n);
+        for i in 0..n {
+            // Spread the sends over the timer's 1 ms tick: 0, 0.137, 0.274 ... ms after the
+            // last delivery.
+            std::thread::sleep(Duration::from_micros((i as u64 * 137) % 1000));
+            let sent = std::time::Instant::now();
+            let delivery = p
+                .send(Record::new("t").partition(0).value("v"))
+                .await
+                .unwrap();
+            delivery.await.expect("delivery failed");
+            let (_, arrived) = arrivals.lock().unwrap()[i];
+            late_us.push((arrived - sent).as_micros() as i64 - linger.as_micros() as i64);
+        }
+        late_us.sort_unstable();
+        let pct = |q: f64| late_us[((n as f64 - 1.0) * q).round() as usize];
+        let mean = late_us.iter().sum::<i64>() as f64 / n as f64;
+        println!(
+            "linger {linger:?}: on the wire after send + linger, µs (n={n}): min {} p10 {} \
+             p50 {} p90 {} p99 {} max {} mean {mean:.0}",
+            late_us[0],
+            pct(0.10),
+            pct(0.50),
+            pct(0.90),
+            pct(0.99),
+            late_us[n - 1],
+        );
+        p.close(Duration::from_secs(5)).await.unwrap();
+    }
+}

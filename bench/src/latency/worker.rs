@@ -243,6 +243,10 @@ pub fn worker_main(args: &[String]) -> Result<(), String> {
         "ferrokafka" => ferro::run(&job, &stats),
         "rdkafka" => rdk::run(&job, &stats),
         "rskafka" => rsk::run(&job, &stats),
+        #[cfg(feature = "peers")]
+        "krafka" => super::krafka::run(&job, &stats),
+        #[cfg(feature = "peers")]
+        "confluent-kafka" => super::confluent::run(&job, &stats),
         other => return Err(format!("unknown client `{other}` (no latency worker)")),
     }?;
     report(client, &job, &stats, cpu_start);
