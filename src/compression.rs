@@ -9,12 +9,15 @@
 //! | gzip   | one gzip member (flate2)                          | any number of gzip members   |
 //! | snappy | xerial snappy-java framing (what Java writes)     | xerial framing or raw snappy |
 //! | lz4    | LZ4 frame, 64 KiB independent blocks, no checksums| LZ4 frames, any block setting|
-//! | zstd   | one zstd frame (ruzstd, "fastest")                | one or more zstd frames      |
+//! | zstd   | one zstd frame (zrip, level 1 unless asked)       | one or more zstd frames      |
 //!
 //! Decompression is the consumer's exposure to hostile or corrupt data, so every decoder is
 //! bounded by the caller's `max_output` *before* it allocates (a decompression bomb fails
 //! with a protocol error instead of exhausting memory) and reports corruption as an error,
 //! never a panic.
+//!
+//! zstd lives in `compression_zstd.rs`: the level mapping, why the default is level 1 rather
+//! than zstd's 3 (measured there), and how its decoder bounds memory.
 
 use std::io::{Read, Write};
 
@@ -102,8 +105,9 @@ impl Compression {
 /// - gzip: 0..=9 (0 stores, 9 compresses most; default 6).
 /// - lz4: Kafka's `compression.lz4.level` range 1..=17 is accepted and ignored: lz4_flex only
 ///   implements LZ4's fast compressor, whose output every LZ4 reader decodes the same way.
-/// - zstd: Kafka's `compression.zstd.level` range -131072..=22 is accepted, but every level
-///   maps to ruzstd's "fastest" (about zstd level 1), the only compressor ruzstd 0.8 implements.
+/// - zstd: Kafka's `compression.zstd.level` range -131072..=22 is accepted and mapped onto
+///   zrip's levels -7..=4 (5..=22 compress at 4, below -7 at -7; none or 0: level 1). The
+///   table and the reason for level 1 are in `compression_zstd.rs`.
 /// - none, snappy: no levels; any `level` is ignored.
 ///
 /// A level outside its range is `Error::InvalidInput`.
@@ -131,16 +135,7 @@ pub(crate) fn compress(
             }
             lz4_compress_frame(input, out)?;
         }
-        Compression::Zstd => {
-            if let Some(l) = level.filter(|l| !(-131072..=22).contains(l)) {
-                return Err(bad_level("zstd", l, "-131072..=22"));
-            }
-            ruzstd::encoding::compress(
-                input,
-                &mut *out,
-                ruzstd::encoding::CompressionLevel::Fastest,
-            );
-        }
+        Compression::Zstd => zstd::compress(level, input, out)?,
     }
     // The batch waits in memory until the broker acknowledges it: without this a buffer that
     // doubled while growing (or was reserved for the worst case) would keep up to twice the
@@ -200,10 +195,8 @@ fn bad_level(codec: &str, level: i32, range: &str) -> Error {
 ///
 /// Fails with a protocol error, without panicking, when the data is corrupt or would expand
 /// past `max_output` bytes. The returned buffer never grows beyond `max_output` bytes (plus
-/// one byte to detect overflow); gzip and zstd use a small fixed amount of working memory on
-/// top, and zstd additionally keeps the frame's history window, whose declared size is
-/// rejected above `max(max_output, 8 MiB)` (8 MiB is the window every zstd decoder is
-/// expected to support) before ruzstd allocates it.
+/// one byte to detect overflow, or 64 for zstd's copy slack); gzip and zstd use a small fixed
+/// amount of working memory on top (zstd decodes in place: its window is the output).
 pub(crate) fn decompress(codec: Compression, input: &[u8], max_output: usize) -> Result<Vec<u8>> {
     let mut out = decompress_grown(codec, input, max_output)?;
     // The consumer keeps a decompressed batch alive as long as any of its records, and the
@@ -239,7 +232,7 @@ fn decompress_grown(codec: Compression, input: &[u8], max_output: usize) -> Resu
         }
         Compression::Snappy => snappy_decompress(input, max_output),
         Compression::Lz4 => lz4_decompress(input, max_output),
-        Compression::Zstd => zstd_decompress(input, max_output),
+        Compression::Zstd => zstd::decompress(input, max_output),
     }
 }
 
@@ -587,120 +580,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Zstandard.
-
-const ZSTD_MAGIC: u32 = 0xFD2F_B528;
-const ZSTD_SKIPPABLE: std::ops::RangeInclusive<u32> = 0x184D_2A50..=0x184D_2A5F;
-/// The window size the zstd format asks every decoder to support.
-const ZSTD_MIN_WINDOW_LIMIT: u64 = 8 << 20;
-
-fn zstd_decompress(input: &[u8], max_output: usize) -> Result<Vec<u8>> {
-    let codec = Compression::Zstd;
-    let mut out = Vec::new();
-    let mut rest = input;
-    let mut decoder = ruzstd::decoding::FrameDecoder::new();
-    // Java's ZstdInputStream and libzstd both decode concatenated frames; Kafka writes one.
-    while !rest.is_empty() {
-        let header = zstd_frame_header(rest)?;
-        if let Some(skip) = header.skip {
-            rest = &rest[skip..];
-            continue;
-        }
-        let room = max_output.saturating_sub(out.len()) as u64;
-        if header.content_size.is_some_and(|n| n > room) {
-            return Err(too_large(codec, max_output));
-        }
-        // ruzstd reserves the whole declared window when it starts a frame: refuse a window
-        // that would allocate far beyond what this call may return.
-        let window_limit = ZSTD_MIN_WINDOW_LIMIT.max(max_output as u64);
-        if header.window > window_limit {
-            return Err(corrupt(
-                codec,
-                format!(
-                    "frame window of {} bytes exceeds {window_limit}",
-                    header.window
-                ),
-            ));
-        }
-        {
-            let stream =
-                ruzstd::decoding::StreamingDecoder::new_with_decoder(&mut rest, &mut decoder)
-                    .map_err(|e| corrupt(codec, e))?;
-            read_bounded(stream, &mut out, input.len(), max_output, codec)?;
-        }
-        if let (Some(stored), Some(computed)) = (
-            decoder.get_checksum_from_data(),
-            decoder.get_calculated_checksum(),
-        ) {
-            if stored != computed {
-                return Err(corrupt(codec, "content checksum mismatch"));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// What the decoder needs to know about a zstd frame before decoding it.
-struct ZstdHeader {
-    /// Skippable frame: its total length.
-    skip: Option<usize>,
-    window: u64,
-    content_size: Option<u64>,
-}
-
-/// Parses the frame header at the front of `input` (RFC 8878 section 3.1.1).
-fn zstd_frame_header(input: &[u8]) -> Result<ZstdHeader> {
-    let codec = Compression::Zstd;
-    let eof = || corrupt(codec, "truncated frame header");
-    let mut r = Cursor { buf: input, pos: 0 };
-    let magic = r.u32_le().ok_or_else(eof)?;
-    if ZSTD_SKIPPABLE.contains(&magic) {
-        let len = r.u32_le().ok_or_else(eof)? as usize;
-        r.take(len).ok_or_else(eof)?;
-        return Ok(ZstdHeader {
-            skip: Some(r.pos),
-            window: 0,
-            content_size: None,
-        });
-    }
-    if magic != ZSTD_MAGIC {
-        return Err(corrupt(codec, format!("bad frame magic {magic:#010x}")));
-    }
-    let [fhd] = r.array::<1>().ok_or_else(eof)?;
-    let single_segment = fhd & 0x20 != 0;
-    let window = if single_segment {
-        None
-    } else {
-        let [wd] = r.array::<1>().ok_or_else(eof)?;
-        let log = 10 + u64::from(wd >> 3);
-        let base = 1u64 << log;
-        Some(base + (base / 8) * u64::from(wd & 0x07))
-    };
-    let dict_len = [0, 1, 2, 4][usize::from(fhd & 0x03)];
-    r.take(dict_len).ok_or_else(eof)?;
-    let fcs_len = match fhd >> 6 {
-        0 if single_segment => 1,
-        0 => 0,
-        1 => 2,
-        2 => 4,
-        _ => 8,
-    };
-    let fcs = r.take(fcs_len).ok_or_else(eof)?;
-    let mut le = [0u8; 8];
-    le[..fcs_len].copy_from_slice(fcs);
-    let content_size = match fcs_len {
-        0 => None,
-        2 => Some(u64::from_le_bytes(le) + 256),
-        _ => Some(u64::from_le_bytes(le)),
-    };
-    Ok(ZstdHeader {
-        skip: None,
-        // A single-segment frame's window is its content size.
-        window: window.or(content_size).unwrap_or(0),
-        content_size,
-    })
-}
+#[path = "compression_zstd.rs"]
+mod zstd;
 
 #[cfg(test)]
 mod tests {
@@ -989,23 +870,6 @@ mod tests {
             assert_eq!(decompress(codec, &two, 6).unwrap(), b"abcdef", "{codec:?}");
             assert!(decompress(codec, &two, 5).is_err());
         }
-    }
-
-    #[test]
-    fn zstd_rejects_huge_windows_before_allocating() {
-        // Magic, FHD 0 (no single segment, no checksum, no size), window descriptor with
-        // exponent 20: a 1 GiB window.
-        let frame = [0x28, 0xB5, 0x2F, 0xFD, 0x00, 20 << 3, 0, 0, 0];
-        let e = decompress(Compression::Zstd, &frame, 1 << 20).unwrap_err();
-        assert!(e.to_string().contains("window"), "{e}");
-        // A declared content size over the limit fails before decoding.
-        let mut sized = compressed(Compression::Zstd, &compressible(5000));
-        let h = zstd_frame_header(&sized).unwrap();
-        if h.content_size.is_some() {
-            assert!(decompress(Compression::Zstd, &sized, 4999).is_err());
-        }
-        sized.truncate(8);
-        assert!(decompress(Compression::Zstd, &sized, 1 << 20).is_err());
     }
 
     proptest! {

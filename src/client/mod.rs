@@ -736,7 +736,7 @@ async fn periodic_refresh(client: Weak<ClientInner>) {
                 Err(e) => {
                     failures += 1;
                     // Once, then every 20th try: a broker that is still starting is normal.
-                    if failures == 1 || failures % 20 == 0 {
+                    if failures == 1 || failures.is_multiple_of(20) {
                         warn!(error = %e, failures, "no broker answered yet; still trying");
                     }
                     backoff.next_delay()
