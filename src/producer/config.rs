@@ -171,8 +171,13 @@ impl ProducerConfig {
                     ))
                 })?
             }
+            // librdkafka's range and meaning: -1 is "the codec's own default", not zstd's
+            // negative level -1 (which the builder's `compression` still reaches).
             "compression.level" => {
-                self.compression_level = Some(parse_int(key, value, -1, 22)? as i32)
+                self.compression_level = match parse_int(key, value, -1, 22)? {
+                    -1 => None,
+                    level => Some(level as i32),
+                }
             }
             "transactional.id" => {
                 let v = value.trim();
@@ -325,6 +330,16 @@ mod tests {
             assert!(e.to_string().contains(k), "{k}: {e}");
         }
         assert!(!c.apply("bootstrap.servers", "x:1").unwrap());
+    }
+
+    #[test]
+    fn compression_level_minus_one_means_the_codecs_default() {
+        let mut c = ProducerConfig::default();
+        c.apply("compression.level", "6").unwrap();
+        assert_eq!(c.compression_level, Some(6));
+        c.apply("compression.level", "-1").unwrap();
+        assert_eq!(c.compression_level, None);
+        assert!(c.apply("compression.level", "-2").is_err());
     }
 
     #[test]
