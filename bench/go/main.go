@@ -122,17 +122,27 @@ func peakRSSKiB() int64 {
 }
 
 // commonOpts are the options of every run. franz-go asks ApiVersions at v5 first; Tansu 0.6
-// and librdkafka's mock cluster close the connection on it instead of answering
-// UNSUPPORTED_VERSION, so the ApiVersions request is capped at v3 (what librdkafka sends).
-// Every other API keeps franz-go's own maximum.
+// closes the connection on it instead of answering UNSUPPORTED_VERSION, and librdkafka's
+// mock cluster answers v3 with a response franz-go cannot read ("unable to read ApiVersions
+// response: response did not contain enough data to be valid", retried for ever). Both
+// answer v2, so the ApiVersions request is capped at v2 (v3 only adds the client's software
+// name and version). Every other API keeps franz-go's own maximum.
 func commonOpts(bootstrap string) []kgo.Opt {
 	versions := kversion.Stable()
-	versions.SetMaxKeyVersion(18, 3)
-	return []kgo.Opt{
+	versions.SetMaxKeyVersion(18, 2)
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(strings.Split(bootstrap, ",")...),
 		kgo.ClientID("franz-go-bench"),
 		kgo.MaxVersions(versions),
 	}
+	// FRANZGO_BENCH_LOG=debug|info|warn: franz-go's own log on stderr, to see why a run
+	// does not progress.
+	levels := map[string]kgo.LogLevel{"debug": kgo.LogLevelDebug, "info": kgo.LogLevelInfo,
+		"warn": kgo.LogLevelWarn}
+	if level, ok := levels[os.Getenv("FRANZGO_BENCH_LOG")]; ok {
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, nil)))
+	}
+	return opts
 }
 
 // result is what the RESULT line reports.

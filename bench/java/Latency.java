@@ -140,7 +140,8 @@ final class Latency {
 
     /** What the producer and consumer sides count (worker.rs `Stats`). */
     static final class Stats {
-        final long clock = System.nanoTime();
+        /** The worker's clock starts when the clients are connected (see `run`). */
+        long clock = System.nanoTime();
         long measuredFrom;
         final Histogram ack = new Histogram();
         final Histogram e2e = new Histogram();
@@ -232,9 +233,16 @@ final class Latency {
                 tps.add(new TopicPartition(topic, i));
             }
             AtomicBoolean stop = new AtomicBoolean();
+            java.util.concurrent.CountDownLatch ready = new java.util.concurrent.CountDownLatch(1);
             Thread reader = new Thread(() -> {
                 consumer.assign(tps);
                 consumer.seekToEnd(tps);
+                // Resolves the end offsets now (one ListOffsets), so the consumer is ready
+                // when the schedule starts.
+                for (TopicPartition tp : tps) {
+                    consumer.position(tp);
+                }
+                ready.countDown();
                 while (!stop.get()) {
                     for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(100))) {
                         w.tick();
@@ -244,6 +252,16 @@ final class Latency {
             }, "latency-reader");
             reader.setDaemon(true);
             reader.start();
+            // Connect before the schedule starts. The Rust workers get 0.5 s for this, then
+            // the warm-up; the JVM loads and compiles the client's classes first, and on the
+            // loaded 2-core machine the first send() blocked on metadata for seconds, so the
+            // first measured records were already seconds late (ack p50 3.1 s at 1 k/s on
+            // Tansu). Fetching the metadata and the consumer's positions first, then starting
+            // the clock, measures the client, not its start-up.
+            w.enter("connecting (metadata, the consumer's end offsets)");
+            producer.partitionsFor(topic);
+            ready.await();
+            stats.clock = System.nanoTime();
             // The first records are due before any can be acknowledged: connecting is a phase.
             w.enter("producing at the fixed rate (connecting first)");
             generate(s, stats, (i, due) -> {

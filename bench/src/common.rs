@@ -425,16 +425,21 @@ pub fn run_worker(wrap: &[String], timeout: Duration, args: &[String]) -> Result
         .spawn()
         .map_err(|e| format!("cannot start worker: {e}"))?;
     let stdout = child.stdout.take().expect("piped stdout");
+    // The external workers (external.rs) print why they failed as an `ERROR ` line: that
+    // reason, not just the exit status, is the run's result in the table.
     let reader = std::thread::spawn(move || {
-        let mut result = None;
+        let (mut result, mut error) = (None, None);
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if line.starts_with("RESULT ") {
                 result = Some(line);
             } else {
                 println!("   {line}");
+                if let Some(why) = line.strip_prefix("ERROR ") {
+                    error = Some(why.to_string());
+                }
             }
         }
-        result
+        (result, error)
     });
     let deadline = Instant::now() + timeout;
     let status = loop {
@@ -449,9 +454,9 @@ pub fn run_worker(wrap: &[String], timeout: Duration, args: &[String]) -> Result
             Err(e) => return Err(format!("waiting for the worker: {e}")),
         }
     };
-    let line = reader.join().ok().flatten();
+    let (line, error) = reader.join().unwrap_or_default();
     if !status.success() {
-        return Err(format!("worker exited with {status}"));
+        return Err(error.unwrap_or_else(|| format!("worker exited with {status}")));
     }
     let line = line.ok_or("worker printed no RESULT line")?;
     parse_result(&line).ok_or_else(|| format!("cannot parse `{line}`"))

@@ -77,10 +77,14 @@ pub const LATENCY_CLIENTS: &[&str] = &["rdkafka", "ferrokafka", "rskafka"];
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut o = Options {
-            // The clients with a latency worker (`worker.rs`); the others of the produce and
-            // consume benchmarks (krafka, confluent-kafka, franz-go, Java) have none yet.
+            // The clients with a latency worker (`worker.rs`, and franz-go and Java through
+            // `external.rs`); krafka and confluent-kafka have none yet.
             common: Common {
-                clients: LATENCY_CLIENTS.iter().map(|c| c.to_string()).collect(),
+                clients: (LATENCY_CLIENTS
+                    .iter()
+                    .chain(crate::external::LATENCY_CLIENTS))
+                .map(|c| c.to_string())
+                .collect(),
                 ..Common::default()
             },
             rates: DEFAULT_RATES.to_vec(),
@@ -173,6 +177,10 @@ pub fn run(o: Options) -> Result<(), String> {
         for &rate in &o.rates {
             println!("-- {rate} records/s");
             for client in &c.clients {
+                if let Some(why) = crate::external::left_out(client, target.broker()) {
+                    println!("   {client}: left out ({why})");
+                    continue;
+                }
                 let result = run_one(&o, &rt, target, rate, client).and_then(|out| {
                     println!("   {}", out.line);
                     Latencies::from_outcome(&out)
@@ -249,7 +257,11 @@ mod tests {
         assert_eq!(d.rates, [1_000, 10_000, 100_000]);
         assert_eq!((d.seconds, d.warmup), (10.0, 2.0));
         assert!(d.mock && d.use_tansu && !d.kafka && d.results.is_none());
-        assert_eq!(d.common.clients, LATENCY_CLIENTS);
+        assert_eq!(d.common.clients[..LATENCY_CLIENTS.len()], *LATENCY_CLIENTS);
+        assert!(d
+            .common
+            .clients
+            .ends_with(&["franz-go".into(), "java".into()]));
         let o = Options::parse(&args(&[
             "--rates",
             "500, 20000",
