@@ -328,6 +328,40 @@ mod tests {
     }
 
     #[test]
+    fn latency_workers_get_the_common_linger_and_the_value_pool() {
+        std::env::set_var(JAVA_CLASSPATH_ENV, "/cp/classes:/cp/kafka-clients.jar");
+        let args = strings(&[
+            "--latency-worker",
+            "client=java",
+            "bootstrap=h:1",
+            "topic=t",
+            "partitions=12",
+            "rate=1000",
+            "warmup_ms=2000",
+            "measure_ms=5000",
+        ]);
+        let l = launch(&args).unwrap();
+        assert_eq!(l.program, PathBuf::from("java"));
+        let at = l.args.iter().position(|a| a == "BenchWorker").unwrap();
+        let a = &l.args[at + 1..];
+        assert_eq!(a[0], "latency");
+        assert_eq!(value(a, "linger_ms"), Some("5"));
+        let fnv = format!("{:016x}", Payload::new(100).fnv());
+        assert_eq!(value(a, "payload_fnv"), Some(fnv.as_str()));
+        assert_eq!(value(a, "stuck_ms"), Some("30000"));
+        for (k, v) in [
+            ("rate", "1000"),
+            ("warmup_ms", "2000"),
+            ("partitions", "12"),
+        ] {
+            assert_eq!(value(a, k), Some(v));
+        }
+        // The Rust clients' latency workers stay this executable.
+        let rust = strings(&["--latency-worker", "client=ferrokafka", "rate=1"]);
+        assert_eq!(launch(&rust).unwrap().args, rust);
+    }
+
+    #[test]
     fn peers_are_left_out_where_they_cannot_run() {
         let f = left_out_measured;
         assert!(f(JAVA, Broker::Tansu).is_none());
