@@ -10,6 +10,7 @@ import java.util.Properties;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
+import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -51,17 +52,18 @@ public final class BenchWorker {
         long[] cpu0 = cpu();
         try {
             if (argv.length == 0) {
-                throw new IllegalArgumentException("expected produce or consume, then KEY=VALUE arguments");
+                throw new IllegalArgumentException("expected produce, consume, latency or selftest, then KEY=VALUE arguments");
             }
             Map<String, String> kv = parseArgs(argv);
             switch (argv[0]) {
-                case "produce" -> produce(kv, cpu0);
-                case "consume" -> consume(kv, cpu0);
+                case "produce" -> produce(kv, cpu0, Watchdog.start(kv));
+                case "consume" -> consume(kv, cpu0, Watchdog.start(kv));
+                case "latency" -> Latency.run(kv, cpu0, Watchdog.start(kv));
+                case "selftest" -> Latency.selftest();
                 default -> throw new IllegalArgumentException("unknown mode " + argv[0]);
             }
         } catch (Exception e) {
-            System.err.println("java-bench: error: " + e);
-            System.exit(1);
+            Watchdog.fail(e.toString());
         }
         // Background threads of a closed client must not keep the JVM.
         System.exit(0);
@@ -130,7 +132,23 @@ public final class BenchWorker {
         System.out.flush();
     }
 
-    static void produce(Map<String, String> kv, long[] cpu0) throws Exception {
+    /**
+     * Settings of every client. kafka-clients 4.4 sends ApiVersions v5 with the cluster id and
+     * node id it expects (metadata.cluster.check.enable, on by default) once it knows them from
+     * a metadata response. Tansu 0.6 and librdkafka's mock do not know v5: the mock closes the
+     * connection on it, Tansu parses it as v4 and closes the connection when the bytes of the
+     * cluster id do not parse as tagged fields. Neither answers UNSUPPORTED_VERSION, the one
+     * reply the client falls back on, so it reconnects to the leader forever and never
+     * produces (seen in its NetworkClient debug log: "Cancelled in-flight API_VERSIONS request
+     * ... due to node 111 being disconnected", again and again). Without the check the client
+     * sends the same v5 request with a null cluster id, which both brokers parse; the check only
+     * guards against misrouted connections, it changes nothing the bench measures.
+     */
+    static void common(Properties p) {
+        p.put(CommonClientConfigs.METADATA_CLUSTER_CHECK_ENABLE_CONFIG, "false");
+    }
+
+    static void produce(Map<String, String> kv, long[] cpu0, Watchdog w) throws Exception {
         long records = num(kv, "records");
         int size = (int) num(kv, "size");
         boolean keyed = get(kv, "keyed").equals("1");
@@ -143,6 +161,7 @@ public final class BenchWorker {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, get(kv, "bootstrap"));
         p.put(ProducerConfig.CLIENT_ID_CONFIG, "java-bench");
+        common(p);
         p.put(ProducerConfig.LINGER_MS_CONFIG, get(kv, "linger_ms"));
         p.put(ProducerConfig.BATCH_SIZE_CONFIG, get(kv, "batch_size"));
         p.put(ProducerConfig.BUFFER_MEMORY_CONFIG, get(kv, "budget"));
@@ -158,6 +177,7 @@ public final class BenchWorker {
         AtomicLong failed = new AtomicLong();
         AtomicReference<Exception> firstError = new AtomicReference<>();
         Callback done = (meta, e) -> {
+            w.tick();
             if (e == null) {
                 ok.incrementAndGet();
             } else {
@@ -169,7 +189,9 @@ public final class BenchWorker {
         long end;
         try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
             // Warm-up: one record delivered before the clock starts (metadata, connections).
+            w.enter("waiting for the warm-up record's acknowledgement (connecting)");
             producer.send(new ProducerRecord<>(topic, payload.value(0))).get();
+            w.enter("producing");
             start = System.nanoTime();
             for (long i = 0; i < records; i++) {
                 byte[] key = keyed ? key(i) : null;
@@ -179,6 +201,7 @@ public final class BenchWorker {
             }
             producer.flush();
             end = System.nanoTime();
+            w.enter("closing the producer");
         }
         if (firstError.get() != null) {
             System.err.println("java: first delivery error: " + firstError.get());
@@ -195,13 +218,14 @@ public final class BenchWorker {
         return String.format("k%08d", i % 100_000_000L).getBytes(StandardCharsets.US_ASCII);
     }
 
-    static void consume(Map<String, String> kv, long[] cpu0) throws Exception {
+    static void consume(Map<String, String> kv, long[] cpu0, Watchdog w) throws Exception {
         long records = num(kv, "records");
         int partitions = (int) num(kv, "partitions");
         String topic = get(kv, "topic");
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, get(kv, "bootstrap"));
         p.put(ConsumerConfig.CLIENT_ID_CONFIG, "java-bench");
+        common(p);
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         p.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, get(kv, "fetch_max_wait_ms"));
@@ -224,7 +248,9 @@ public final class BenchWorker {
             consumer.assign(tps);
             consumer.seekToBeginning(tps);
             // The Java consumer fetches only inside poll: a stall buffers nothing.
+            w.enter("stalling before the first poll");
             Thread.sleep(num(kv, "stall_ms"));
+            w.enter("fetching");
             while (count < records) {
                 ConsumerRecords<byte[], byte[]> batch = consumer.poll(Duration.ofMillis(100));
                 for (ConsumerRecord<byte[], byte[]> r : batch) {
@@ -232,10 +258,12 @@ public final class BenchWorker {
                         first = System.nanoTime();
                     }
                     count++;
+                    w.tick();
                     bytes += (r.key() == null ? 0 : r.key().length) + (r.value() == null ? 0 : r.value().length);
                 }
             }
             end = System.nanoTime();
+            w.enter("closing the consumer");
         }
         printResult(kv, count, 0, bytes, end - first, cpu0);
         if (count != records) {

@@ -433,17 +433,7 @@ pub fn run_worker(wrap: &[String], timeout: Duration, args: &[String]) -> Result
         .spawn()
         .map_err(|e| format!("cannot start worker: {e}"))?;
     let stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut result = None;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("RESULT ") {
-                result = Some(line);
-            } else {
-                println!("   {line}");
-            }
-        }
-        result
-    });
+    let reader = std::thread::spawn(move || read_worker_output(BufReader::new(stdout)));
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
@@ -457,12 +447,31 @@ pub fn run_worker(wrap: &[String], timeout: Duration, args: &[String]) -> Result
             Err(e) => return Err(format!("waiting for the worker: {e}")),
         }
     };
-    let line = reader.join().ok().flatten();
+    let (line, error) = reader.join().unwrap_or_default();
     if !status.success() {
-        return Err(format!("worker exited with {status}"));
+        return Err(error.unwrap_or_else(|| format!("worker exited with {status}")));
     }
     let line = line.ok_or("worker printed no RESULT line")?;
     parse_result(&line).ok_or_else(|| format!("cannot parse `{line}`"))
+}
+
+/// Reads a worker's stdout: its `RESULT` line and its last `ERROR ` line (without the
+/// prefix), echoing every other line. The external workers (external.rs) print why they
+/// failed as an `ERROR ` line: that reason, not just the exit status, is the run's result in
+/// the table.
+fn read_worker_output(out: impl BufRead) -> (Option<String>, Option<String>) {
+    let (mut result, mut error) = (None, None);
+    for line in out.lines().map_while(Result::ok) {
+        if line.starts_with("RESULT ") {
+            result = Some(line);
+        } else {
+            println!("   {line}");
+            if let Some(why) = line.strip_prefix("ERROR ") {
+                error = Some(why.to_string());
+            }
+        }
+    }
+    (result, error)
 }
 
 /// One line of a table: a client's (median) run of a case.
@@ -692,6 +701,21 @@ pub fn strings(list: &[&str]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_workers_error_line_is_its_reason() {
+        let out = "connecting\nERROR java: no progress for 30.0s while fetching (0 records done)\n";
+        let (result, error) = read_worker_output(std::io::Cursor::new(out));
+        assert_eq!(result, None);
+        assert_eq!(
+            error.as_deref(),
+            Some("java: no progress for 30.0s while fetching (0 records done)")
+        );
+        let ok = "RESULT client=java case=c records=1\n";
+        let (result, error) = read_worker_output(std::io::Cursor::new(ok));
+        assert_eq!(result.as_deref(), Some(ok.trim_end()));
+        assert_eq!(error, None);
+    }
+
     use super::*;
 
     fn names_are_unique_and_found<C: BenchCase>(cases: &'static [C]) {

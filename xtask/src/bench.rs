@@ -95,9 +95,8 @@ pub fn run(root: &Path, args: &[String]) -> Result {
     } else {
         None
     };
-    // franz-go and the Java client run as programs of their own, built here (produce and
-    // consume only: the latency bench does not run them yet).
-    if matches!(plan.args[0].as_str(), "produce" | "consume") {
+    // franz-go and the Java client run as programs of their own, built here.
+    if matches!(plan.args[0].as_str(), "produce" | "consume" | "latency") {
         bench_external::ensure(root, &plan.args)?;
     }
     let mut cmd = command(root, &plan, tansu.as_deref());

@@ -91,7 +91,18 @@ fn build_go(root: &Path) -> Result {
          with --clients",
     )?;
     println!("Building the franz-go worker (modules from the Go module proxy)");
-    run_step(&mut go_build(root))
+    run_step(&mut go_build(root))?;
+    // Its latency histogram and schedule must mean what the Rust workers' do.
+    println!("Checking the franz-go worker's latency histogram and schedule (go test)");
+    run_step(&mut go_test(root))
+}
+
+/// The `go test` of `bench/go` (the latency mode's histogram and schedule).
+pub fn go_test(root: &Path) -> Command {
+    let mut go = Command::new("go");
+    go.args(["test", "-count=1", "."])
+        .current_dir(root.join("bench").join("go"));
+    go
 }
 
 fn build_java(root: &Path) -> Result {
@@ -136,6 +147,15 @@ fn build_java(root: &Path) -> Result {
                 .filter(|p| p.extension().is_some_and(|x| x == "java")),
         );
     run_step(&mut javac)?;
+    // The latency mode's histogram and schedule must mean what the Rust workers' do: the
+    // worker checks them itself (`BenchWorker selftest`) before it counts as built.
+    println!("Checking the Java worker's latency histogram and schedule (selftest)");
+    let mut selftest = Command::new("java");
+    selftest
+        .arg("-cp")
+        .arg(format!("{}:{}", classes.display(), deps.trim()))
+        .args(["BenchWorker", "selftest"]);
+    run_step(&mut selftest)?;
     fs::write(&stamp, b"")
         .map_err(|err| Error::new(format!("cannot write {}: {err}", stamp.display())))
 }
@@ -183,6 +203,7 @@ mod tests {
             describe(&go_build(Path::new("/ws"))),
             "go build -trimpath -o /ws/target/bench/franzgo-bench ."
         );
+        assert_eq!(describe(&go_test(Path::new("/ws"))), "go test -count=1 .");
     }
 
     #[test]

@@ -30,9 +30,9 @@ const USAGE: &str = "\
 Usage: ferrokafka-bench latency [options]
 
 Produces 100-byte records at fixed rates (acks=all, each client's default linger) with
-rdkafka, ferrokafka, rskafka and (feature `peers`; not on the mock cluster) krafka and
-confluent-kafka, each in its own process with a consumer of the same
-library (assigned, from the latest offset), and prints per broker the p50 / p99 / p99.9 /
+rdkafka, ferrokafka, rskafka, (feature `peers`; not on the mock cluster) krafka and
+confluent-kafka, franz-go and the Java client, each in its own process with a consumer of the
+same library (assigned, from the latest offset), and prints per broker the p50 / p99 / p99.9 /
 max latency of (a) the produce acknowledgement and (b) the consumer's receipt, both from
 the record's scheduled send time (a client that falls behind pays for it), the achieved
 rate, and ratios against rdkafka (lower is better).
@@ -92,6 +92,7 @@ fn default_clients() -> Vec<String> {
     LATENCY_CLIENTS
         .iter()
         .chain(PEER_CLIENTS)
+        .chain(crate::external::LATENCY_CLIENTS)
         .map(|c| c.to_string())
         .collect()
 }
@@ -99,8 +100,8 @@ fn default_clients() -> Vec<String> {
 impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut o = Options {
-            // The clients with a latency worker (`worker.rs`); the others of the produce and
-            // consume benchmarks (krafka, confluent-kafka, franz-go, Java) have none yet.
+            // Every client has a latency worker: the Rust ones in `worker.rs` (krafka and
+            // confluent-kafka with feature `peers`), franz-go and Java through `external.rs`.
             common: Common {
                 clients: default_clients(),
                 ..Common::default()
@@ -199,6 +200,10 @@ pub fn run(o: Options) -> Result<(), String> {
                     println!("   {client}: not run on the mock cluster (issue 16)");
                     continue;
                 }
+                if let Some(why) = crate::external::left_out(client, target.broker()) {
+                    println!("   {client}: left out ({why})");
+                    continue;
+                }
                 let result = run_one(&o, &rt, target, rate, client).and_then(|out| {
                     println!("   {}", out.line);
                     Latencies::from_outcome(&out)
@@ -276,7 +281,11 @@ mod tests {
         assert_eq!((d.seconds, d.warmup), (10.0, 2.0));
         assert!(d.mock && d.use_tansu && !d.kafka && d.results.is_none());
         assert_eq!(d.common.clients, default_clients());
-        assert_eq!(d.common.clients[..3], *LATENCY_CLIENTS);
+        assert_eq!(d.common.clients[..LATENCY_CLIENTS.len()], *LATENCY_CLIENTS);
+        assert!(d
+            .common
+            .clients
+            .ends_with(&["franz-go".into(), "java".into()]));
         let o = Options::parse(&args(&[
             "--rates",
             "500, 20000",
