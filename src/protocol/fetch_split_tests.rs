@@ -179,3 +179,66 @@ fn attach_refuses_a_count_mismatch() {
     assert!(attach(&mut resp, vec![None; 3]).is_err());
     assert!(attach(&mut resp, vec![None; 4]).is_ok());
 }
+
+/// Whether `addr` lies in one of this process's memory mappings (Linux: `/proc/self/maps`).
+#[cfg(target_os = "linux")]
+fn mapped(addr: usize) -> bool {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines().any(|l| {
+        let range = l.split(' ').next().unwrap();
+        let (a, b) = range.split_once('-').unwrap();
+        let a = usize::from_str_radix(a, 16).unwrap();
+        let b = usize::from_str_radix(b, 16).unwrap();
+        (a..b).contains(&addr)
+    })
+}
+
+#[test]
+fn record_sets_from_the_threshold_on_get_a_mapping() {
+    assert!(Walk::<&[u8]>::mapping(MAPPED_FROM - 1).is_none());
+    assert!(Walk::<&[u8]>::mapping(MAPPED_FROM).is_some());
+}
+
+#[tokio::test]
+async fn a_large_record_set_is_returned_to_the_system_with_its_last_record() {
+    // Issue 16: a record set of ~1 MiB from the heap stays resident in the malloc arena of the
+    // runtime thread that read it after the application has dropped it; a mapping of its own
+    // goes back to the system at once.
+    let version = 16;
+    let hv = ApiKey::Fetch.response_header_version(version);
+    let big = MAPPED_FROM + 12_345;
+    let wire = vec![7u8; big];
+    let resp = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_topic_id(crate::protocol::wire_topic_id([5; 16]))
+        .with_partitions(vec![
+            partition(0, Some(Bytes::from(wire.clone()))),
+            partition(1, Some(Bytes::from(vec![8u8; 1000]))),
+        ])]);
+    let frame = frame(&resp, version, hv);
+    let got = split(&frame, version, hv).await.unwrap();
+    let set = got.record_sets[0].clone().unwrap();
+    assert_eq!(&set[..], &wire[..], "the bytes are the wire's");
+    assert_eq!(got.record_sets[1].as_deref(), Some(&[8u8; 1000][..]));
+    drop(got);
+    // A record is a slice of its set: the set lives as long as any record.
+    let record = set.slice(100..200);
+    drop(set);
+    let addr = record.as_ptr() as usize - 100;
+    // A mapping starts on a page; a large block from glibc does not (its header is there).
+    assert_eq!(
+        addr % 4096,
+        0,
+        "record set at {addr:#x}: not a mapping of its own"
+    );
+    #[cfg(target_os = "linux")]
+    {
+        assert!(mapped(addr));
+        drop(record);
+        // (Only another thread mapping memory into the freed range in the meantime could
+        // fill it again.)
+        assert!(
+            !mapped(addr),
+            "the record set's memory is still mapped after its last record"
+        );
+    }
+}
