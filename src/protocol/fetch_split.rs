@@ -35,7 +35,9 @@
 //! threshold), and each arena keeps the high-water mark of its own share resident (freed
 //! chunks in the middle of an arena are not returned to the system). A mapping per record set
 //! is what glibc itself does for large blocks before that threshold moves, and what a library
-//! can do without touching the application's allocator.
+//! can do without touching the application's allocator. Its price is kernel time: every record
+//! set gets fresh pages, allocated and zeroed, where an arena reused warm ones (about 0.65 ms
+//! of system time per MiB in that benchmark); reusing mappings would remove it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -240,7 +242,8 @@ impl<R: AsyncRead + Unpin + Send> Walk<'_, R> {
     /// A mapping for a record set of `len` bytes, or `None` for the heap: below
     /// [`MAPPED_FROM`], or when the system refuses the mapping (a memory limit: the heap
     /// buffer is then tried, and fails as any allocation would). Populated up front: every
-    /// page is written at once, and one call is cheaper than a fault per page.
+    /// page is written right away anyway, so they are allocated in one call rather than one
+    /// page fault each.
     fn mapping(len: usize) -> Option<memmap2::MmapMut> {
         if len < MAPPED_FROM {
             return None;
