@@ -25,19 +25,9 @@
 //! and an array claiming more elements than the frame's remaining bytes could hold is refused
 //! before any element is read.
 //!
-//! Record sets of [`MAPPED_FROM`] bytes or more are read into an anonymous memory mapping of
-//! their own rather than a heap buffer, and the mapping is returned to the system when the
-//! last record of the set is dropped. A heap profile of the 1 KiB case (`docs/PERFORMANCE.md`,
-//! "Heap profile and fix") showed why: the live heap peaked at 14 MB, but peak RSS was 47 MiB,
-//! 35 of it in the malloc arenas of the two runtime worker threads. The reader task runs on
-//! whichever worker polls it, so each worker's arena in turn serves ~1 MiB record sets; after
-//! the first one is freed glibc stops mmapping blocks of that size (its dynamic mmap
-//! threshold), and each arena keeps the high-water mark of its own share resident (freed
-//! chunks in the middle of an arena are not returned to the system). A mapping per record set
-//! is what glibc itself does for large blocks before that threshold moves, and what a library
-//! can do without touching the application's allocator. Its price is kernel time: every record
-//! set gets fresh pages, allocated and zeroed, where an arena reused warm ones (about 0.65 ms
-//! of system time per MiB in that benchmark); reusing mappings would remove it.
+//! Record sets of 128 KiB or more are read into memory of their own outside the heap
+//! (`set_memory.rs`: a mapping, recycled for the next set of its size): the heap's per-thread
+//! arenas kept the high-water mark of every runtime worker's share resident.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,11 +35,11 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::FetchResponse;
-use memmap2::MmapOptions;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::bounds::{min_size, Ty};
 use super::layouts::{root, LAYOUTS};
+use super::set_memory::{SetMemory, IDLE};
 use crate::error::{Error, Result};
 
 /// A Fetch response read by [`read_body`]: the skeleton frame (from the correlation id on,
@@ -112,11 +102,6 @@ pub(crate) fn attach(resp: &mut FetchResponse, record_sets: Vec<Option<Bytes>>) 
     }
     Ok(())
 }
-
-/// Record sets this large or larger get a memory mapping of their own (see the module docs):
-/// glibc's default mmap threshold, below which a block is cheap to keep in an arena and a
-/// mapping's page-granular size and system calls would cost more than they save.
-pub(crate) const MAPPED_FROM: usize = 128 * 1024;
 
 type Step<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
@@ -219,10 +204,10 @@ impl<R: AsyncRead + Unpin + Send> Walk<'_, R> {
             return Ok(());
         };
         self.take_left(len)?;
-        let set = match Self::mapping(len) {
-            Some(mut map) => {
-                self.fill(&mut map[..]).await?;
-                Bytes::from_owner(map)
+        let set = match SetMemory::new(len, &IDLE) {
+            Some(mut memory) => {
+                self.fill(memory.bytes_mut()).await?;
+                memory.freeze()
             }
             None => {
                 let mut buf = BytesMut::with_capacity(len);
@@ -237,18 +222,6 @@ impl<R: AsyncRead + Unpin + Send> Walk<'_, R> {
         };
         self.record_sets.push(Some(set));
         Ok(())
-    }
-
-    /// A mapping for a record set of `len` bytes, or `None` for the heap: below
-    /// [`MAPPED_FROM`], or when the system refuses the mapping (a memory limit: the heap
-    /// buffer is then tried, and fails as any allocation would). Populated up front: every
-    /// page is written right away anyway, so they are allocated in one call rather than one
-    /// page fault each.
-    fn mapping(len: usize) -> Option<memmap2::MmapMut> {
-        if len < MAPPED_FROM {
-            return None;
-        }
-        MmapOptions::new().len(len).populate().map_anon().ok()
     }
 
     /// Fills `buf` from the input: one copy, as for the heap buffer (tokio's `BufReader`
