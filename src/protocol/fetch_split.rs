@@ -24,6 +24,10 @@
 //! The walk is bounded like the bounds check: nothing is read past the frame's declared size,
 //! and an array claiming more elements than the frame's remaining bytes could hold is refused
 //! before any element is read.
+//!
+//! Record sets of 128 KiB or more are read into memory of their own outside the heap
+//! (`set_memory.rs`: a mapping, recycled for the next set of its size): the heap's per-thread
+//! arenas kept the high-water mark of every runtime worker's share resident.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +39,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::bounds::{min_size, Ty};
 use super::layouts::{root, LAYOUTS};
+use super::set_memory::{SetMemory, IDLE};
 use crate::error::{Error, Result};
 
 /// A Fetch response read by [`read_body`]: the skeleton frame (from the correlation id on,
@@ -199,14 +204,37 @@ impl<R: AsyncRead + Unpin + Send> Walk<'_, R> {
             return Ok(());
         };
         self.take_left(len)?;
-        let mut buf = BytesMut::with_capacity(len);
-        let mut body = (&mut *self.input).take(len as u64);
-        while buf.len() < len {
-            if body.read_buf(&mut buf).await? == 0 {
-                return Err(eof(len - buf.len()));
+        let set = match SetMemory::new(len, &IDLE) {
+            Some(mut memory) => {
+                self.fill(memory.bytes_mut()).await?;
+                memory.freeze()
             }
+            None => {
+                let mut buf = BytesMut::with_capacity(len);
+                let mut body = (&mut *self.input).take(len as u64);
+                while buf.len() < len {
+                    if body.read_buf(&mut buf).await? == 0 {
+                        return Err(eof(len - buf.len()));
+                    }
+                }
+                buf.freeze()
+            }
+        };
+        self.record_sets.push(Some(set));
+        Ok(())
+    }
+
+    /// Fills `buf` from the input: one copy, as for the heap buffer (tokio's `BufReader`
+    /// passes reads at least its own size straight to the socket once it is empty).
+    async fn fill(&mut self, buf: &mut [u8]) -> Result<()> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = self.input.read(&mut buf[filled..]).await?;
+            if n == 0 {
+                return Err(eof(buf.len() - filled));
+            }
+            filled += n;
         }
-        self.record_sets.push(Some(buf.freeze()));
         Ok(())
     }
 

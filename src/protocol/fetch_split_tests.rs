@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::*;
+use crate::protocol::set_memory::{IDLE, MAPPED_FROM};
 
 fn partition(index: i32, records: Option<Bytes>) -> PartitionData {
     PartitionData::default()
@@ -178,4 +179,62 @@ fn attach_refuses_a_count_mismatch() {
     let mut resp = response(12);
     assert!(attach(&mut resp, vec![None; 3]).is_err());
     assert!(attach(&mut resp, vec![None; 4]).is_ok());
+}
+
+/// Whether `addr` lies in one of this process's memory mappings (Linux: `/proc/self/maps`).
+#[cfg(target_os = "linux")]
+fn mapped(addr: usize) -> bool {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines().any(|l| {
+        let range = l.split(' ').next().unwrap();
+        let (a, b) = range.split_once('-').unwrap();
+        let a = usize::from_str_radix(a, 16).unwrap();
+        let b = usize::from_str_radix(b, 16).unwrap();
+        (a..b).contains(&addr)
+    })
+}
+
+#[tokio::test]
+async fn a_large_record_set_leaves_the_heap_and_is_released_with_its_last_record() {
+    // Issue 16: a record set of ~1 MiB from the heap stays resident in the malloc arena of the
+    // runtime thread that read it after the application has dropped it; memory of its own goes
+    // back to the system, or waits for the next set of its size in the bounded idle list.
+    let version = 16;
+    let hv = ApiKey::Fetch.response_header_version(version);
+    let big = MAPPED_FROM + 12_345;
+    let wire = vec![7u8; big];
+    let resp = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_topic_id(crate::protocol::wire_topic_id([5; 16]))
+        .with_partitions(vec![
+            partition(0, Some(Bytes::from(wire.clone()))),
+            partition(1, Some(Bytes::from(vec![8u8; 1000]))),
+        ])]);
+    let frame = frame(&resp, version, hv);
+    let got = split(&frame, version, hv).await.unwrap();
+    let set = got.record_sets[0].clone().unwrap();
+    assert_eq!(&set[..], &wire[..], "the bytes are the wire's");
+    assert_eq!(got.record_sets[1].as_deref(), Some(&[8u8; 1000][..]));
+    drop(got);
+    // A record is a slice of its set: the set lives as long as any record.
+    let record = set.slice(100..200);
+    drop(set);
+    let addr = record.as_ptr() as usize - 100;
+    // A mapping starts on a page; a large block from glibc does not (its header is there).
+    assert_eq!(
+        addr % 4096,
+        0,
+        "record set at {addr:#x}: not a mapping of its own"
+    );
+    #[cfg(target_os = "linux")]
+    {
+        assert!(mapped(addr));
+        assert!(!IDLE.holds(addr), "a record still holds the set");
+        drop(record);
+        // (Only another thread mapping memory into the freed range in the meantime could
+        // fill it again.)
+        assert!(
+            !mapped(addr) || IDLE.holds(addr),
+            "the record set's memory is neither unmapped nor idle after its last record"
+        );
+    }
 }

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 
 pub(crate) mod bounds;
 pub(crate) mod fetch_split;
+mod set_memory;
 
 /// Runs `$m!(request types...)` with the request of every response the client decodes — the
 /// one list the layout tests and the fuzz targets share (`scripts/gen_wire_layouts.py` lists
