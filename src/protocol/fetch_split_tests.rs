@@ -15,6 +15,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::*;
+#[cfg(target_os = "linux")]
+use crate::protocol::set_memory::mapped;
 use crate::protocol::set_memory::{IDLE, MAPPED_FROM};
 
 fn partition(index: i32, records: Option<Bytes>) -> PartitionData {
@@ -179,19 +181,6 @@ fn attach_refuses_a_count_mismatch() {
     let mut resp = response(12);
     assert!(attach(&mut resp, vec![None; 3]).is_err());
     assert!(attach(&mut resp, vec![None; 4]).is_ok());
-}
-
-/// Whether `addr` lies in one of this process's memory mappings (Linux: `/proc/self/maps`).
-#[cfg(target_os = "linux")]
-fn mapped(addr: usize) -> bool {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    maps.lines().any(|l| {
-        let range = l.split(' ').next().unwrap();
-        let (a, b) = range.split_once('-').unwrap();
-        let a = usize::from_str_radix(a, 16).unwrap();
-        let b = usize::from_str_radix(b, 16).unwrap();
-        (a..b).contains(&addr)
-    })
 }
 
 #[tokio::test]

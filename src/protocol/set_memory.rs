@@ -204,6 +204,20 @@ impl Drop for SetMemory {
     }
 }
 
+/// Whether `addr` lies in one of this process's memory mappings (`/proc/self/maps`); for the
+/// tests here and in `fetch_split_tests.rs`.
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn mapped(addr: usize) -> bool {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines().any(|l| {
+        let range = l.split(' ').next().unwrap();
+        let (a, b) = range.split_once('-').unwrap();
+        let a = usize::from_str_radix(a, 16).unwrap();
+        let b = usize::from_str_radix(b, 16).unwrap();
+        (a..b).contains(&addr)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,18 +225,6 @@ mod tests {
     /// A list of its own per test: tests run in parallel and the process-wide one is shared.
     fn idle(max: usize) -> &'static Idle {
         Box::leak(Box::new(Idle::new(max)))
-    }
-
-    #[cfg(target_os = "linux")]
-    fn mapped(addr: usize) -> bool {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        maps.lines().any(|l| {
-            let range = l.split(' ').next().unwrap();
-            let (a, b) = range.split_once('-').unwrap();
-            let a = usize::from_str_radix(a, 16).unwrap();
-            let b = usize::from_str_radix(b, 16).unwrap();
-            (a..b).contains(&addr)
-        })
     }
 
     #[test]
