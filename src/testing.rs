@@ -168,6 +168,34 @@ pub(crate) fn encode_response<M: Encodable + HeaderVersion>(
     out
 }
 
+/// The answer to an OffsetCommit: every partition asked for, with `code(topic, partition)`.
+pub(crate) fn offset_commit_answer(r: &Received, code: impl Fn(&str, i32) -> i16) -> Bytes {
+    use kafka_protocol::messages::offset_commit_response::{
+        OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+    };
+    use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+    let req: OffsetCommitRequest = r.decode();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code(t.name.0.as_str(), p.partition_index))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    r.answer(&OffsetCommitResponse::default().with_topics(topics))
+}
+
 /// Answers a request [`FakeCluster`] does not answer itself: `Some(frame)` (see
 /// [`Received::answer`]) or `None` to leave it unanswered.
 pub(crate) type Handler = Box<dyn Fn(&Received) -> Option<Bytes> + Send + Sync>;

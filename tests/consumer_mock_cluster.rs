@@ -329,3 +329,95 @@ async fn a_leader_moved_mid_stream_is_followed() {
     );
     c.close().await.unwrap();
 }
+
+/// Records the revocations the group task announces.
+struct CountRevokes(Arc<Mutex<usize>>);
+
+#[ferrokafka::async_trait]
+impl ferrokafka::RebalanceListener for CountRevokes {
+    async fn revoked(&self, _: &ferrokafka::RebalanceContext, _: &[TopicPartition]) {
+        *self.0.lock().unwrap() += 1;
+    }
+}
+
+/// Offsets a member of an eager (range) group receives while a second member joins and the
+/// group rebalances with the first keeping its partition; nothing is committed.
+async fn offsets_across_an_eager_rebalance(with_listener: bool) -> Vec<i64> {
+    let cluster = mock_cluster(1);
+    let topic = unique_topic("kept");
+    let other = unique_topic("other");
+    cluster.create_topic(&topic, 1, 1).unwrap();
+    cluster.create_topic(&other, 1, 1).unwrap();
+    let client = client(&cluster.bootstrap_servers()).await;
+    produce(&client, &topic, 1, 300).await;
+    let group = unique_topic("g");
+    let revokes = Arc::new(Mutex::new(0));
+    let mut b = builder(&client, &group).auto_commit(false);
+    if with_listener {
+        b = b.rebalance_listener(CountRevokes(revokes.clone()));
+    }
+    let a = b.build().await.unwrap();
+    a.subscribe(&[&topic]).await.unwrap();
+    let mut offsets = Vec::new();
+    while offsets.len() < 100 {
+        offsets.push(
+            within("before the rebalance", a.recv())
+                .await
+                .unwrap()
+                .offset,
+        );
+    }
+    // A member subscribed to another topic: the group rebalances (revoke-before-join) and
+    // the range assignor gives `topic` back to `a` in the next generation.
+    let b = builder(&client, &group)
+        .auto_commit(false)
+        .build()
+        .await
+        .unwrap();
+    b.subscribe(&[&other]).await.unwrap();
+    // `a` does not poll meanwhile: the group task rebalances on its own.
+    within("the rebalance", async {
+        while a.metrics().rebalances < 2 || b.assignment().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        a.assignment(),
+        vec![TopicPartition::new(&topic, 0)],
+        "range gives the partition back"
+    );
+    assert_eq!(*revokes.lock().unwrap() > 0, with_listener);
+    while offsets.last() != Some(&299) {
+        offsets.push(
+            within("after the rebalance", a.recv())
+                .await
+                .unwrap()
+                .offset,
+        );
+    }
+    b.close().await.unwrap();
+    a.close().await.unwrap();
+    offsets
+}
+
+#[tokio::test]
+async fn a_partition_kept_across_an_eager_rebalance_is_not_delivered_twice() {
+    // No hook: the application never learnt of the revocation and is still working on what
+    // it received (its commit would race a restart from the committed offset), so delivery
+    // goes on where it stood.
+    let offsets = offsets_across_an_eager_rebalance(false).await;
+    let n = offsets.len() as i64;
+    assert_eq!(
+        offsets,
+        (0..n).collect::<Vec<i64>>(),
+        "in order, no gap, no repeat"
+    );
+    // With a `revoked` hook the application was told and may have dropped its work: as in
+    // the Java client, the partition starts again at the committed offset (none here, so
+    // `auto.offset.reset=earliest`).
+    let offsets = offsets_across_an_eager_rebalance(true).await;
+    let back = offsets.windows(2).position(|w| w[1] <= w[0]);
+    let back = back.map(|i| offsets[i + 1]);
+    assert_eq!(back, Some(0), "restarts at the beginning: {offsets:?}");
+}

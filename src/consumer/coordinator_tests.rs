@@ -5,16 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
     BrokerId, FindCoordinatorResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
-    OffsetCommitResponse, OffsetFetchResponse, SyncGroupResponse,
+    OffsetFetchResponse, SyncGroupResponse,
 };
 
 use super::*;
@@ -474,27 +471,7 @@ async fn a_coordinator_error_forgets_the_coordinator() {
 }
 
 fn commit_answer(r: &Received, codes: &dyn Fn(&str, i32) -> KafkaCode) -> Bytes {
-    let req: OffsetCommitRequest = r.decode();
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            OffsetCommitResponseTopic::default()
-                .with_name(t.name.clone())
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            let c = codes(t.name.0.as_str(), p.partition_index);
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(c.code())
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    r.answer(&OffsetCommitResponse::default().with_topics(topics))
+    crate::testing::offset_commit_answer(r, |t, p| codes(t, p).code())
 }
 
 /// No error: code 0 in [`commit_answer`] scripts.

@@ -18,7 +18,7 @@
 //! (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, a lost connection) make the coordinator layer
 //! forget it; the next call finds it again. Hooks are awaited while heartbeats go on.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -82,6 +82,9 @@ pub(crate) struct GroupTask {
     topic_counts: BTreeMap<String, usize>,
     /// Missing topics already warned about, so each is named once, not at every check.
     warned_missing: BTreeSet<String>,
+    /// Eager revoke-before-join without a rebalance hook: the generation given up and where
+    /// each partition's delivery stood (see `apply`).
+    kept: Option<(i32, HashMap<TopicPartition, i64>)>,
 }
 
 impl GroupTask {
@@ -104,6 +107,7 @@ impl GroupTask {
             close_reply: None,
             topic_counts: BTreeMap::new(),
             warned_missing: BTreeSet::new(),
+            kept: None,
         }
     }
 
@@ -188,6 +192,8 @@ impl GroupTask {
     }
 
     /// JoinGroup then SyncGroup; returns the partitions assigned to this member.
+    /// Joins and syncs. Commits are refused from JoinGroup until SyncGroup has answered (see
+    /// `Shared::close_commits`); a cooperative revocation after that commits as usual.
     async fn join_and_sync(&mut self) -> Result<BTreeSet<TopicPartition>> {
         let started = Instant::now();
         let shared = self.shared.clone();
@@ -200,7 +206,13 @@ impl GroupTask {
         // is still valid).
         if self.protocol == RebalanceProtocol::Eager && !self.owned.is_empty() {
             let all: Vec<TopicPartition> = self.owned.iter().cloned().collect();
-            self.revoke(&all).await;
+            let (generation, _) = shared.membership();
+            let positions = self.revoke(&all).await;
+            // Nobody was told of this revocation (no hook), so nobody dropped work because
+            // of it: see `apply` for why these positions may be kept.
+            if shared.listener().is_none() {
+                self.kept = Some((generation, positions));
+            }
         }
         // What this member knows of its topics before joining: a later change (a missing
         // topic created, partitions added) makes it rejoin.
@@ -229,6 +241,7 @@ impl GroupTask {
             protocol_type: "consumer".to_owned(),
             protocols,
         };
+        let _commits_closed = shared.close_commits().await;
         let joined = coordinator.join_group(params).await?;
         shared.set_membership(joined.generation_id, joined.member_id.clone());
         shared.metrics.rebalances.fetch_add(1, Ordering::Relaxed);
@@ -341,7 +354,28 @@ impl GroupTask {
         }
         self.owned = assigned;
         if !added.is_empty() {
-            self.shared.assignment.add(added.iter().cloned());
+            // A partition given back by the eager revoke-before-join and assigned again in the
+            // very next generation had no other owner in between, and its records handed
+            // out before the revoke are still with the application, which commits them when
+            // it is done. Starting again at the committed offset would hand them out a
+            // second time, racing that commit (the Java client and librdkafka never show
+            // this: they revoke only inside the application's poll). With a rebalance hook
+            // the application knows of the revocation and may have dropped that work, so
+            // the committed offset is where it expects to resume, as in Java.
+            let (generation, _) = self.shared.membership();
+            let positions = match self.kept.take() {
+                Some((given_up, positions)) if generation == given_up.wrapping_add(1) => positions,
+                _ => HashMap::new(),
+            };
+            if !positions.is_empty() {
+                debug!(
+                    ?positions,
+                    "reassigned at once: delivery resumes where it stood"
+                );
+            }
+            self.shared
+                .assignment
+                .add_resuming(added.iter().cloned(), &positions);
             if let Some(l) = self.shared.listener() {
                 let ctx = RebalanceContext {
                     shared: self.shared.clone(),
@@ -360,8 +394,9 @@ impl GroupTask {
     }
 
     /// Orderly revocation: commit what was consumed (auto-commit), run the hook, stop
-    /// handing out the partitions' records.
-    async fn revoke(&mut self, partitions: &[TopicPartition]) {
+    /// handing out the partitions' records. Returns where delivery stood for each partition
+    /// that had a position (the next offset the application would have received).
+    async fn revoke(&mut self, partitions: &[TopicPartition]) -> HashMap<TopicPartition, i64> {
         // Stop handing out their records first, so what gets committed is what the
         // application has; the partitions stay in the assignment until the hook has run, so
         // its `ctx.commit()` and `ctx.position()` still see them.
@@ -377,10 +412,15 @@ impl GroupTask {
             };
             self.with_heartbeats(l.revoked(&ctx, partitions)).await;
         }
+        let positions = revoking
+            .iter()
+            .filter_map(|p| Some((p.tp.clone(), p.position()?)))
+            .collect();
         self.shared.assignment.remove(partitions.iter());
         for tp in partitions {
             self.owned.remove(tp);
         }
+        positions
     }
 
     /// The partitions are gone without handover: no commit, `lost` hook.

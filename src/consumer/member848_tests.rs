@@ -12,23 +12,19 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{
     Assignment, TopicPartitions as AssignedPartitions,
 };
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
     ApiKey, BrokerId, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
-    FindCoordinatorResponse, GroupId, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetFetchResponse, TopicName,
+    FindCoordinatorResponse, GroupId, OffsetCommitRequest, OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use crate::codes::KafkaCode;
 use crate::consumer::record::TopicPartition;
 use crate::consumer::{Consumer, GroupProtocol, RebalanceContext, RebalanceListener};
-use crate::testing::{FakeCluster, DEFAULT_RANGES};
+use crate::testing::{offset_commit_answer, FakeCluster, DEFAULT_RANGES};
 
 /// The id of topic `t` in the fake cluster's metadata.
 const T: [u8; 16] = [9; 16];
@@ -153,28 +149,9 @@ async fn fake_with(instance: Option<&str>, props: &[(&str, &str)]) -> Fake {
                                 .with_metadata(Some(StrBytes::from_static_str("")))])]),
                 ]))),
         ApiKey::OffsetCommit => {
-            let req: OffsetCommitRequest = r.decode();
             let code = s.lock().unwrap().commit_codes.pop_front().unwrap_or(0);
-            let topics = req
-                .topics
-                .iter()
-                .map(|t| {
-                    OffsetCommitResponseTopic::default()
-                        .with_name(t.name.clone())
-                        .with_partitions(
-                            t.partitions
-                                .iter()
-                                .map(|p| {
-                                    OffsetCommitResponsePartition::default()
-                                        .with_partition_index(p.partition_index)
-                                        .with_error_code(code)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
-            s.lock().unwrap().commits.push(req);
-            Some(r.answer(&OffsetCommitResponse::default().with_topics(topics)))
+            s.lock().unwrap().commits.push(r.decode());
+            Some(offset_commit_answer(r, |_, _| code))
         }
         _ => None,
     }));

@@ -31,11 +31,11 @@ mod store;
 mod topics;
 
 #[cfg(test)]
-#[path = "rack_tests.rs"]
-mod rack_tests;
+#[path = "group_tests.rs"]
+mod group_tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::Stream;
@@ -243,6 +243,8 @@ impl ConsumerBuilder {
             budget: Budget::new(cfg.fetch_buffer_bytes),
             coordinator,
             membership: Mutex::new((-1, String::new())),
+            commits_open: AtomicBool::new(true),
+            commits_in_flight: tokio::sync::RwLock::new(()),
             fatal: OnceLock::new(),
             polls: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
@@ -289,6 +291,11 @@ pub(crate) struct Shared {
     pub(crate) coordinator: Option<Arc<GroupCoordinator>>,
     /// (generation, member id): written by the group task only.
     membership: Mutex<(i32, String)>,
+    /// Cleared while the group task rejoins (see `close_commits`): commits are refused.
+    commits_open: AtomicBool,
+    /// Held for reading by every commit while it is sent, so that closing the commits can
+    /// wait for those in flight.
+    commits_in_flight: tokio::sync::RwLock<()>,
     /// Set once when the consumer can no longer be used (fenced static member).
     fatal: OnceLock<Error>,
     /// `recv` calls so far, for the poll-interval check (plain stores, no RMW per record).
@@ -326,6 +333,18 @@ impl Shared {
 
     pub(crate) fn membership(&self) -> (i32, String) {
         self.membership.lock().unwrap().clone()
+    }
+
+    /// Waits for the commits in flight, then refuses new ones until the returned guard is
+    /// dropped: the group task holds it while it rejoins (JoinGroup, SyncGroup, applying the
+    /// assignment), so every commit either reached the coordinator before this member's
+    /// JoinGroup or is refused — none lands after the partition's next owner looked.
+    pub(crate) async fn close_commits(self: &Arc<Self>) -> CommitsClosed {
+        // Closed first: a commit that takes the lock after the wait below sees it closed;
+        // one that saw it open holds the lock until it is answered.
+        self.commits_open.store(false, Ordering::SeqCst);
+        drop(self.commits_in_flight.write().await);
+        CommitsClosed(self.clone())
     }
 
     pub(crate) fn set_membership(&self, generation: i32, member: String) {
@@ -439,6 +458,19 @@ impl Shared {
 
     async fn send_commit(&self, offsets: &[WireCommit]) -> Result<()> {
         let coordinator = self.coordinator()?;
+        let _in_flight = self.commits_in_flight.read().await;
+        if !self.commits_open.load(Ordering::SeqCst) {
+            // The classic protocol's rule (the Java client refuses the same way): a commit
+            // sent while the member rejoins would carry the next generation for offsets of
+            // records handed out under the last one, and could land after the partition's
+            // next owner read the committed offset.
+            return Err(Error::broker(
+                KafkaCode::RebalanceInProgress,
+                None,
+                "commit refused: the member is rejoining its group; commit again once the \
+                 rebalance is done (the partitions may have moved)",
+            ));
+        }
         let started = std::time::Instant::now();
         let mut stale = 0;
         let result = loop {
@@ -494,6 +526,15 @@ impl Shared {
 /// How often a commit refused with STALE_MEMBER_EPOCH is sent again with the member's newer
 /// epoch before the error is returned.
 const STALE_EPOCH_RETRIES: u32 = 20;
+
+/// Commits refused while this lives (see [`Shared::close_commits`]).
+pub(crate) struct CommitsClosed(Arc<Shared>);
+
+impl Drop for CommitsClosed {
+    fn drop(&mut self) {
+        self.0.commits_open.store(true, Ordering::SeqCst);
+    }
+}
 
 /// Counts a `recv` waiting for records, also when its future is dropped mid-wait.
 struct Waiting<'a>(&'a AtomicUsize);

@@ -174,13 +174,32 @@ pub(crate) struct Assignment {
 
 impl Assignment {
     /// Adds partitions (already assigned ones keep their state) starting at the committed
-    /// offset, or at `position` when given.
+    /// offset.
     pub(crate) fn add(&self, tps: impl IntoIterator<Item = TopicPartition>) {
+        self.add_resuming(tps, &HashMap::new());
+    }
+
+    /// Adds partitions like [`add`](Self::add), starting those in `resume` at the offset
+    /// given there instead of the committed one.
+    pub(crate) fn add_resuming(
+        &self,
+        tps: impl IntoIterator<Item = TopicPartition>,
+        resume: &HashMap<TopicPartition, i64>,
+    ) {
         let mut parts = self.parts.lock().unwrap();
         for tp in tps {
-            parts
-                .entry(tp.clone())
-                .or_insert_with(|| Arc::new(PartitionState::new(tp, Position::Committed)));
+            let position = match resume.get(&tp) {
+                Some(&offset) => Position::At { offset },
+                None => Position::Committed,
+            };
+            parts.entry(tp.clone()).or_insert_with(|| {
+                let p = PartitionState::new(tp, position);
+                if let Some(&offset) = resume.get(&p.tp) {
+                    // As a seek does: what the application receives next.
+                    p.consumed.store(offset, Ordering::Release);
+                }
+                Arc::new(p)
+            });
         }
         drop(parts);
         self.wake.notify_one();
