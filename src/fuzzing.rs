@@ -72,8 +72,27 @@ pub fn record_batches(codec: &str, data: &[u8]) -> Result<usize> {
             data[17..21].copy_from_slice(&crc.to_be_bytes());
         }
     }
-    let batches = records::decode_batches(Bytes::from(data), true, MAX_DECOMPRESSED)?;
-    Ok(batches.iter().map(|b| b.records.len()).sum())
+    let data = Bytes::from(data);
+    // The consumer's way too: each batch checked, then its records decoded one at a time.
+    // Both ways must agree, record for record.
+    let mut views = records::Batches::new(data.clone(), true, MAX_DECOMPRESSED);
+    let mut lazy = 0;
+    while let Some(view) = views.next_view() {
+        let Ok(view) = view else { break };
+        let Ok(count) = view.check(i64::MIN) else {
+            break;
+        };
+        let decoded = view.cursor().count();
+        assert_eq!(decoded, count, "a checked batch decodes every record");
+        lazy += count;
+    }
+    let batches = records::decode_batches(data, true, MAX_DECOMPRESSED)?;
+    let eager = batches.iter().map(|b| b.records.len()).sum();
+    assert_eq!(
+        lazy, eager,
+        "checked and decoded batches hold the same records"
+    );
+    Ok(eager)
 }
 
 /// Decodes `data` as consumer-protocol group metadata: a JoinGroup subscription when

@@ -39,7 +39,7 @@ use crate::client::ClientInner;
 use crate::codes::KafkaCode;
 use crate::consumer::config::{ConsumerConfig, IsolationLevel};
 use crate::consumer::coordinator::GroupCoordinator;
-use crate::consumer::record::{ConsumerRecord, TimestampType};
+use crate::consumer::fetched::FetchedRecords;
 use crate::consumer::state::{
     Assignment, Budget, BudgetGuard, Delivery, Lookup, PartitionState, Position,
 };
@@ -791,8 +791,7 @@ impl Fetcher {
                 Ok((out, next, decompressed)) => {
                     // The budget bounds memory, not wire bytes: charge the records' own size
                     // and any decompressed data too.
-                    let held =
-                        out.capacity() * std::mem::size_of::<ConsumerRecord>() + decompressed;
+                    let held = out.overhead() + decompressed;
                     guard.absorb(self.budget.take_up_to(held));
                     let mut f = p.part.fetch.lock().unwrap();
                     f.busy = false;
@@ -809,7 +808,7 @@ impl Fetcher {
                         let _ = self.tx.send(Delivery::Records {
                             part: p.part.clone(),
                             epoch: p.epoch,
-                            records: out.into_iter(),
+                            records: out,
                             next,
                             _budget: guard,
                         });
@@ -847,7 +846,7 @@ impl Fetcher {
         p: &Planned,
         data: Bytes,
         mut aborted: Vec<(i64, i64)>,
-    ) -> Result<(Vec<ConsumerRecord>, Option<i64>, usize)> {
+    ) -> Result<(FetchedRecords, Option<i64>, usize)> {
         let mut batches = Batches::new(data, self.cfg.check_crcs, self.cfg.fetch_buffer_bytes);
         // What decoding may add to memory: the free budget. Decoding stops after the batch
         // that spends it (so one batch is the most it can overdraw, however well the rest of
@@ -859,29 +858,22 @@ impl Fetcher {
         // reach their first offsets.
         aborted.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
         let mut aborting: HashSet<i64> = HashSet::new();
-        let mut out = Vec::new();
+        let mut out = FetchedRecords::new(p.part.tp.topic.clone(), p.part.tp.partition);
         let mut next = None;
         let mut decompressed = 0;
-        let topic = &p.part.tp.topic;
-        for b in batches.by_ref() {
+        while let Some(b) = batches.next_view() {
             if cost >= room {
                 break;
             }
             let b = b?;
+            // Every record is checked now, handed out or not, so a malformed one fails this
+            // fetch (and stops the partition) rather than a later `recv`.
+            let count = b.check(p.offset)?;
             let end = b.base_offset + b.last_offset_delta as i64 + 1;
-            cost += b.records.len() * std::mem::size_of::<ConsumerRecord>();
             if b.compression != crate::compression::Compression::None {
-                // Keys and values of a compressed batch live in its decompressed buffer.
-                let bytes = b
-                    .records
-                    .iter()
-                    .map(|r| {
-                        r.key.as_ref().map_or(0, |k| k.len())
-                            + r.value.as_ref().map_or(0, |v| v.len())
-                    })
-                    .sum::<usize>();
-                decompressed += bytes;
-                cost += bytes;
+                // Its records live in the decompressed section, held until the last goes.
+                decompressed += b.records.len();
+                cost += b.records.len();
             }
             while aborted.last().is_some_and(|&(_, first)| first < end) {
                 let (pid, _) = aborted.pop().expect("checked");
@@ -903,28 +895,7 @@ impl Fetcher {
             if b.transactional && aborting.contains(&b.producer_id) {
                 continue;
             }
-            let timestamp_type = if b.log_append_time {
-                TimestampType::LogAppendTime
-            } else {
-                TimestampType::CreateTime
-            };
-            out.reserve(b.records.len());
-            for r in b.records {
-                if r.offset < p.offset {
-                    continue;
-                }
-                out.push(ConsumerRecord {
-                    topic: topic.clone(),
-                    partition: p.part.tp.partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    timestamp_type,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers,
-                    leader_epoch: b.partition_leader_epoch,
-                });
-            }
+            out.push(&b, p.offset, count);
         }
         self.stats.decoded(out.len(), batches.consumed());
         Ok((out, next, decompressed))
@@ -933,10 +904,10 @@ impl Fetcher {
 
 /// Whether a control batch holds an ABORT marker: its record's key is `version: i16,
 /// type: i16` with type 0 for abort and 1 for commit.
-fn is_abort_marker(b: &crate::protocol::records::DecodedBatch) -> bool {
-    b.records
-        .first()
-        .and_then(|r| r.key.as_ref())
+fn is_abort_marker(b: &crate::protocol::records::BatchView) -> bool {
+    b.cursor()
+        .next()
+        .and_then(|r| r.key)
         .is_some_and(|k| k.len() >= 4 && i16::from_be_bytes([k[2], k[3]]) == 0)
 }
 

@@ -14,6 +14,7 @@
 pub(crate) mod assignor;
 mod config;
 pub(crate) mod coordinator;
+mod fetched;
 mod fetcher;
 mod group;
 mod heartbeat848;

@@ -366,7 +366,7 @@ pub(crate) enum Delivery {
     Records {
         part: Arc<PartitionState>,
         epoch: u64,
-        records: std::vec::IntoIter<crate::consumer::record::ConsumerRecord>,
+        records: crate::consumer::fetched::FetchedRecords,
         /// The offset after everything this delivery covered (skipped control and aborted
         /// batches included): the position once its last record is handed out.
         next: i64,

@@ -238,7 +238,7 @@ fn record_at(bytes: &Bytes, offset_delta: i32) -> Option<Record> {
     let r = batch
         .records
         .into_iter()
-        .find(|r| r.offset - batch.base_offset == i64::from(offset_delta))?;
+        .find(|r| r.offset - batch.header.base_offset == i64::from(offset_delta))?;
     Some(Record {
         topic: String::new(),
         partition: None,

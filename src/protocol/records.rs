@@ -443,9 +443,9 @@ fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
 // ---------------------------------------------------------------------------------------------
 // Decoder
 
-/// One decoded batch.
+/// A batch's header fields.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct DecodedBatch {
+pub(crate) struct BatchHeader {
     pub base_offset: i64,
     pub partition_leader_epoch: i32,
     pub last_offset_delta: i32,
@@ -458,7 +458,21 @@ pub(crate) struct DecodedBatch {
     pub log_append_time: bool,
     pub transactional: bool,
     pub control: bool,
+}
+
+/// One decoded batch (its header fields through `Deref`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DecodedBatch {
+    pub header: BatchHeader,
     pub records: Vec<DecodedRecord>,
+}
+
+impl std::ops::Deref for DecodedBatch {
+    type Target = BatchHeader;
+
+    fn deref(&self) -> &BatchHeader {
+        &self.header
+    }
 }
 
 /// One decoded record; key, value and header values share the fetched (or decompressed)
@@ -470,6 +484,152 @@ pub(crate) struct DecodedRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub headers: Vec<Header>,
+}
+
+/// One batch with its header read, its CRC checked and its records section at hand
+/// (decompressed), the records themselves not decoded yet: the consumer checks them with
+/// [`BatchView::check`] when they arrive and decodes each only as the application takes it
+/// ([`BatchView::cursor`]), so buffered records cost their bytes and nothing more.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchView {
+    pub header: BatchHeader,
+    /// The record count the header declares (checked against the section by `check`).
+    pub count: i32,
+    /// The records section, decompressed.
+    pub records: Bytes,
+}
+
+impl std::ops::Deref for BatchView {
+    type Target = BatchHeader;
+
+    fn deref(&self) -> &BatchHeader {
+        &self.header
+    }
+}
+
+impl BatchView {
+    /// Walks every record, checking it as [`decode`](Self::decode) would but building
+    /// nothing, and returns how many have an offset at or after `from`.
+    pub(crate) fn check(&self, from: i64) -> Result<usize> {
+        let mut r = Reader {
+            buf: &self.records,
+            pos: 0,
+        };
+        let mut at_or_after = 0;
+        for _ in 0..self.count {
+            let f = r.fields().map_err(|e| self.error(e))?;
+            if self.base_offset.wrapping_add(i64::from(f.offset_delta)) >= from {
+                at_or_after += 1;
+            }
+        }
+        self.check_end(r.pos)?;
+        Ok(at_or_after)
+    }
+
+    /// Decodes every record.
+    pub(crate) fn decode(self) -> Result<DecodedBatch> {
+        let mut out =
+            Vec::with_capacity((self.count as usize).min(self.records.len() / MIN_RECORD_LEN));
+        let mut r = Reader {
+            buf: &self.records,
+            pos: 0,
+        };
+        for _ in 0..self.count {
+            let mut record = r
+                .record(self.base_offset, self.base_timestamp)
+                .map_err(|e| self.error(e))?;
+            if self.log_append_time {
+                // The broker stamped the whole batch; per-record deltas are the producer's.
+                record.timestamp = self.max_timestamp;
+            }
+            out.push(record);
+        }
+        self.check_end(r.pos)?;
+        Ok(DecodedBatch {
+            header: self.header,
+            records: out,
+        })
+    }
+
+    /// The records one at a time. Only for a view whose [`check`](Self::check) passed: a
+    /// record that does not decode ends the cursor.
+    pub(crate) fn cursor(&self) -> RecordCursor {
+        RecordCursor {
+            records: self.records.clone(),
+            pos: 0,
+            left: self.count.max(0) as u32,
+            base_offset: self.base_offset,
+            base_timestamp: self.base_timestamp,
+            timestamp: self.log_append_time.then_some(self.max_timestamp),
+        }
+    }
+
+    fn error(&self, e: String) -> Error {
+        Error::protocol(format!("record batch at offset {}: {e}", self.base_offset))
+    }
+
+    fn check_end(&self, pos: usize) -> Result<()> {
+        if pos != self.records.len() {
+            return Err(self.error(format!(
+                "{} bytes after its {} records",
+                self.records.len() - pos,
+                self.count
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a checked batch's records in order (see [`BatchView::cursor`]).
+#[derive(Debug)]
+pub(crate) struct RecordCursor {
+    records: Bytes,
+    pos: usize,
+    left: u32,
+    base_offset: i64,
+    base_timestamp: i64,
+    /// LogAppendTime: the broker's timestamp for every record.
+    timestamp: Option<i64>,
+}
+
+impl RecordCursor {
+    /// Records not decoded yet.
+    pub(crate) fn left(&self) -> u32 {
+        self.left
+    }
+}
+
+impl Iterator for RecordCursor {
+    type Item = DecodedRecord;
+
+    fn next(&mut self) -> Option<DecodedRecord> {
+        if self.left == 0 {
+            return None;
+        }
+        let mut r = Reader {
+            buf: &self.records,
+            pos: self.pos,
+        };
+        match r.record(self.base_offset, self.base_timestamp) {
+            Ok(mut record) => {
+                self.left -= 1;
+                self.pos = r.pos;
+                if let Some(t) = self.timestamp {
+                    record.timestamp = t;
+                }
+                if self.left == 0 {
+                    // Its records hold their own slices: the cursor's is not needed now.
+                    self.records = Bytes::new();
+                }
+                Some(record)
+            }
+            Err(_) => {
+                self.left = 0;
+                self.records = Bytes::new();
+                None
+            }
+        }
+    }
 }
 
 /// The smallest encoded record: length, attributes, timestamp delta, offset delta, null key,
@@ -496,7 +656,7 @@ pub(crate) fn decode_batches(
 /// limit, and the consumer refetches from its offset. With `check_crc`, each batch's CRC-32C
 /// is verified (it must be switchable off: librdkafka's mock cluster writes control batches
 /// with CRC 0). A compressed batch may expand to at most `max_decompressed` bytes. After an
-/// error the iterator ends.
+/// error the iterator ends. [`next_view`](Self::next_view) gives the next batch undecoded.
 ///
 /// Never panics on any input. Uncompressed keys, values and header values are slices of
 /// `data`; compressed batches are decompressed once and sliced likewise.
@@ -523,12 +683,9 @@ impl Batches {
             failed: false,
         }
     }
-}
 
-impl Iterator for Batches {
-    type Item = Result<DecodedBatch>;
-
-    fn next(&mut self) -> Option<Result<DecodedBatch>> {
+    /// The next complete batch, its records not decoded (see [`BatchView`]).
+    pub(crate) fn next_view(&mut self) -> Option<Result<BatchView>> {
         let (data, pos) = (&self.data, self.pos);
         // baseOffset (8) + batchLength (4) tell whether the next batch is complete.
         if self.failed || data.len() - pos < 12 {
@@ -552,15 +709,26 @@ impl Iterator for Batches {
                 "record batch length {batch_length} is shorter than its header"
             )))
         } else {
-            decode_batch(batch, self.check_crc, self.max_decompressed)
+            open_batch(batch, self.check_crc, self.max_decompressed)
         };
         self.failed = result.is_err();
         Some(result)
     }
 }
 
-/// Decodes one complete batch (`batch` holds exactly its bytes, header included).
-fn decode_batch(batch: Bytes, check_crc: bool, max_decompressed: usize) -> Result<DecodedBatch> {
+impl Iterator for Batches {
+    type Item = Result<DecodedBatch>;
+
+    fn next(&mut self) -> Option<Result<DecodedBatch>> {
+        let result = self.next_view()?.and_then(BatchView::decode);
+        self.failed = result.is_err();
+        Some(result)
+    }
+}
+
+/// Reads one complete batch's header (`batch` holds exactly its bytes, header included),
+/// checks its CRC and decompresses its records section.
+fn open_batch(batch: Bytes, check_crc: bool, max_decompressed: usize) -> Result<BatchView> {
     let h = &batch[..RECORD_BATCH_OVERHEAD];
     let base_offset = i64::from_be_bytes(be(&h[0..8]));
     let crc = u32::from_be_bytes(be(&h[17..21]));
@@ -575,10 +743,6 @@ fn decode_batch(batch: Bytes, check_crc: bool, max_decompressed: usize) -> Resul
     }
     let attributes = i16::from_be_bytes(be(&h[21..23]));
     let compression = Compression::from_attributes(attributes)?;
-    let last_offset_delta = i32::from_be_bytes(be(&h[23..27]));
-    let base_timestamp = i64::from_be_bytes(be(&h[27..35]));
-    let max_timestamp = i64::from_be_bytes(be(&h[35..43]));
-    let log_append_time = attributes & TIMESTAMP_TYPE_BIT != 0;
     let count = i32::from_be_bytes(be(&h[57..61]));
     if count < 0 {
         return Err(Error::protocol(format!(
@@ -593,41 +757,23 @@ fn decode_batch(batch: Bytes, check_crc: bool, max_decompressed: usize) -> Resul
             max_decompressed,
         )?),
     };
-    let mut r = Reader {
-        buf: &records,
-        pos: 0,
-    };
-    let mut out = Vec::with_capacity((count as usize).min(records.len() / MIN_RECORD_LEN));
-    for _ in 0..count {
-        let mut record = r
-            .record(base_offset, base_timestamp)
-            .map_err(|e| Error::protocol(format!("record batch at offset {base_offset}: {e}")))?;
-        if log_append_time {
-            // The broker stamped the whole batch; per-record deltas are the producer's.
-            record.timestamp = max_timestamp;
-        }
-        out.push(record);
-    }
-    if r.pos != records.len() {
-        return Err(Error::protocol(format!(
-            "record batch at offset {base_offset}: {} bytes after its {count} records",
-            records.len() - r.pos
-        )));
-    }
-    Ok(DecodedBatch {
-        base_offset,
-        partition_leader_epoch: i32::from_be_bytes(be(&h[12..16])),
-        last_offset_delta,
-        base_timestamp,
-        max_timestamp,
-        producer_id: i64::from_be_bytes(be(&h[43..51])),
-        producer_epoch: i16::from_be_bytes(be(&h[51..53])),
-        base_sequence: i32::from_be_bytes(be(&h[53..57])),
-        compression,
-        log_append_time,
-        transactional: attributes & TRANSACTIONAL_BIT != 0,
-        control: attributes & CONTROL_BIT != 0,
-        records: out,
+    Ok(BatchView {
+        header: BatchHeader {
+            base_offset,
+            partition_leader_epoch: i32::from_be_bytes(be(&h[12..16])),
+            last_offset_delta: i32::from_be_bytes(be(&h[23..27])),
+            base_timestamp: i64::from_be_bytes(be(&h[27..35])),
+            max_timestamp: i64::from_be_bytes(be(&h[35..43])),
+            producer_id: i64::from_be_bytes(be(&h[43..51])),
+            producer_epoch: i16::from_be_bytes(be(&h[51..53])),
+            base_sequence: i32::from_be_bytes(be(&h[53..57])),
+            compression,
+            log_append_time: attributes & TIMESTAMP_TYPE_BIT != 0,
+            transactional: attributes & TRANSACTIONAL_BIT != 0,
+            control: attributes & CONTROL_BIT != 0,
+        },
+        count,
+        records,
     })
 }
 
@@ -647,8 +793,23 @@ struct Reader<'a> {
 
 type ReadResult<T> = std::result::Result<T, String>;
 
+/// Where one record's parts are in its section (every length checked), from
+/// [`Reader::fields`].
+struct Fields {
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<std::ops::Range<usize>>,
+    value: Option<std::ops::Range<usize>>,
+    header_count: usize,
+    /// Where the first header starts.
+    headers_at: usize,
+    end: usize,
+}
+
 impl Reader<'_> {
-    fn record(&mut self, base_offset: i64, base_timestamp: i64) -> ReadResult<DecodedRecord> {
+    /// Checks the next record and moves past it, noting where its parts are.
+    #[inline]
+    fn fields(&mut self) -> ReadResult<Fields> {
         let length = self.varint()?;
         let start = self.pos;
         let end = usize::try_from(length)
@@ -666,22 +827,18 @@ impl Reader<'_> {
         inner.u8(limit)?; // attributes: unused
         let timestamp_delta = inner.varlong_within(limit)?;
         let offset_delta = inner.varint_within(limit)?;
-        let key = inner.field(limit)?;
-        let value = inner.field(limit)?;
+        let key = inner.field_range(limit)?;
+        let value = inner.field_range(limit)?;
         let header_count = inner.varint_within(limit)?;
         if header_count < 0 {
             return Err(format!("negative header count {header_count}"));
         }
-        let mut headers = Vec::with_capacity((header_count as usize).min((limit - inner.pos) / 2));
+        let headers_at = inner.pos;
         for _ in 0..header_count {
-            let key = inner
-                .field(limit)?
+            inner
+                .field_range(limit)?
                 .ok_or_else(|| "header with a null key".to_string())?;
-            let value = inner.field(limit)?;
-            // Java decodes header keys leniently (malformed UTF-8 becomes U+FFFD); a stricter
-            // consumer would be stuck on a record every other client reads.
-            let key = String::from_utf8_lossy(&key).into_owned();
-            headers.push(Header { key, value });
+            inner.field_range(limit)?;
         }
         if inner.pos != end {
             return Err(format!(
@@ -690,15 +847,44 @@ impl Reader<'_> {
             ));
         }
         self.pos = end;
-        Ok(DecodedRecord {
-            offset: base_offset.wrapping_add(i64::from(offset_delta)),
-            timestamp: base_timestamp.wrapping_add(timestamp_delta),
+        Ok(Fields {
+            timestamp_delta,
+            offset_delta,
             key,
             value,
+            header_count: header_count as usize,
+            headers_at,
+            end,
+        })
+    }
+
+    fn record(&mut self, base_offset: i64, base_timestamp: i64) -> ReadResult<DecodedRecord> {
+        let f = self.fields()?;
+        let mut headers = Vec::with_capacity(f.header_count.min((f.end - f.headers_at) / 2));
+        let mut inner = Reader {
+            buf: self.buf,
+            pos: f.headers_at,
+        };
+        for _ in 0..f.header_count {
+            let key = inner
+                .field(f.end)?
+                .ok_or_else(|| "header with a null key".to_string())?;
+            let value = inner.field(f.end)?;
+            // Java decodes header keys leniently (malformed UTF-8 becomes U+FFFD); a stricter
+            // consumer would be stuck on a record every other client reads.
+            let key = String::from_utf8_lossy(&key).into_owned();
+            headers.push(Header { key, value });
+        }
+        Ok(DecodedRecord {
+            offset: base_offset.wrapping_add(i64::from(f.offset_delta)),
+            timestamp: base_timestamp.wrapping_add(f.timestamp_delta),
+            key: f.key.map(|r| self.buf.slice(r)),
+            value: f.value.map(|r| self.buf.slice(r)),
             headers,
         })
     }
 
+    #[inline]
     fn u8(&mut self, limit: usize) -> ReadResult<u8> {
         if self.pos >= limit {
             return Err("record truncated".into());
@@ -709,39 +895,48 @@ impl Reader<'_> {
 
     /// A nullable length-prefixed field, sliced (not copied) out of the buffer.
     fn field(&mut self, limit: usize) -> ReadResult<Option<Bytes>> {
+        Ok(self.field_range(limit)?.map(|r| self.buf.slice(r)))
+    }
+
+    /// Where a nullable length-prefixed field's bytes are.
+    #[inline]
+    fn field_range(&mut self, limit: usize) -> ReadResult<Option<std::ops::Range<usize>>> {
         let len = self.varint_within(limit)?;
         if len < 0 {
             return Ok(None);
         }
-        let end = self
-            .pos
+        let start = self.pos;
+        let end = start
             .checked_add(len as usize)
             .filter(|&e| e <= limit)
             .ok_or_else(|| format!("field length {len} exceeds its record"))?;
-        let b = self.buf.slice(self.pos..end);
         self.pos = end;
-        Ok(Some(b))
+        Ok(Some(start..end))
     }
 
+    #[inline]
     fn varint(&mut self) -> ReadResult<i32> {
         self.varint_within(self.buf.len())
     }
 
+    #[inline]
     fn varint_within(&mut self, limit: usize) -> ReadResult<i32> {
         let v = self.uvarint(limit, 5)?;
         let v = u32::try_from(v).map_err(|_| "varint out of range".to_string())?;
         Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
     }
 
+    #[inline]
     fn varlong_within(&mut self, limit: usize) -> ReadResult<i64> {
         let v = self.uvarint(limit, 10)?;
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
 
     /// Base-128 with at most `max_bytes` bytes, as the Java client enforces.
+    #[inline]
     fn uvarint(&mut self, limit: usize, max_bytes: u32) -> ReadResult<u64> {
-        // Fast path: most of a record's varints (attributes-adjacent deltas, key and value
-        // lengths below 64, header counts) fit one byte.
+        // Fast path, inlined: most of a record's varints (attributes-adjacent deltas, key and
+        // value lengths below 64, header counts) fit one byte.
         if self.pos < limit {
             let b = self.buf[self.pos];
             if b & 0x80 == 0 {
@@ -749,6 +944,11 @@ impl Reader<'_> {
                 return Ok(u64::from(b));
             }
         }
+        self.uvarint_long(limit, max_bytes)
+    }
+
+    #[inline(never)]
+    fn uvarint_long(&mut self, limit: usize, max_bytes: u32) -> ReadResult<u64> {
         let mut v = 0u64;
         for i in 0..max_bytes {
             let b = self.u8(limit)?;

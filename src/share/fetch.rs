@@ -258,7 +258,7 @@ pub(crate) fn decode(
                     key: r.key,
                     value: r.value,
                     headers: r.headers,
-                    leader_epoch: b.partition_leader_epoch,
+                    leader_epoch: b.header.partition_leader_epoch,
                 },
                 delivery_count,
             });
