@@ -191,9 +191,9 @@ impl GroupTask {
         self.topics = topics;
     }
 
-    /// JoinGroup then SyncGroup; returns the partitions assigned to this member.
-    /// Joins and syncs. Commits are refused from JoinGroup until SyncGroup has answered (see
-    /// `Shared::close_commits`); a cooperative revocation after that commits as usual.
+    /// JoinGroup then SyncGroup; returns the partitions assigned to this member. Commits are
+    /// refused from JoinGroup until SyncGroup has answered (see `Shared::close_commits`); a
+    /// cooperative revocation after that commits as usual.
     async fn join_and_sync(&mut self) -> Result<BTreeSet<TopicPartition>> {
         let started = Instant::now();
         let shared = self.shared.clone();
