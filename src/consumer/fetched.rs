@@ -102,9 +102,6 @@ impl Iterator for FetchedRecords {
                 headers: r.headers,
                 leader_epoch: batch.leader_epoch,
             };
-            if batch.records.left() == 0 {
-                self.batches.pop_front();
-            }
             return Some(record);
         }
     }
@@ -261,19 +258,28 @@ mod tests {
         ]
     }
 
+    /// Up to `n` records with keys below `key` bytes, values below `value` bytes, 0–2 headers.
+    fn recs(
+        key: usize,
+        value: usize,
+        n: std::ops::Range<usize>,
+    ) -> impl Strategy<Value = Vec<Rec>> {
+        proptest::collection::vec(
+            (
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..key)),
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..value)),
+                0usize..3,
+            ),
+            n,
+        )
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
         #[test]
         fn lazy_records_are_the_eagerly_decoded_ones(
-            recs in proptest::collection::vec(
-                (
-                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
-                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
-                    0usize..3,
-                ),
-                0..60,
-            ),
+            recs in recs(40, 200, 0..60),
             per_batch in 1usize..20,
             codec in codec(),
             append_time in any::<bool>(),
@@ -285,14 +291,7 @@ mod tests {
 
         #[test]
         fn check_fails_exactly_where_decoding_does(
-            recs in proptest::collection::vec(
-                (
-                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..10)),
-                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..30)),
-                    0usize..3,
-                ),
-                1..10,
-            ),
+            recs in recs(10, 30, 1..10),
             flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         ) {
             let data = fetched_data(&recs, 10, Compression::None, false);

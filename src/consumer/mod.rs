@@ -340,12 +340,12 @@ impl Shared {
     /// dropped: the group task holds it while it rejoins (JoinGroup, SyncGroup, applying the
     /// assignment), so every commit either reached the coordinator before this member's
     /// JoinGroup or is refused — none lands after the partition's next owner looked.
-    pub(crate) async fn close_commits(self: &Arc<Self>) -> CommitsClosed {
+    pub(crate) async fn close_commits(&self) -> CommitsClosed<'_> {
         // Closed first: a commit that takes the lock after the wait below sees it closed;
         // one that saw it open holds the lock until it is answered.
         self.commits_open.store(false, Ordering::SeqCst);
         drop(self.commits_in_flight.write().await);
-        CommitsClosed(self.clone())
+        CommitsClosed(self)
     }
 
     pub(crate) fn set_membership(&self, generation: i32, member: String) {
@@ -529,9 +529,9 @@ impl Shared {
 const STALE_EPOCH_RETRIES: u32 = 20;
 
 /// Commits refused while this lives (see [`Shared::close_commits`]).
-pub(crate) struct CommitsClosed(Arc<Shared>);
+pub(crate) struct CommitsClosed<'a>(&'a Shared);
 
-impl Drop for CommitsClosed {
+impl Drop for CommitsClosed<'_> {
     fn drop(&mut self) {
         self.0.commits_open.store(true, Ordering::SeqCst);
     }

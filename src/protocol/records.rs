@@ -592,13 +592,6 @@ pub(crate) struct RecordCursor {
     timestamp: Option<i64>,
 }
 
-impl RecordCursor {
-    /// Records not decoded yet.
-    pub(crate) fn left(&self) -> u32 {
-        self.left
-    }
-}
-
 impl Iterator for RecordCursor {
     type Item = DecodedRecord;
 
