@@ -84,6 +84,8 @@ pub fn record_batches(codec: &str, data: &[u8]) -> Result<usize> {
         };
         let decoded = view.cursor().count();
         assert_eq!(decoded, count, "a checked batch decodes every record");
+        // Also when it waited compressed and is decompressed again.
+        assert_eq!(view.compressed_cursor().count(), count);
         lazy += count;
     }
     let batches = records::decode_batches(data, true, MAX_DECOMPRESSED)?;

@@ -9,6 +9,12 @@
 //! already checked every record ([`BatchView::check`]), so a malformed one still fails the
 //! fetch, never `recv`.
 //!
+//! A compressed batch waits decompressed while the prefetch budget has room for that (the
+//! fetcher charges it), and otherwise as fetched, decompressed again when `recv` reaches it:
+//! every fetched batch is kept, none dropped to be fetched again, and memory stays within the
+//! budget plus the one batch being handed out. Always waiting compressed cost 25–30 % more
+//! CPU per record in the bench for a few MiB of RSS (`docs/PERFORMANCE.md`, stop 24).
+//!
 //! Owned by a `Delivery`: the fetcher task builds it, the application's `recv` drains it.
 
 use std::collections::VecDeque;
@@ -47,14 +53,19 @@ impl FetchedRecords {
         }
     }
 
-    /// Adds a batch whose [`check`](BatchView::check)`(from)` returned `count`.
-    pub(crate) fn push(&mut self, batch: &BatchView, from: i64, count: usize) {
+    /// Adds a batch whose [`check`](BatchView::check)`(from)` returned `count`; a compressed
+    /// one waits `compressed` (as fetched, decompressed again when reached) or decompressed.
+    pub(crate) fn push(&mut self, batch: &BatchView, from: i64, count: usize, compressed: bool) {
         if count == 0 {
             return;
         }
         self.len += count;
         self.batches.push_back(Batch {
-            records: batch.cursor(),
+            records: if compressed {
+                batch.compressed_cursor()
+            } else {
+                batch.cursor()
+            },
             from,
             timestamp_type: if batch.log_append_time {
                 TimestampType::LogAppendTime
@@ -73,6 +84,12 @@ impl FetchedRecords {
     /// Memory this holds besides the batches' bytes (for the prefetch budget).
     pub(crate) fn overhead(&self) -> usize {
         self.batches.capacity() * std::mem::size_of::<Batch>()
+    }
+
+    /// Bytes of batch data the waiting batches hold.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.batches.iter().map(|b| b.records.held()).sum()
     }
 }
 
@@ -160,13 +177,13 @@ mod tests {
     }
 
     /// What the consumer hands out from `data` fetched at `from`, lazily.
-    fn lazily(data: Bytes, from: i64) -> Vec<ConsumerRecord> {
+    fn lazily(data: Bytes, from: i64, wait_compressed: bool) -> Vec<ConsumerRecord> {
         let mut out = FetchedRecords::new("t".into(), 3);
         let mut batches = Batches::new(data, true, 1 << 20);
         while let Some(view) = batches.next_view() {
             let view = view.unwrap();
             let count = view.check(from).unwrap();
-            out.push(&view, from, count);
+            out.push(&view, from, count, wait_compressed);
         }
         let len = out.len();
         let records: Vec<ConsumerRecord> = out.collect();
@@ -220,7 +237,7 @@ mod tests {
             .map(|i| (Some(vec![i]), Some(vec![i; 20]), (i % 3) as usize))
             .collect();
         let data = fetched_data(&recs, 4, Compression::Lz4, true);
-        let got = lazily(data.clone(), 5);
+        let got = lazily(data.clone(), 5, true);
         assert_eq!(
             got.iter().map(|r| r.offset).collect::<Vec<_>>(),
             (5..10).collect::<Vec<i64>>()
@@ -246,6 +263,39 @@ mod tests {
         assert!(e.contains("record truncated"), "{e}");
         let eager = decode_batches(Bytes::from(bad), false, 1 << 20).unwrap_err();
         assert_eq!(eager.to_string(), e);
+    }
+
+    #[test]
+    fn a_compressed_batch_waits_compressed_until_its_first_record_is_taken() {
+        // Two batches of values lz4 squeezes to almost nothing.
+        let recs: Vec<_> = (0..20u8).map(|i| (None, Some(vec![i; 1000]), 0)).collect();
+        let data = fetched_data(&recs, 10, Compression::Lz4, false);
+        let mut out = FetchedRecords::new("t".into(), 0);
+        let mut batches = Batches::new(data.clone(), true, 1 << 20);
+        while let Some(view) = batches.next_view() {
+            let view = view.unwrap();
+            assert!(view.records.len() > 10_000, "decompressed for the check");
+            out.push(&view, 0, view.check(0).unwrap(), true);
+        }
+        let fetched = out.held();
+        assert!(
+            fetched < data.len(),
+            "the batches hold {fetched} bytes, at most their {} fetched ones",
+            data.len()
+        );
+        // Taking the first record decompresses the first batch only.
+        let first = out.next().unwrap();
+        assert_eq!(first.value.as_deref(), Some(&[0u8; 1000][..]));
+        let held = out.held();
+        assert!(held > 10_000 && held < 10_000 + fetched, "{held}");
+        let rest: Vec<_> = out.by_ref().collect();
+        assert_eq!(rest.len(), 19);
+        assert!(rest
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.offset == i as i64 + 1
+                && r.value.as_deref() == Some(&[i as u8 + 1; 1000][..])));
+        assert_eq!(out.held(), 0);
     }
 
     fn codec() -> impl Strategy<Value = Compression> {
@@ -284,9 +334,10 @@ mod tests {
             codec in codec(),
             append_time in any::<bool>(),
             from in 0i64..70,
+            wait_compressed in any::<bool>(),
         ) {
             let data = fetched_data(&recs, per_batch, codec, append_time);
-            same(&lazily(data.clone(), from), &eagerly(data, from));
+            same(&lazily(data.clone(), from, wait_compressed), &eagerly(data, from));
         }
 
         #[test]

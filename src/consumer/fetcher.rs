@@ -790,9 +790,8 @@ impl Fetcher {
             match decoded {
                 Ok((out, next, decompressed)) => {
                     // The budget bounds memory, not wire bytes: charge the records' own size
-                    // and any decompressed data too.
-                    let held = out.overhead() + decompressed;
-                    guard.absorb(self.budget.take_up_to(held));
+                    // and the batches kept decompressed too (see `decode`).
+                    guard.absorb(self.budget.take_up_to(out.overhead() + decompressed));
                     let mut f = p.part.fetch.lock().unwrap();
                     f.busy = false;
                     if p.part.epoch.load(Ordering::Acquire) != p.epoch {
@@ -848,33 +847,25 @@ impl Fetcher {
         mut aborted: Vec<(i64, i64)>,
     ) -> Result<(FetchedRecords, Option<i64>, usize)> {
         let mut batches = Batches::new(data, self.cfg.check_crcs, self.cfg.fetch_buffer_bytes);
-        // What decoding may add to memory: the free budget. Decoding stops after the batch
-        // that spends it (so one batch is the most it can overdraw, however well the rest of
-        // the response would decompress); the partition's position then stays at the first
-        // batch not decoded, which is fetched again once the application has made room.
-        let room = self.budget.available();
-        let mut cost = 0;
+        // A compressed batch is decompressed here to be checked, and kept decompressed while
+        // the free budget has room for it (charged by the caller); past that it waits as
+        // fetched (its bytes already charged) and is decompressed again when the application
+        // reaches it (`fetched.rs`). Every batch is kept: none is dropped to be fetched again,
+        // whatever the budget, and a batch's expansion is bounded by the budget.
+        let mut room = self.budget.available();
+        let mut decompressed = 0;
         // Pending aborted transactions, earliest first; popped into `aborting` as the batches
         // reach their first offsets.
         aborted.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
         let mut aborting: HashSet<i64> = HashSet::new();
         let mut out = FetchedRecords::new(p.part.tp.topic.clone(), p.part.tp.partition);
         let mut next = None;
-        let mut decompressed = 0;
         while let Some(b) = batches.next_view() {
-            if cost >= room {
-                break;
-            }
             let b = b?;
             // Every record is checked now, handed out or not, so a malformed one fails this
             // fetch (and stops the partition) rather than a later `recv`.
             let count = b.check(p.offset)?;
             let end = b.base_offset + b.last_offset_delta as i64 + 1;
-            if b.compression != crate::compression::Compression::None {
-                // Its records live in the decompressed section, held until the last goes.
-                decompressed += b.records.len();
-                cost += b.records.len();
-            }
             while aborted.last().is_some_and(|&(_, first)| first < end) {
                 let (pid, _) = aborted.pop().expect("checked");
                 aborting.insert(pid);
@@ -895,7 +886,16 @@ impl Fetcher {
             if b.transactional && aborting.contains(&b.producer_id) {
                 continue;
             }
-            out.push(&b, p.offset, count);
+            let wait_compressed = match &b.fetched {
+                Some(_) if b.records.len() <= room => {
+                    room -= b.records.len();
+                    decompressed += b.records.len();
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            };
+            out.push(&b, p.offset, count, wait_compressed);
         }
         self.stats.decoded(out.len(), batches.consumed());
         Ok((out, next, decompressed))

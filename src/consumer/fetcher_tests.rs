@@ -403,49 +403,86 @@ async fn prefetch_stops_at_the_budget_until_the_application_drains() {
 }
 
 #[tokio::test]
-async fn compressed_data_is_decoded_only_up_to_the_budget() {
+async fn compressed_batches_past_the_budget_wait_compressed_and_none_is_fetched_twice() {
     let (client, broker) = setup(Log::compressible(2_000)).await;
     let budget = 64 * 1024;
+    let max_response = 32 * 1024;
     let c = consumer_with(
         &client,
-        &[("fetch.max.wait.ms", "10"), ("fetch.max.bytes", "32768")],
+        &[
+            ("fetch.max.wait.ms", "10"),
+            ("fetch.max.bytes", &max_response.to_string()),
+        ],
         Some(budget),
     )
     .await;
     c.assign(&[tp()]).await.unwrap();
     assert_eq!(recv_offset(&c).await, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let sent = broker.fetched_records.load(AtomicOrdering::SeqCst);
-    // Bytes a record holds in its decompressed batch.
-    let record = 2056;
+    // Without the application reading, prefetching stops within the budget...
+    let fetched = broker.fetched_bytes.load(AtomicOrdering::SeqCst);
     assert!(
-        sent * record > 8 * budget,
-        "the broker sent {sent} records: the test needs responses that expand far past the budget"
+        fetched <= budget + max_response,
+        "prefetched {fetched} bytes, budget {budget}"
     );
-    // What the consumer holds decompressed: everything buffered (recv_batch takes it
-    // without yielding to the fetcher). At most the budget plus the one batch that spent it.
-    let held = c.recv_batch(100_000).await.unwrap();
-    assert!(
-        held.len() * record <= budget + 4 * record,
-        "{} records held decompressed, about {} bytes, budget {budget}",
-        held.len(),
-        held.len() * record
+    let fetches = broker.fetches.load(AtomicOrdering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        broker.fetches.load(AtomicOrdering::SeqCst),
+        fetches,
+        "no fetch while the budget is spent"
     );
-    // The batches not decoded are fetched again: every record arrives, in order.
-    let mut next = 1 + held.len() as i64;
-    for (i, r) in held.iter().enumerate() {
-        assert_eq!(r.offset, 1 + i as i64);
+    // ...and every fetched batch was kept, though they hold far more than the budget would
+    // hold decompressed (a record takes 2056 bytes there): those past it wait compressed, and
+    // are handed out without another fetch. Dropping them once the budget was spent (to
+    // fetch them again later), the consumer held about budget / 2056 = 32 records.
+    let held = 8 * budget / 2056;
+    for next in 1..held as i64 {
+        assert_eq!(recv_offset(&c).await, next);
     }
-    while next < 2_000 {
-        let batch = tokio::time::timeout(Duration::from_secs(5), c.recv_batch(1_000))
+    assert_eq!(
+        broker.fetches.load(AtomicOrdering::SeqCst),
+        fetches,
+        "{held} records were buffered"
+    );
+    // Each waiting batch is decompressed as the application reaches it: every record
+    // arrives, in order, with its value, each fetched once.
+    for next in held as i64..2_000 {
+        let r = tokio::time::timeout(Duration::from_secs(5), c.recv())
             .await
-            .expect("records within 5 s")
+            .expect("a record within 5 s")
             .unwrap();
-        for r in batch {
-            assert_eq!(r.offset, next);
-            next += 1;
-        }
+        assert_eq!(r.offset, next);
+        let value = r.value.as_deref().unwrap();
+        assert!(value.starts_with(format!("v{next}-xx").as_bytes()));
+        assert_eq!(value.len(), format!("v{next}-").len() + 2048);
     }
+    let sent = broker.fetched_records.load(AtomicOrdering::SeqCst);
+    assert!(sent <= 2_000 + 8, "{sent} records fetched for 2000");
+}
+
+#[tokio::test]
+async fn a_compressed_response_as_large_as_the_budget_is_read() {
+    // The response takes the whole budget in fetched bytes, so nothing is free to hold a
+    // batch decompressed: the batches wait compressed. (Before, the consumer decoded nothing
+    // of such a response, dropped it and fetched it again, for ever.)
+    let (client, broker) = setup(Log::compressible(2_000)).await;
+    let budget = 16 * 1024;
+    let c = consumer_with(
+        &client,
+        &[
+            ("fetch.max.wait.ms", "10"),
+            ("fetch.max.bytes", &budget.to_string()),
+        ],
+        Some(budget),
+    )
+    .await;
+    c.assign(&[tp()]).await.unwrap();
+    for next in 0..2_000 {
+        assert_eq!(recv_offset(&c).await, next);
+    }
+    let sent = broker.fetched_records.load(AtomicOrdering::SeqCst);
+    assert!(sent <= 2_000 + 8, "{sent} records fetched for 2000");
 }
 
 fn tps(n: i32) -> Vec<TopicPartition> {

@@ -489,7 +489,9 @@ pub(crate) struct DecodedRecord {
 /// One batch with its header read, its CRC checked and its records section at hand
 /// (decompressed), the records themselves not decoded yet: the consumer checks them with
 /// [`BatchView::check`] when they arrive and decodes each only as the application takes it
-/// ([`BatchView::cursor`]), so buffered records cost their bytes and nothing more.
+/// ([`BatchView::cursor`]), so buffered records cost their bytes and nothing more. A
+/// compressed batch may instead wait as fetched ([`BatchView::compressed_cursor`]) and be
+/// decompressed again when the application reaches it.
 #[derive(Debug, Clone)]
 pub(crate) struct BatchView {
     pub header: BatchHeader,
@@ -497,6 +499,8 @@ pub(crate) struct BatchView {
     pub count: i32,
     /// The records section, decompressed.
     pub records: Bytes,
+    /// A compressed batch's records section as fetched; `None` for an uncompressed one.
+    pub fetched: Option<Bytes>,
 }
 
 impl std::ops::Deref for BatchView {
@@ -554,8 +558,23 @@ impl BatchView {
     /// The records one at a time. Only for a view whose [`check`](Self::check) passed: a
     /// record that does not decode ends the cursor.
     pub(crate) fn cursor(&self) -> RecordCursor {
+        self.cursor_holding(self.records.clone(), None)
+    }
+
+    /// [`cursor`](Self::cursor), holding a compressed batch's section as fetched, not the
+    /// decompressed one, until its first record is taken (then decompressed again).
+    pub(crate) fn compressed_cursor(&self) -> RecordCursor {
+        match &self.fetched {
+            Some(fetched) => self.cursor_holding(fetched.clone(), Some(self.compression)),
+            None => self.cursor(),
+        }
+    }
+
+    fn cursor_holding(&self, records: Bytes, compressed: Option<Compression>) -> RecordCursor {
         RecordCursor {
-            records: self.records.clone(),
+            records,
+            compressed,
+            decompressed_len: self.records.len(),
             pos: 0,
             left: self.count.max(0) as u32,
             base_offset: self.base_offset,
@@ -583,7 +602,11 @@ impl BatchView {
 /// Decodes a checked batch's records in order (see [`BatchView::cursor`]).
 #[derive(Debug)]
 pub(crate) struct RecordCursor {
+    /// The records section; while `compressed` is set, as fetched (compressed with it).
     records: Bytes,
+    compressed: Option<Compression>,
+    /// What the check found the section decompresses to: the exact output bound.
+    decompressed_len: usize,
     pos: usize,
     left: u32,
     base_offset: i64,
@@ -592,12 +615,32 @@ pub(crate) struct RecordCursor {
     timestamp: Option<i64>,
 }
 
+impl RecordCursor {
+    /// Bytes of batch data the cursor holds (fetched while compressed, then decompressed).
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.records.len()
+    }
+}
+
 impl Iterator for RecordCursor {
     type Item = DecodedRecord;
 
     fn next(&mut self) -> Option<DecodedRecord> {
         if self.left == 0 {
             return None;
+        }
+        if let Some(codec) = self.compressed.take() {
+            // The same bytes and bound that passed the check: failing now is impossible
+            // short of memory corruption, and is treated as an undecodable record.
+            match compression::decompress(codec, &self.records, self.decompressed_len) {
+                Ok(v) if v.len() == self.decompressed_len => self.records = Bytes::from(v),
+                _ => {
+                    self.left = 0;
+                    self.records = Bytes::new();
+                    return None;
+                }
+            }
         }
         let mut r = Reader {
             buf: &self.records,
@@ -742,13 +785,13 @@ fn open_batch(batch: Bytes, check_crc: bool, max_decompressed: usize) -> Result<
             "record batch at offset {base_offset} has negative record count {count}"
         )));
     }
-    let records = match compression {
-        Compression::None => batch.slice(RECORD_BATCH_OVERHEAD..),
-        codec => Bytes::from(compression::decompress(
-            codec,
-            &batch[RECORD_BATCH_OVERHEAD..],
-            max_decompressed,
-        )?),
+    let section = batch.slice(RECORD_BATCH_OVERHEAD..);
+    let (records, fetched) = match compression {
+        Compression::None => (section, None),
+        codec => (
+            Bytes::from(compression::decompress(codec, &section, max_decompressed)?),
+            Some(section),
+        ),
     };
     Ok(BatchView {
         header: BatchHeader {
@@ -767,6 +810,7 @@ fn open_batch(batch: Bytes, check_crc: bool, max_decompressed: usize) -> Result<
         },
         count,
         records,
+        fetched,
     })
 }
 
