@@ -101,6 +101,8 @@ pub(crate) struct Sender {
     bump_requested: bool,
     in_flight: FuturesUnordered<Boxed<Event>>,
     in_flight_by_broker: HashMap<i32, usize>,
+    /// Where the next pass starts visiting partitions: just past the last one drained.
+    drain_from: usize,
     refreshing: bool,
     retry_backoff: Backoff,
     /// Compresses batches on the blocking pool; `None` without compression (batches are then
@@ -136,6 +138,7 @@ impl Sender {
             bump_requested: false,
             in_flight: FuturesUnordered::new(),
             in_flight_by_broker: HashMap::new(),
+            drain_from: 0,
             refreshing: false,
             retry_backoff,
             sealer: (cfg.compression != Compression::None)
@@ -244,136 +247,158 @@ impl Sender {
         let mut requests: HashMap<i32, Vec<ProducerBatch>> = HashMap::new();
         let mut request_bytes: HashMap<i32, usize> = HashMap::new();
         let mut need_metadata = false;
-        for topic in self.acc.topics() {
-            for (index, slot) in topic.partitions.iter().enumerate() {
-                let partition = index as i32;
-                let mut st = slot.lock().unwrap();
-                // Expire batches past delivery.timeout.ms, wherever they wait.
-                let expired = expire_queued(&mut st, now, cfg.delivery_timeout);
-                self.stats.expired(expired);
-                if let Some(sealer) = &self.sealer {
-                    // Closed batches start compressing at once, whatever the leader or its
-                    // in-flight slots: by the time a slot frees, they are ready.
-                    start_sealing(sealer, &mut st);
-                }
-                let leader = snapshot.leader(&topic.name, partition);
-                let linger_due = st.open.as_ref().map(|b| b.created + cfg.linger);
-                if let Some(due) = linger_due {
-                    if !flush && !lingered(due, now) {
-                        next = next.min(linger_wake(due));
-                    }
-                }
-                let Some(leader) = leader else {
-                    if st.open.is_some() || !st.queue.is_empty() {
-                        need_metadata = true;
-                    }
-                    continue;
-                };
-                if !can_send {
-                    continue;
-                }
-                let broker_busy = self.in_flight_by_broker.get(&leader).copied().unwrap_or(0)
-                    >= cfg.max_in_flight;
-                let request_full = request_bytes
-                    .get(&leader)
-                    .is_some_and(|b| *b >= cfg.max_request_size);
-                if broker_busy || request_full {
-                    continue;
-                }
-                let retrying = st.queue.iter().any(|q| matches!(q, Queued::Sealed(_)));
-                if retrying && st.in_flight > 0 {
-                    continue;
-                }
-                if st.in_flight > 0 && st.in_flight_to.is_some_and(|b| b != leader) {
-                    // The leader moved while batches are in flight to the old one: wait for
-                    // their outcome so order is kept.
-                    continue;
-                }
-                if self.idempotent && !st.sequence_confirmed && st.in_flight > 0 {
-                    // No batch of this identity acknowledged here yet: the broker would take
-                    // a later batch as the producer's first if this one fails (see
-                    // `PartitionState::sequence_confirmed`).
-                    continue;
-                }
-                if let Some(Queued::Sealed(b)) = st.queue.front() {
-                    if let Some(at) = b.retry_at {
-                        if at > now {
-                            next = next.min(at);
-                            continue;
-                        }
-                    }
-                }
-                let front_waits = match st.queue.front_mut() {
-                    // Still compressing: the partition's next batch is this one, so it waits.
-                    Some(Queued::Sealing(s)) => !s.ready(),
-                    // Not compressing yet: all compression slots are busy; a finishing job
-                    // wakes the sender.
-                    Some(Queued::Open(_)) => self.sealer.is_some(),
-                    _ => false,
-                };
-                if front_waits {
-                    continue;
-                }
-                // The next batch: queued first; else the open one if it lingered long enough.
-                let queued = st.queue.pop_front();
-                let taken = match queued {
-                    Some(q) => Some(q),
-                    None => match &st.open {
-                        Some(open) if flush || lingered(open.created + cfg.linger, now) => {
-                            if self.sealer.as_ref().is_some_and(|s| !s.has_room()) {
-                                continue;
-                            }
-                            let taken = st.open.take().unwrap();
-                            topic.on_batch_closed(
-                                &*self.acc.partitioner,
-                                partition,
-                                taken.builder.size(),
-                            );
-                            if let Some(sealer) = &self.sealer {
-                                // Sent from the queue once compressed.
-                                st.queue.push_back(Queued::Sealing(sealer.start(taken)));
-                                continue;
-                            }
-                            Some(Queued::Open(taken))
-                        }
-                        _ => None,
-                    },
-                };
-                let Some(taken) = taken else { continue };
-                let mut batch = match taken {
-                    Queued::Sealed(b) => b,
-                    Queued::Sealing(s) => {
-                        let (record_count, created) = (s.record_count, s.created);
-                        // `None`: the compression failed, and failed only this batch.
-                        let Some((owner, bytes)) = s.take() else {
-                            continue;
-                        };
-                        self.sealed(&mut st, owner, bytes, record_count, created)
-                    }
-                    Queued::Open(open) => {
-                        let record_count = open.builder.record_count();
-                        let bytes =
-                            match open.builder.finish(cfg.compression, cfg.compression_level) {
-                                Ok(bytes) => bytes,
-                                Err(e) => {
-                                    open.owner.finish(Err(e));
-                                    continue;
-                                }
-                            };
-                        self.sealed(&mut st, open.owner, bytes, record_count, open.created)
-                    }
-                };
-                // A retried batch re-queued by an epoch bump lost its sequence: give it one.
-                if !self.resequence(&mut st, &mut batch) {
-                    // No identity yet (`can_send` rules this out): keep it first in line.
-                    st.queue.push_front(Queued::Sealed(batch));
-                    continue;
-                }
-                st.in_flight += 1;
-                st.in_flight_to = Some(leader);
-                *request_bytes.entry(leader).or_default() += batch.bytes.len();
-                requests.entry(leader).or_default().push(batch);
+        // Partitions are visited from just past the last one drained, wrapping around (as the
+        // Java client's per-node drain index): a request fills up (`max.request.size`) before
+        // the pass reaches the last partitions, and a fixed order would leave those waiting
+        // for as long as the first ones have batches queued.
+        let topics = self.acc.topics();
+        let total: usize = topics.iter().map(|t| t.partitions.len()).sum();
+        let start = if total == 0 {
+            0
+        } else {
+            self.drain_from % total
+        };
+        let order = topics
+            .iter()
+            .flat_map(|t| (0..t.partitions.len()).map(move |i| (t, i)));
+        let mut last_drained = None;
+        for (k, (topic, index)) in order
+            .clone()
+            .skip(start)
+            .chain(order.take(start))
+            .enumerate()
+        {
+            let slot = &topic.partitions[index];
+            let partition = index as i32;
+            let mut st = slot.lock().unwrap();
+            // Expire batches past delivery.timeout.ms, wherever they wait.
+            let expired = expire_queued(&mut st, now, cfg.delivery_timeout);
+            self.stats.expired(expired);
+            if let Some(sealer) = &self.sealer {
+                // Closed batches start compressing at once, whatever the leader or its
+                // in-flight slots: by the time a slot frees, they are ready.
+                start_sealing(sealer, &mut st);
             }
+            let leader = snapshot.leader(&topic.name, partition);
+            let linger_due = st.open.as_ref().map(|b| b.created + cfg.linger);
+            if let Some(due) = linger_due {
+                if !flush && !lingered(due, now) {
+                    next = next.min(linger_wake(due));
+                }
+            }
+            let Some(leader) = leader else {
+                if st.open.is_some() || !st.queue.is_empty() {
+                    need_metadata = true;
+                }
+                continue;
+            };
+            if !can_send {
+                continue;
+            }
+            let broker_busy =
+                self.in_flight_by_broker.get(&leader).copied().unwrap_or(0) >= cfg.max_in_flight;
+            let request_full = request_bytes
+                .get(&leader)
+                .is_some_and(|b| *b >= cfg.max_request_size);
+            if broker_busy || request_full {
+                continue;
+            }
+            let retrying = st.queue.iter().any(|q| matches!(q, Queued::Sealed(_)));
+            if retrying && st.in_flight > 0 {
+                continue;
+            }
+            if st.in_flight > 0 && st.in_flight_to.is_some_and(|b| b != leader) {
+                // The leader moved while batches are in flight to the old one: wait for
+                // their outcome so order is kept.
+                continue;
+            }
+            if self.idempotent && !st.sequence_confirmed && st.in_flight > 0 {
+                // No batch of this identity acknowledged here yet: the broker would take
+                // a later batch as the producer's first if this one fails (see
+                // `PartitionState::sequence_confirmed`).
+                continue;
+            }
+            if let Some(Queued::Sealed(b)) = st.queue.front() {
+                if let Some(at) = b.retry_at {
+                    if at > now {
+                        next = next.min(at);
+                        continue;
+                    }
+                }
+            }
+            let front_waits = match st.queue.front_mut() {
+                // Still compressing: the partition's next batch is this one, so it waits.
+                Some(Queued::Sealing(s)) => !s.ready(),
+                // Not compressing yet: all compression slots are busy; a finishing job
+                // wakes the sender.
+                Some(Queued::Open(_)) => self.sealer.is_some(),
+                _ => false,
+            };
+            if front_waits {
+                continue;
+            }
+            // The next batch: queued first; else the open one if it lingered long enough.
+            let queued = st.queue.pop_front();
+            let taken = match queued {
+                Some(q) => Some(q),
+                None => match &st.open {
+                    Some(open) if flush || lingered(open.created + cfg.linger, now) => {
+                        if self.sealer.as_ref().is_some_and(|s| !s.has_room()) {
+                            continue;
+                        }
+                        let taken = st.open.take().unwrap();
+                        topic.on_batch_closed(
+                            &*self.acc.partitioner,
+                            partition,
+                            taken.builder.size(),
+                        );
+                        if let Some(sealer) = &self.sealer {
+                            // Sent from the queue once compressed.
+                            st.queue.push_back(Queued::Sealing(sealer.start(taken)));
+                            continue;
+                        }
+                        Some(Queued::Open(taken))
+                    }
+                    _ => None,
+                },
+            };
+            let Some(taken) = taken else { continue };
+            let mut batch = match taken {
+                Queued::Sealed(b) => b,
+                Queued::Sealing(s) => {
+                    let (record_count, created) = (s.record_count, s.created);
+                    // `None`: the compression failed, and failed only this batch.
+                    let Some((owner, bytes)) = s.take() else {
+                        continue;
+                    };
+                    self.sealed(&mut st, owner, bytes, record_count, created)
+                }
+                Queued::Open(open) => {
+                    let record_count = open.builder.record_count();
+                    let bytes = match open.builder.finish(cfg.compression, cfg.compression_level) {
+                        Ok(bytes) => bytes,
+                        Err(e) => {
+                            open.owner.finish(Err(e));
+                            continue;
+                        }
+                    };
+                    self.sealed(&mut st, open.owner, bytes, record_count, open.created)
+                }
+            };
+            // A retried batch re-queued by an epoch bump lost its sequence: give it one.
+            if !self.resequence(&mut st, &mut batch) {
+                // No identity yet (`can_send` rules this out): keep it first in line.
+                st.queue.push_front(Queued::Sealed(batch));
+                continue;
+            }
+            st.in_flight += 1;
+            st.in_flight_to = Some(leader);
+            *request_bytes.entry(leader).or_default() += batch.bytes.len();
+            requests.entry(leader).or_default().push(batch);
+            last_drained = Some(start + k);
+        }
+        if let Some(position) = last_drained {
+            self.drain_from = position + 1;
         }
         if need_metadata {
             self.request_metadata();

@@ -257,3 +257,92 @@ async fn a_lingering_batch_leaves_at_linger_ms_not_a_tick_later() {
     }
     p.close(Duration::from_secs(5)).await.unwrap();
 }
+
+/// Requests fill up (`max.request.size`) before a pass reaches the last partitions: the next
+/// pass starts past the last partition drained, so no partition waits for the others' queues
+/// to empty. With a fixed order, partition 2 here waited behind every batch of partitions 0
+/// and 1 (on Tansu, a broker-bound producer left one partition's records undelivered for
+/// most of the run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_partition_gets_its_turn_when_requests_are_full() {
+    use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
+    use kafka_protocol::messages::BrokerId;
+
+    let cluster = FakeCluster::with_brokers(&[1]);
+    {
+        let mut md = cluster.metadata.lock().unwrap();
+        for i in 1..3 {
+            md.topics[0].partitions.push(
+                MetadataResponsePartition::default()
+                    .with_partition_index(i)
+                    .with_leader_id(BrokerId(1))
+                    .with_replica_nodes(vec![BrokerId(1)])
+                    .with_isr_nodes(vec![BrokerId(1)]),
+            );
+        }
+    }
+    // The partitions of every Produce request, in arrival order; answered after 20 ms so
+    // that everything below is queued while the first request is out.
+    let requests: Arc<Mutex<Vec<Vec<i32>>>> = Arc::default();
+    let seen = requests.clone();
+    *cluster.handler.lock().unwrap() = Some(Box::new(move |r: &Received| {
+        assert_eq!(r.api().0, ApiKey::Produce, "not scripted: {:?}", r.api());
+        let req: ProduceRequest = r.decode();
+        let t = &req.topic_data[0];
+        seen.lock()
+            .unwrap()
+            .push(t.partition_data.iter().map(|p| p.index).collect());
+        std::thread::sleep(Duration::from_millis(20));
+        Some(r.answer(&ProduceResponse::default().with_responses(vec![
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_partition_responses(
+                    t.partition_data
+                        .iter()
+                        .map(|p| {
+                            PartitionProduceResponse::default()
+                                .with_index(p.index)
+                                .with_base_offset(0)
+                        })
+                        .collect(),
+                ),
+        ])))
+    }));
+    let client = cluster.client_builder().build().await.unwrap();
+    // One 480-byte record per batch (two would pass batch.size); two batches pass
+    // max.request.size, so a request holds two batches and one partition waits per pass.
+    let p = Producer::builder(&client)
+        .idempotence(false)
+        .linger(Duration::ZERO)
+        .batch_size(1_000)
+        .max_request_size(1_000)
+        .max_in_flight(1)
+        .build()
+        .await
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for partition in 0..3 {
+        for _ in 0..8 {
+            let record = Record::new("t").partition(partition).value(vec![b'v'; 480]);
+            deliveries.push(p.send(record).await.unwrap());
+        }
+    }
+    for d in deliveries {
+        d.await.expect("delivery failed");
+    }
+    let requests = requests.lock().unwrap().clone();
+    assert_eq!(requests.iter().map(Vec::len).sum::<usize>(), 24, "{requests:?}");
+    // Once all three partitions have batches queued (by the second request at the latest),
+    // each one is in every second request: none waits for the others to drain.
+    for partition in 0..3 {
+        let first = requests
+            .iter()
+            .position(|r| r.contains(&partition))
+            .unwrap();
+        assert!(
+            first <= 3,
+            "partition {partition} first sent in request {first}: {requests:?}"
+        );
+    }
+    p.close(Duration::from_secs(5)).await.unwrap();
+}
