@@ -321,7 +321,7 @@ impl Accumulator {
             None => {
                 wake = true;
                 let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-                let completion = BatchCompletion::new(topic.name.clone(), partition);
+                let completion = BatchCompletion::new(topic.name.clone(), partition, timestamp);
                 self.shared
                     .incomplete
                     .lock()

@@ -1,9 +1,11 @@
 //! Batches in the producer and the futures their records' senders wait on.
 //!
 //! A record's delivery is decided with its batch's, so the outcome lives once per batch in a
-//! [`BatchCompletion`]; each record's [`DeliveryFuture`] holds an `Arc` to it and the record's
-//! offset delta. That keeps the per-record cost of `send` at one reference-count increment —
-//! no channel, no allocation — and a future nobody awaits costs nothing at completion.
+//! [`BatchCompletion`]; each record's [`DeliveryFuture`] holds an `Arc` to it, the record's
+//! offset delta and its timestamp's delta from the batch's first one: 16 bytes. That keeps
+//! the per-record cost of `send` at one reference-count increment — no channel, no
+//! allocation — and a future nobody awaits costs nothing at completion. Applications keep
+//! hundreds of thousands of these while a full buffer drains, so their size is memory.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,6 +31,12 @@ pub(crate) struct BatchOutcome {
 pub(crate) struct BatchCompletion {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
+    /// The first record's timestamp; each [`DeliveryFuture`] holds its own as a delta.
+    base_timestamp: i64,
+    /// `(offset delta, timestamp)` of the records whose timestamp is too far from
+    /// `base_timestamp` for an `i32` delta (an application's own timestamps can be): rare, so
+    /// kept here rather than growing every future.
+    far_timestamps: Mutex<Vec<(u32, i64)>>,
     result: OnceLock<Result<BatchOutcome>>,
     /// The encoded batch, kept only when it failed: a [`DeliveryFuture::with_record`]
     /// decodes its record back from it, so the success path keeps no copy of any record.
@@ -47,10 +55,17 @@ impl std::fmt::Debug for BatchCompletion {
 }
 
 impl BatchCompletion {
-    pub(crate) fn new(topic: Arc<str>, partition: i32) -> Arc<BatchCompletion> {
+    /// The completion of a batch whose first record has timestamp `base_timestamp`.
+    pub(crate) fn new(
+        topic: Arc<str>,
+        partition: i32,
+        base_timestamp: i64,
+    ) -> Arc<BatchCompletion> {
         Arc::new(BatchCompletion {
             topic,
             partition,
+            base_timestamp,
+            far_timestamps: Mutex::new(Vec::new()),
             result: OnceLock::new(),
             failed_batch: OnceLock::new(),
             wakers: Mutex::new(Vec::new()),
@@ -84,49 +99,90 @@ pub struct DeliveryFuture {
 enum DeliveryInner {
     Pending {
         batch: Arc<BatchCompletion>,
-        offset_delta: i32,
-        /// The application chose the partition (so a record given back on failure names it);
-        /// fits in the padding after `offset_delta`.
-        explicit_partition: bool,
-        timestamp: i64,
+        /// The record's offset delta in its batch; [`EXPLICIT_PARTITION`] marks a partition
+        /// the application chose (so a record given back on failure names it).
+        slot: u32,
+        /// The record's timestamp minus the batch's first one; [`FAR_TIMESTAMP`]: kept in the
+        /// batch's `far_timestamps`.
+        timestamp_delta: i32,
     },
 }
 
+/// The bit of `slot` that marks an explicit partition (offset deltas are non-negative `i32`s).
+const EXPLICIT_PARTITION: u32 = 1 << 31;
+/// A `timestamp_delta` that says "look it up in the batch".
+const FAR_TIMESTAMP: i32 = i32::MIN;
+
 impl std::fmt::Debug for DeliveryFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.inner {
-            DeliveryInner::Pending {
-                batch,
-                offset_delta,
-                ..
-            } => f
-                .debug_struct("DeliveryFuture")
-                .field("batch", batch)
-                .field("offset_delta", offset_delta)
-                .finish(),
-        }
+        let DeliveryInner::Pending { batch, .. } = &self.inner;
+        f.debug_struct("DeliveryFuture")
+            .field("batch", batch)
+            .field("offset_delta", &self.offset_delta())
+            .finish()
     }
 }
 
 impl DeliveryFuture {
+    /// The future of the record at `offset_delta` of `batch`, written with `timestamp`.
     pub(crate) fn new(batch: Arc<BatchCompletion>, offset_delta: i32, timestamp: i64) -> Self {
+        let slot = offset_delta.max(0) as u32;
+        let timestamp_delta = match i32::try_from(timestamp.wrapping_sub(batch.base_timestamp)) {
+            Ok(d) if d != FAR_TIMESTAMP => d,
+            _ => {
+                batch.far_timestamps.lock().unwrap().push((slot, timestamp));
+                FAR_TIMESTAMP
+            }
+        };
         DeliveryFuture {
             inner: DeliveryInner::Pending {
                 batch,
-                offset_delta,
-                explicit_partition: false,
-                timestamp,
+                slot,
+                timestamp_delta,
+            },
+        }
+    }
+
+    /// A future of `batch`'s outcome as a whole (what its first record resolves to); for
+    /// `flush`, which waits on batches, not records.
+    pub(crate) fn of_batch(batch: Arc<BatchCompletion>) -> Self {
+        DeliveryFuture {
+            inner: DeliveryInner::Pending {
+                batch,
+                slot: 0,
+                timestamp_delta: 0,
             },
         }
     }
 
     /// Marks the record as sent to a partition the application chose.
     pub(crate) fn explicit_partition(mut self) -> Self {
-        let DeliveryInner::Pending {
-            explicit_partition, ..
-        } = &mut self.inner;
-        *explicit_partition = true;
+        let DeliveryInner::Pending { slot, .. } = &mut self.inner;
+        *slot |= EXPLICIT_PARTITION;
         self
+    }
+
+    fn offset_delta(&self) -> i32 {
+        let DeliveryInner::Pending { slot, .. } = &self.inner;
+        (slot & !EXPLICIT_PARTITION) as i32
+    }
+
+    fn timestamp(&self) -> i64 {
+        let DeliveryInner::Pending {
+            batch,
+            slot,
+            timestamp_delta,
+        } = &self.inner;
+        if *timestamp_delta != FAR_TIMESTAMP {
+            return batch
+                .base_timestamp
+                .wrapping_add(i64::from(*timestamp_delta));
+        }
+        let slot = slot & !EXPLICIT_PARTITION;
+        let far = batch.far_timestamps.lock().unwrap();
+        far.iter()
+            .find(|(s, _)| *s == slot)
+            .map_or(batch.base_timestamp, |(_, t)| *t)
     }
 
     /// This delivery, but a failure gives the record back: resolves to
@@ -205,24 +261,21 @@ impl Future for WithRecord {
             Poll::Ready(Ok(m)) => return Poll::Ready(Ok(m)),
             Poll::Ready(Err(e)) => e,
         };
-        let DeliveryInner::Pending {
-            batch,
-            offset_delta,
-            explicit_partition,
-            timestamp,
-        } = &self.inner.inner;
+        let offset_delta = self.inner.offset_delta();
+        let timestamp = self.inner.timestamp();
+        let DeliveryInner::Pending { batch, slot, .. } = &self.inner.inner;
         let mut record = batch
             .failed_batch
             .get()
-            .and_then(|bytes| record_at(bytes, *offset_delta))
+            .and_then(|bytes| record_at(bytes, offset_delta))
             .unwrap_or_else(|| {
                 // Not reachable by the producer's own paths (every failure keeps its batch);
                 // the record's identity is still given back rather than panicking.
                 Record::new(&*batch.topic)
             });
         record.topic = batch.topic.to_string();
-        record.partition = explicit_partition.then_some(batch.partition);
-        record.timestamp.get_or_insert(*timestamp);
+        record.partition = (slot & EXPLICIT_PARTITION != 0).then_some(batch.partition);
+        record.timestamp.get_or_insert(timestamp);
         Poll::Ready(Err(DeliveryError { error, record }))
     }
 }
@@ -252,14 +305,11 @@ fn record_at(bytes: &Bytes, offset_delta: i32) -> Option<Record> {
 impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.inner {
-            DeliveryInner::Pending {
-                batch,
-                offset_delta,
-                timestamp,
-                ..
-            } => {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let offset_delta = this.offset_delta();
+        match &this.inner {
+            DeliveryInner::Pending { batch, .. } => {
                 let ready = |r: &Result<BatchOutcome>| match r {
                     Ok(o) => Ok(RecordMetadata {
                         topic: batch.topic.clone(),
@@ -267,9 +317,9 @@ impl Future for DeliveryFuture {
                         offset: if o.base_offset < 0 {
                             -1
                         } else {
-                            o.base_offset + *offset_delta as i64
+                            o.base_offset + i64::from(offset_delta)
                         },
-                        timestamp: o.log_append_time.unwrap_or(*timestamp),
+                        timestamp: o.log_append_time.unwrap_or_else(|| this.timestamp()),
                     }),
                     Err(e) => Err(e.clone()),
                 };
@@ -416,7 +466,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_record_of_a_batch_resolves_with_its_offset() {
-        let batch = BatchCompletion::new("t".into(), 3);
+        let batch = BatchCompletion::new("t".into(), 3, 0);
         let futures: Vec<_> = (0..3)
             .map(|i| tokio::spawn(DeliveryFuture::new(batch.clone(), i, 100 + i as i64)))
             .collect();
@@ -436,7 +486,7 @@ mod tests {
 
     #[tokio::test]
     async fn failure_reaches_every_record_and_first_outcome_wins() {
-        let batch = BatchCompletion::new("t".into(), 0);
+        let batch = BatchCompletion::new("t".into(), 0, 0);
         let f = DeliveryFuture::new(batch.clone(), 0, 1);
         batch.complete(Err(Error::Closed));
         batch.complete(Ok(BatchOutcome {
@@ -449,12 +499,82 @@ mod tests {
 
     #[tokio::test]
     async fn log_append_time_and_acks0_offsets() {
-        let batch = BatchCompletion::new("t".into(), 0);
+        let batch = BatchCompletion::new("t".into(), 0, 0);
         batch.complete(Ok(BatchOutcome {
             base_offset: -1,
             log_append_time: Some(999),
         }));
         let m = DeliveryFuture::new(batch, 5, 1).await.unwrap();
         assert_eq!((m.offset, m.timestamp), (-1, 999));
+    }
+
+    /// An application holds one future per record in flight (hundreds of thousands while a
+    /// full buffer drains): their size is its memory.
+    #[test]
+    fn a_delivery_future_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<DeliveryFuture>(), 16);
+        assert_eq!(std::mem::size_of::<Option<DeliveryFuture>>(), 16);
+    }
+
+    /// Timestamps are the application's: any distance from the batch's first one, in either
+    /// direction, comes back exactly, with or without an explicit partition.
+    #[tokio::test]
+    async fn timestamps_far_from_the_batch_start_come_back_exactly() {
+        let base = 1_700_000_000_000;
+        let batch = BatchCompletion::new("t".into(), 2, base);
+        let stamps = [
+            base,
+            base + 5,
+            base - 5,
+            base + i64::from(i32::MAX),
+            base + i64::from(i32::MIN), // the sentinel's own value, stored far
+            0,
+            -1,
+            i64::MAX,
+            i64::MIN,
+        ];
+        let futures: Vec<_> = stamps
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let f = DeliveryFuture::new(batch.clone(), i as i32, t);
+                if i % 2 == 0 {
+                    f.explicit_partition()
+                } else {
+                    f
+                }
+            })
+            .collect();
+        batch.complete(Ok(BatchOutcome {
+            base_offset: 10,
+            log_append_time: None,
+        }));
+        for (i, f) in futures.into_iter().enumerate() {
+            let m = f.await.unwrap();
+            assert_eq!(
+                (m.offset, m.timestamp),
+                (10 + i as i64, stamps[i]),
+                "record {i}"
+            );
+        }
+        assert_eq!(batch.far_timestamps.lock().unwrap().len(), 5);
+    }
+
+    /// A failed record given back keeps its partition choice and its far timestamp.
+    #[tokio::test]
+    async fn a_failed_record_keeps_its_explicit_partition_and_timestamp() {
+        let batch = BatchCompletion::new("t".into(), 4, 1_000);
+        let chosen = DeliveryFuture::new(batch.clone(), 0, 1_000 + (1 << 40))
+            .explicit_partition()
+            .with_record();
+        let picked = DeliveryFuture::new(batch.clone(), 1, 1_001).with_record();
+        batch.complete(Err(Error::Closed));
+        let chosen = chosen.await.unwrap_err().record;
+        assert_eq!(
+            (chosen.partition, chosen.timestamp),
+            (Some(4), Some(1_000 + (1 << 40)))
+        );
+        let picked = picked.await.unwrap_err().record;
+        assert_eq!((picked.partition, picked.timestamp), (None, Some(1_001)));
     }
 }

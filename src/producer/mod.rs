@@ -510,7 +510,7 @@ impl Producer {
         acc.wake.notify_one();
         let pending = acc.incomplete();
         for c in pending {
-            let _ = DeliveryFuture::new(c, 0, 0).await;
+            let _ = DeliveryFuture::of_batch(c).await;
         }
         acc.flushing.fetch_sub(1, Ordering::AcqRel);
         Ok(())

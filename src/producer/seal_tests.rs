@@ -189,7 +189,7 @@ async fn a_failed_compression_fails_only_its_own_records() {
 }
 
 fn owner(acc: &Accumulator) -> (BatchOwner, Arc<BatchCompletion>) {
-    let completion = BatchCompletion::new("t".into(), 0);
+    let completion = BatchCompletion::new("t".into(), 0, 0);
     let owner = BatchOwner::new(completion.clone(), 0, acc.shared.clone());
     (owner, completion)
 }

@@ -160,7 +160,7 @@ async fn a_batch_expires_only_once_its_compression_is_done() {
         partitioner.clone(),
         Some(partitioner),
     );
-    let completion = BatchCompletion::new("t".into(), 0);
+    let completion = BatchCompletion::new("t".into(), 0, 0);
     let owner = BatchOwner::new(completion.clone(), 0, acc.shared.clone());
     let delivery = DeliveryFuture::new(completion.clone(), 0, 42).with_record();
     let (entry, job) = Sealing::pending(owner, 1);
@@ -331,7 +331,11 @@ async fn every_partition_gets_its_turn_when_requests_are_full() {
         d.await.expect("delivery failed");
     }
     let requests = requests.lock().unwrap().clone();
-    assert_eq!(requests.iter().map(Vec::len).sum::<usize>(), 24, "{requests:?}");
+    assert_eq!(
+        requests.iter().map(Vec::len).sum::<usize>(),
+        24,
+        "{requests:?}"
+    );
     // Once all three partitions have batches queued (by the second request at the latest),
     // each one is in every second request: none waits for the others to drain.
     for partition in 0..3 {
