@@ -973,12 +973,21 @@ impl Reader<'_> {
     #[inline]
     fn uvarint(&mut self, limit: usize, max_bytes: u32) -> ReadResult<u64> {
         // Fast path, inlined: most of a record's varints (attributes-adjacent deltas, key and
-        // value lengths below 64, header counts) fit one byte.
+        // value lengths below 64, header counts) fit one byte, nearly all the rest two.
         if self.pos < limit {
             let b = self.buf[self.pos];
             if b & 0x80 == 0 {
                 self.pos += 1;
                 return Ok(u64::from(b));
+            }
+            // Two bytes, also inlined: a 100-byte record's length and value length, and the
+            // offset and timestamp deltas past the first 64 records or milliseconds of a batch.
+            if self.pos + 1 < limit {
+                let b1 = self.buf[self.pos + 1];
+                if b1 & 0x80 == 0 {
+                    self.pos += 2;
+                    return Ok(u64::from(b & 0x7F) | (u64::from(b1) << 7));
+                }
             }
         }
         self.uvarint_long(limit, max_bytes)
