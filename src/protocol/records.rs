@@ -956,7 +956,7 @@ impl Reader<'_> {
         self.varint_within(self.buf.len())
     }
 
-    #[inline]
+    #[inline(always)]
     fn varint_within(&mut self, limit: usize) -> ReadResult<i32> {
         let v = self.uvarint(limit, 5)?;
         let v = u32::try_from(v).map_err(|_| "varint out of range".to_string())?;
@@ -970,7 +970,7 @@ impl Reader<'_> {
     }
 
     /// Base-128 with at most `max_bytes` bytes, as the Java client enforces.
-    #[inline]
+    #[inline(always)]
     fn uvarint(&mut self, limit: usize, max_bytes: u32) -> ReadResult<u64> {
         // Fast path, inlined: most of a record's varints (attributes-adjacent deltas, key and
         // value lengths below 64, header counts) fit one byte, nearly all the rest two.
