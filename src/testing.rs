@@ -259,10 +259,14 @@ impl FakeCluster {
     }
 
     /// A client builder bootstrapping from `b:1` through a connector on which `b:1` and
-    /// broker 1's `fake:1` are this cluster (single-broker clusters only).
+    /// every broker's `fake:<id>` (as in the metadata now) are this cluster.
     pub(crate) fn client_builder(self: &std::sync::Arc<Self>) -> crate::client::ClientBuilder {
         let connector = std::sync::Arc::new(FakeConnector::default());
         connector.set("fake:1", Behaviour::Serve(self.clone()));
+        for broker in &self.metadata.lock().unwrap().brokers {
+            let addr = format!("{}:{}", broker.host, broker.port);
+            connector.set(&addr, Behaviour::Serve(self.clone()));
+        }
         connector.set("b:1", Behaviour::Serve(self.clone()));
         crate::client::Client::builder()
             .bootstrap_servers("b:1")

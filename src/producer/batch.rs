@@ -170,18 +170,18 @@ impl DeliveryFuture {
     fn timestamp(&self) -> i64 {
         let DeliveryInner::Pending {
             batch,
-            slot,
             timestamp_delta,
+            ..
         } = &self.inner;
         if *timestamp_delta != FAR_TIMESTAMP {
             return batch
                 .base_timestamp
                 .wrapping_add(i64::from(*timestamp_delta));
         }
-        let slot = slot & !EXPLICIT_PARTITION;
+        let delta = self.offset_delta() as u32;
         let far = batch.far_timestamps.lock().unwrap();
         far.iter()
-            .find(|(s, _)| *s == slot)
+            .find(|(s, _)| *s == delta)
             .map_or(batch.base_timestamp, |(_, t)| *t)
     }
 

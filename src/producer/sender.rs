@@ -14,7 +14,8 @@
 //! batches in flight, and owns the producer identity. Requests run as futures inside this task
 //! (`FuturesUnordered`), so a slow broker only occupies its own in-flight slots: passes continue
 //! and other brokers keep being served. Leaders come from the client's metadata snapshot,
-//! read once per pass.
+//! read once per pass. The pass itself (which batch leaves, in which request) is in
+//! `drain.rs`.
 //!
 //! Ordering: while a partition has a sealed batch waiting for a retry, it sends nothing else
 //! until its in-flight requests are done, then resends in sequence order, so retries can never
@@ -22,9 +23,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -47,32 +46,9 @@ use crate::client::ClientInner;
 use crate::codes::KafkaCode;
 use crate::compression::Compression;
 use crate::error::{Error, Result};
-use crate::protocol::records::stamp_producer;
 use crate::protocol::{by_name_version, encode_produce, ProduceBody, ProduceTopic};
 
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// The resolution of tokio's timer. It rounds a deadline up to its next 1 ms tick and then
-/// parks for whole ticks counted from the current one, so a `sleep_until(due)` ends between
-/// `due` and 2 ms after it: about 1 ms late on average, and every lingering batch paid that.
-const TIMER_TICK: Duration = Duration::from_millis(1);
-
-/// Whether a batch whose linger ends at `due` may leave at `now`: once less than a timer tick
-/// of it is left, because no timer wakes the sender any closer to `due` than that. So a batch
-/// leaves within a tick of `linger.ms` after its first record, early or late, as Java's
-/// millisecond clock gives (`now - createdMs >= lingerMs`). A linger below one tick is thus
-/// no linger: the batch leaves on the first pass that sees it.
-fn lingered(due: Instant, now: Instant) -> bool {
-    due.saturating_duration_since(now) < TIMER_TICK
-}
-
-/// When to wake for a linger ending at `due`: one tick less a nanosecond before it, which the
-/// timer rounds up to the last tick at or before `due` (instead of the first one after it).
-/// The pass at that tick finds less than a tick left, which [`lingered`] counts as done.
-fn linger_wake(due: Instant) -> Instant {
-    due.checked_sub(TIMER_TICK - Duration::from_nanos(1))
-        .unwrap_or(due)
-}
 
 /// A request that came back (or failed) with the batches it carried.
 struct Completed {
@@ -101,8 +77,12 @@ pub(crate) struct Sender {
     bump_requested: bool,
     in_flight: FuturesUnordered<Boxed<Event>>,
     in_flight_by_broker: HashMap<i32, usize>,
-    /// Where the next pass starts visiting partitions: just past the last one drained.
-    drain_from: usize,
+    /// Per leader, the position (in a pass's partition order) where draining starts: just
+    /// past the partition drained last for that leader.
+    drain_from: HashMap<i32, usize>,
+    /// Partitions a pass drains after the others (before their leader's cursor); kept to
+    /// reuse the allocation.
+    deferred: Vec<(usize, usize, usize, i32)>,
     refreshing: bool,
     retry_backoff: Backoff,
     /// Compresses batches on the blocking pool; `None` without compression (batches are then
@@ -138,7 +118,8 @@ impl Sender {
             bump_requested: false,
             in_flight: FuturesUnordered::new(),
             in_flight_by_broker: HashMap::new(),
-            drain_from: 0,
+            drain_from: HashMap::new(),
+            deferred: Vec::new(),
             refreshing: false,
             retry_backoff,
             sealer: (cfg.compression != Compression::None)
@@ -207,284 +188,6 @@ impl Sender {
             }
             Event::MetadataRefreshed
         }));
-    }
-
-    /// One pass over every partition: expire, seal and send what is ready. Returns when the
-    /// next pass is due at the latest (the earliest linger or retry deadline).
-    fn pass(&mut self, closing: bool) -> Instant {
-        let now = Instant::now();
-        let cfg = self.acc.cfg.clone();
-        let mut next = now + Duration::from_secs(1);
-        let flush = closing || self.acc.flushing.load(Ordering::Acquire) > 0;
-        // No new sends while the identity is unknown or being bumped (sequences would be wrong).
-        let can_send = !self.idempotent
-            || (self.identity.is_some() && !self.identity_pending && !self.bump_requested);
-        if self.idempotent
-            && self.bump_requested
-            && !self.identity_pending
-            && self.requests_in_flight() == 0
-        {
-            self.bump_requested = false;
-            self.start_identity(self.identity);
-        }
-        if let Some(txn) = &self.txn {
-            // Transactions v2: EndTxn gave the next transaction a new epoch. `end` returns
-            // only after every batch of the transaction was delivered, so nothing is in
-            // flight under the old epoch and the next transaction's batches, sealed below,
-            // get the new one with sequences from 0.
-            let latest = txn.latest_identity();
-            if self.identity.is_some()
-                && !self.identity_pending
-                && latest.is_some()
-                && latest != self.identity
-            {
-                debug!(?latest, "transactional producer epoch changed");
-                self.identity = latest;
-                self.resequence_after_bump();
-            }
-        }
-        let snapshot = self.client.metadata.snapshot();
-        let mut requests: HashMap<i32, Vec<ProducerBatch>> = HashMap::new();
-        let mut request_bytes: HashMap<i32, usize> = HashMap::new();
-        let mut need_metadata = false;
-        // Partitions are visited from just past the last one drained, wrapping around (as the
-        // Java client's per-node drain index): a request fills up (`max.request.size`) before
-        // the pass reaches the last partitions, and a fixed order would leave those waiting
-        // for as long as the first ones have batches queued.
-        let topics = self.acc.topics();
-        let total: usize = topics.iter().map(|t| t.partitions.len()).sum();
-        let start = if total == 0 {
-            0
-        } else {
-            self.drain_from % total
-        };
-        let order = topics
-            .iter()
-            .flat_map(|t| (0..t.partitions.len()).map(move |i| (t, i)));
-        let mut last_drained = None;
-        for (k, (topic, index)) in order
-            .clone()
-            .skip(start)
-            .chain(order.take(start))
-            .enumerate()
-        {
-            let slot = &topic.partitions[index];
-            let partition = index as i32;
-            let mut st = slot.lock().unwrap();
-            // Expire batches past delivery.timeout.ms, wherever they wait.
-            let expired = expire_queued(&mut st, now, cfg.delivery_timeout);
-            self.stats.expired(expired);
-            if let Some(sealer) = &self.sealer {
-                // Closed batches start compressing at once, whatever the leader or its
-                // in-flight slots: by the time a slot frees, they are ready.
-                start_sealing(sealer, &mut st);
-            }
-            let leader = snapshot.leader(&topic.name, partition);
-            let linger_due = st.open.as_ref().map(|b| b.created + cfg.linger);
-            if let Some(due) = linger_due {
-                if !flush && !lingered(due, now) {
-                    next = next.min(linger_wake(due));
-                }
-            }
-            let Some(leader) = leader else {
-                if st.open.is_some() || !st.queue.is_empty() {
-                    need_metadata = true;
-                }
-                continue;
-            };
-            if !can_send {
-                continue;
-            }
-            let broker_busy =
-                self.in_flight_by_broker.get(&leader).copied().unwrap_or(0) >= cfg.max_in_flight;
-            let request_full = request_bytes
-                .get(&leader)
-                .is_some_and(|b| *b >= cfg.max_request_size);
-            if broker_busy || request_full {
-                continue;
-            }
-            let retrying = st.queue.iter().any(|q| matches!(q, Queued::Sealed(_)));
-            if retrying && st.in_flight > 0 {
-                continue;
-            }
-            if st.in_flight > 0 && st.in_flight_to.is_some_and(|b| b != leader) {
-                // The leader moved while batches are in flight to the old one: wait for
-                // their outcome so order is kept.
-                continue;
-            }
-            if self.idempotent && !st.sequence_confirmed && st.in_flight > 0 {
-                // No batch of this identity acknowledged here yet: the broker would take
-                // a later batch as the producer's first if this one fails (see
-                // `PartitionState::sequence_confirmed`).
-                continue;
-            }
-            if let Some(Queued::Sealed(b)) = st.queue.front() {
-                if let Some(at) = b.retry_at {
-                    if at > now {
-                        next = next.min(at);
-                        continue;
-                    }
-                }
-            }
-            let front_waits = match st.queue.front_mut() {
-                // Still compressing: the partition's next batch is this one, so it waits.
-                Some(Queued::Sealing(s)) => !s.ready(),
-                // Not compressing yet: all compression slots are busy; a finishing job
-                // wakes the sender.
-                Some(Queued::Open(_)) => self.sealer.is_some(),
-                _ => false,
-            };
-            if front_waits {
-                continue;
-            }
-            // The next batch: queued first; else the open one if it lingered long enough.
-            let queued = st.queue.pop_front();
-            let taken = match queued {
-                Some(q) => Some(q),
-                None => match &st.open {
-                    Some(open) if flush || lingered(open.created + cfg.linger, now) => {
-                        if self.sealer.as_ref().is_some_and(|s| !s.has_room()) {
-                            continue;
-                        }
-                        let taken = st.open.take().unwrap();
-                        topic.on_batch_closed(
-                            &*self.acc.partitioner,
-                            partition,
-                            taken.builder.size(),
-                        );
-                        if let Some(sealer) = &self.sealer {
-                            // Sent from the queue once compressed.
-                            st.queue.push_back(Queued::Sealing(sealer.start(taken)));
-                            continue;
-                        }
-                        Some(Queued::Open(taken))
-                    }
-                    _ => None,
-                },
-            };
-            let Some(taken) = taken else { continue };
-            let mut batch = match taken {
-                Queued::Sealed(b) => b,
-                Queued::Sealing(s) => {
-                    let (record_count, created) = (s.record_count, s.created);
-                    // `None`: the compression failed, and failed only this batch.
-                    let Some((owner, bytes)) = s.take() else {
-                        continue;
-                    };
-                    self.sealed(&mut st, owner, bytes, record_count, created)
-                }
-                Queued::Open(open) => {
-                    let record_count = open.builder.record_count();
-                    let bytes = match open.builder.finish(cfg.compression, cfg.compression_level) {
-                        Ok(bytes) => bytes,
-                        Err(e) => {
-                            open.owner.finish(Err(e));
-                            continue;
-                        }
-                    };
-                    self.sealed(&mut st, open.owner, bytes, record_count, open.created)
-                }
-            };
-            // A retried batch re-queued by an epoch bump lost its sequence: give it one.
-            if !self.resequence(&mut st, &mut batch) {
-                // No identity yet (`can_send` rules this out): keep it first in line.
-                st.queue.push_front(Queued::Sealed(batch));
-                continue;
-            }
-            st.in_flight += 1;
-            st.in_flight_to = Some(leader);
-            *request_bytes.entry(leader).or_default() += batch.bytes.len();
-            requests.entry(leader).or_default().push(batch);
-            last_drained = Some(start + k);
-        }
-        if let Some(position) = last_drained {
-            self.drain_from = position + 1;
-        }
-        if need_metadata {
-            self.request_metadata();
-        }
-        for (broker, batches) in requests {
-            self.send(broker, batches, &snapshot);
-        }
-        next
-    }
-
-    /// A batch just sealed (`bytes`: encoded, compressed), about to be sent for the first time:
-    /// stamped with the producer identity and the partition's next sequence when idempotent.
-    fn sealed(
-        &self,
-        st: &mut super::accumulator::PartitionState,
-        mut owner: super::batch::BatchOwner,
-        mut bytes: bytes::BytesMut,
-        record_count: i32,
-        created: Instant,
-    ) -> ProducerBatch {
-        // Stamped in place while the buffer is still ours alone: the batch's bytes are never
-        // copied after encoding. (`can_send` guarantees an identity when idempotent.)
-        let base_sequence = self
-            .identity
-            .filter(|_| self.idempotent)
-            .map(|id| self.stamp_next(st, &mut bytes, id, record_count));
-        let bytes = bytes.freeze();
-        // A reference, not a copy: a failed batch gives its records back.
-        owner.encoded = Some(bytes.clone());
-        ProducerBatch {
-            record_count,
-            bytes,
-            owner,
-            created,
-            attempts: 0,
-            retry_at: None,
-            base_sequence,
-            possibly_persisted: false,
-            last_error: None,
-        }
-    }
-
-    /// Gives a sealed batch without a sequence (re-queued for an epoch bump) the next one.
-    /// Sealed retries keep theirs. Copies the batch: this only happens after an epoch bump.
-    /// False (batch untouched) when it needs a sequence but there is no producer identity.
-    fn resequence(
-        &mut self,
-        st: &mut super::accumulator::PartitionState,
-        batch: &mut ProducerBatch,
-    ) -> bool {
-        if !self.idempotent || batch.base_sequence.is_some() {
-            return true;
-        }
-        let Some(id) = self.identity else {
-            return false;
-        };
-        self.restamp(st, batch, id);
-        true
-    }
-
-    /// Copies `batch` with the partition's next sequence and `id` stamped in.
-    fn restamp(
-        &self,
-        st: &mut super::accumulator::PartitionState,
-        batch: &mut ProducerBatch,
-        id: Identity,
-    ) {
-        let mut bytes = bytes::BytesMut::from(&batch.bytes[..]);
-        let seq = self.stamp_next(st, &mut bytes, id, batch.record_count);
-        batch.bytes = bytes.freeze();
-        batch.base_sequence = Some(seq);
-    }
-
-    /// Gives a batch of `record_count` records the partition's next sequence, stamping it and
-    /// `id` into the batch header; returns the sequence.
-    fn stamp_next(
-        &self,
-        st: &mut super::accumulator::PartitionState,
-        bytes: &mut bytes::BytesMut,
-        id: Identity,
-        record_count: i32,
-    ) -> i32 {
-        let seq = st.next_sequence;
-        st.next_sequence = idempotence::next_sequence(seq, record_count);
-        stamp_producer(bytes, id.producer_id, id.epoch, seq, self.txn.is_some());
-        seq
     }
 
     fn requests_in_flight(&self) -> usize {
@@ -861,84 +564,6 @@ impl Sender {
     }
 }
 
-/// Fails queued batches whose delivery timeout has passed.
-/// Returns how many records expired (for the metrics).
-fn expire_queued(
-    st: &mut super::accumulator::PartitionState,
-    now: Instant,
-    timeout: Duration,
-) -> i32 {
-    let expired = |created: Instant| created + timeout <= now;
-    let mut records = 0;
-    if st.open.as_ref().is_some_and(|b| expired(b.created)) {
-        let b = st.open.take().unwrap();
-        records += b.builder.record_count();
-        b.fail(Error::Timeout {
-            operation: "delivery (no leader or broker available)".into(),
-            after: timeout,
-            last: None,
-        });
-    }
-    // A batch being compressed expires once its compression is done, so that its records can
-    // be given back from the compressed batch (a compression takes milliseconds).
-    if st.queue.iter_mut().any(|q| match q {
-        Queued::Open(b) => expired(b.created),
-        Queued::Sealing(b) => expired(b.created) && b.ready(),
-        Queued::Sealed(b) => expired(b.created),
-    }) {
-        let queue = std::mem::take(&mut st.queue);
-        for q in queue {
-            match q {
-                Queued::Open(b) if expired(b.created) => {
-                    records += b.builder.record_count();
-                    b.fail(Error::Timeout {
-                        operation: "delivery (no leader or broker available)".into(),
-                        after: timeout,
-                        last: None,
-                    })
-                }
-                Queued::Sealing(b) if expired(b.created) && b.is_done() => {
-                    records += b.record_count;
-                    b.fail(Error::Timeout {
-                        operation: "delivery (no leader or broker available)".into(),
-                        after: timeout,
-                        last: None,
-                    })
-                }
-                Queued::Sealed(b) if expired(b.created) => {
-                    records += b.record_count;
-                    let last = b.last_error.clone().map(Arc::new);
-                    b.finish(Err(Error::Timeout {
-                        operation: "delivery".into(),
-                        after: timeout,
-                        last,
-                    }))
-                }
-                keep => st.queue.push_back(keep),
-            }
-        }
-    }
-    records
-}
-
-/// Hands the partition's closed batches to the compression pool, in queue order, while it has
-/// room. Each keeps its place in the queue (see `seal.rs`).
-fn start_sealing(sealer: &Sealer, st: &mut super::accumulator::PartitionState) {
-    for i in 0..st.queue.len() {
-        if !sealer.has_room() {
-            return;
-        }
-        if !matches!(st.queue[i], Queued::Open(_)) {
-            continue;
-        }
-        // A queue holds a few batches: moving the ones behind twice costs nothing.
-        let Some(Queued::Open(open)) = st.queue.remove(i) else {
-            unreachable!("matched above")
-        };
-        st.queue.insert(i, Queued::Sealing(sealer.start(open)));
-    }
-}
-
 /// The outcome of one batch from a ProduceResponse. A v13 answer names topics by the id they
 /// were sent under (`sent_id`), older ones by name.
 fn partition_outcome(
@@ -979,6 +604,9 @@ fn partition_outcome(
         log_append_time: (p.log_append_time_ms >= 0).then_some(p.log_append_time_ms),
     })
 }
+
+#[path = "drain.rs"]
+mod drain;
 
 #[cfg(test)]
 #[path = "sender_tests.rs"]

@@ -169,7 +169,7 @@ async fn a_batch_expires_only_once_its_compression_is_done() {
     let timeout = Duration::from_secs(30);
     tokio::time::advance(timeout + Duration::from_millis(1)).await;
     let now = tokio::time::Instant::now();
-    assert_eq!(super::expire_queued(&mut st, now, timeout), 0);
+    assert_eq!(super::drain::expire_queued(&mut st, now, timeout), 0);
     assert_eq!(st.queue.len(), 1, "kept while its compression runs");
     assert!(!completion.is_complete());
     // The compressed batch the job would have made.
@@ -180,7 +180,7 @@ async fn a_batch_expires_only_once_its_compression_is_done() {
         .finish(crate::compression::Compression::Gzip, None)
         .unwrap();
     job.send(Ok(sealed)).unwrap();
-    assert_eq!(super::expire_queued(&mut st, now, timeout), 1);
+    assert_eq!(super::drain::expire_queued(&mut st, now, timeout), 1);
     assert!(st.queue.is_empty());
     let failed = delivery.await.unwrap_err();
     assert!(
@@ -258,31 +258,35 @@ async fn a_lingering_batch_leaves_at_linger_ms_not_a_tick_later() {
     p.close(Duration::from_secs(5)).await.unwrap();
 }
 
-/// Requests fill up (`max.request.size`) before a pass reaches the last partitions: the next
-/// pass starts past the last partition drained, so no partition waits for the others' queues
-/// to empty. With a fixed order, partition 2 here waited behind every batch of partitions 0
-/// and 1 (on Tansu, a broker-bound producer left one partition's records undelivered for
-/// most of the run).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_partition_gets_its_turn_when_requests_are_full() {
+/// A cluster whose topic `t` has a partition per entry of `leaders`, led by that broker.
+fn cluster_led_by(leaders: &[i32]) -> Arc<FakeCluster> {
     use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
     use kafka_protocol::messages::BrokerId;
 
-    let cluster = FakeCluster::with_brokers(&[1]);
-    {
-        let mut md = cluster.metadata.lock().unwrap();
-        for i in 1..3 {
-            md.topics[0].partitions.push(
-                MetadataResponsePartition::default()
-                    .with_partition_index(i)
-                    .with_leader_id(BrokerId(1))
-                    .with_replica_nodes(vec![BrokerId(1)])
-                    .with_isr_nodes(vec![BrokerId(1)]),
-            );
-        }
-    }
-    // The partitions of every Produce request, in arrival order; answered after 20 ms so
-    // that everything below is queued while the first request is out.
+    let mut brokers = leaders.to_vec();
+    brokers.sort_unstable();
+    brokers.dedup();
+    let cluster = FakeCluster::with_brokers(&brokers);
+    cluster.metadata.lock().unwrap().topics[0].partitions = leaders
+        .iter()
+        .enumerate()
+        .map(|(i, &leader)| {
+            MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(leader))
+                .with_replica_nodes(vec![BrokerId(leader)])
+                .with_isr_nodes(vec![BrokerId(leader)])
+        })
+        .collect();
+    cluster
+}
+
+/// Produces `batches[p]` one-record batches to partition `p` of `t`, led by broker
+/// `leaders[p]`, with two batches to a request (`max.request.size`) and one request in flight
+/// per broker; returns the partitions of every Produce request, in arrival order. Every
+/// request is answered after 20 ms, so that the rest is queued while the first ones are out.
+async fn produce_requests(leaders: &[i32], batches: &[usize]) -> Vec<Vec<i32>> {
+    let cluster = cluster_led_by(leaders);
     let requests: Arc<Mutex<Vec<Vec<i32>>>> = Arc::default();
     let seen = requests.clone();
     *cluster.handler.lock().unwrap() = Some(Box::new(move |r: &Received| {
@@ -310,7 +314,7 @@ async fn every_partition_gets_its_turn_when_requests_are_full() {
     }));
     let client = cluster.client_builder().build().await.unwrap();
     // One 480-byte record per batch (two would pass batch.size); two batches pass
-    // max.request.size, so a request holds two batches and one partition waits per pass.
+    // max.request.size, so a request holds two batches.
     let p = Producer::builder(&client)
         .idempotence(false)
         .linger(Duration::ZERO)
@@ -321,21 +325,35 @@ async fn every_partition_gets_its_turn_when_requests_are_full() {
         .await
         .unwrap();
     let mut deliveries = Vec::new();
-    for partition in 0..3 {
-        for _ in 0..8 {
-            let record = Record::new("t").partition(partition).value(vec![b'v'; 480]);
+    for (partition, &n) in batches.iter().enumerate() {
+        for _ in 0..n {
+            let record = Record::new("t")
+                .partition(partition as i32)
+                .value(vec![b'v'; 480]);
             deliveries.push(p.send(record).await.unwrap());
         }
     }
     for d in deliveries {
         d.await.expect("delivery failed");
     }
+    p.close(Duration::from_secs(5)).await.unwrap();
     let requests = requests.lock().unwrap().clone();
     assert_eq!(
         requests.iter().map(Vec::len).sum::<usize>(),
-        24,
+        batches.iter().sum::<usize>(),
         "{requests:?}"
     );
+    requests
+}
+
+/// Requests fill up (`max.request.size`) before a pass reaches the last partitions: the next
+/// pass starts past the last partition drained, so no partition waits for the others' queues
+/// to empty. With a fixed order, partition 2 here waited behind every batch of partitions 0
+/// and 1 (on Tansu, a broker-bound producer left one partition's records undelivered for
+/// most of the run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_partition_gets_its_turn_when_requests_are_full() {
+    let requests = produce_requests(&[1, 1, 1], &[8, 8, 8]).await;
     // Once all three partitions have batches queued (by the second request at the latest),
     // each one is in every second request: none waits for the others to drain.
     for partition in 0..3 {
@@ -348,5 +366,86 @@ async fn every_partition_gets_its_turn_when_requests_are_full() {
             "partition {partition} first sent in request {first}: {requests:?}"
         );
     }
-    p.close(Duration::from_secs(5)).await.unwrap();
+}
+
+/// The same with a second leader, pass by pass (requests are never answered here: a test
+/// completes them by hand, so the interleaving is the same on every run). Each leader has its
+/// own place to start from: with one cursor for all, broker 2's partition, drained last in
+/// its pass, sent broker 1's next pass back to partition 0, and partition 2 waited for
+/// partitions 0 and 1 to empty.
+#[tokio::test]
+async fn each_leader_drains_its_partitions_in_turn() {
+    use crate::client::metadata::ClusterMetadata;
+    use crate::producer::accumulator::{Accumulator, NewRecord};
+    use crate::producer::config::ProducerConfig;
+    use crate::producer::partitioner::DefaultPartitioner;
+    use crate::protocol::records::fields_len;
+    let leaders = [1, 1, 1, 2];
+    let cluster = cluster_led_by(&leaders);
+    let client = cluster.client_builder().build().await.unwrap();
+    let md = cluster.metadata.lock().unwrap().clone();
+    client
+        .inner
+        .metadata
+        .install(ClusterMetadata::from_response(&md), true);
+    let cfg = ProducerConfig {
+        idempotence: Some(false),
+        linger: Duration::ZERO,
+        batch_size: 1_000,
+        max_request_size: 1_000,
+        max_in_flight: 1,
+        ..Default::default()
+    };
+    let partitioner = Arc::new(DefaultPartitioner::default());
+    let acc = Arc::new(Accumulator::new(
+        Arc::new(cfg),
+        partitioner.clone(),
+        Some(partitioner),
+    ));
+    let topic = acc.add_topic("t", leaders.len());
+    let value = [b'v'; 480];
+    let mut deliveries = Vec::new();
+    for partition in 0..leaders.len() as i32 {
+        for _ in 0..8 {
+            // One record per batch: two would pass batch.size; two batches fill a request.
+            let record = NewRecord {
+                timestamp: 1,
+                key: None,
+                value: Some(&value),
+                headers: &[],
+                fields_len: fields_len(None, Some(value.len()), &[]),
+            };
+            deliveries.push(acc.append(&topic, partition, &record, 0).unwrap());
+        }
+    }
+    let mut sender = super::Sender::new(client.inner.clone(), acc.clone(), None);
+    // Sends one pass, then completes the requests to `done` by hand.
+    let mut pass = |done: &[i32]| -> Vec<i32> {
+        let before: Vec<usize> = (0..leaders.len())
+            .map(|p| topic.partitions[p].lock().unwrap().in_flight)
+            .collect();
+        sender.pass(false);
+        let mut sent = Vec::new();
+        for (p, &leader) in leaders.iter().enumerate() {
+            let mut st = topic.partitions[p].lock().unwrap();
+            if st.in_flight > before[p] {
+                sent.push(p as i32);
+            }
+            if done.contains(&leader) {
+                st.in_flight = 0;
+            }
+        }
+        for broker in done {
+            sender.in_flight_by_broker.insert(*broker, 0);
+        }
+        sent
+    };
+    // Both brokers free: two batches for broker 1, one for broker 2; only broker 2 answers.
+    assert_eq!(pass(&[2]), vec![0, 1, 3]);
+    // Broker 1 busy: only partition 3 goes; then broker 1 answers.
+    assert_eq!(pass(&[1]), vec![3]);
+    // Broker 2 busy now; broker 1 goes on from partition 2, then partition 1's turn comes.
+    assert_eq!(pass(&[1]), vec![0, 2], "partition 2 skipped again");
+    assert_eq!(pass(&[1]), vec![1, 2]);
+    drop(deliveries);
 }
