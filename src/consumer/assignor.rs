@@ -812,3 +812,7 @@ fn balance(group: &Group<'_>, owners: &BTreeMap<Slot, (usize, i32)>, held: &mut 
 #[cfg(test)]
 #[path = "assignor_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "assignor_codec_tests.rs"]
+mod codec_tests;

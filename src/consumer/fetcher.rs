@@ -387,7 +387,7 @@ impl Fetcher {
                     "fetch"
                 );
                 let (req, names) =
-                    self.fetch_request(&planned, budget_bytes(&budget, want), &snapshot);
+                    self.fetch_request(&planned, budget.bytes().min(want), &snapshot);
                 let timeout = self.client.cfg.request_timeout;
                 let client = self.client.clone();
                 let stats = self.stats.clone();
@@ -871,7 +871,7 @@ impl Fetcher {
                 aborting.insert(pid);
             }
             if b.control {
-                if is_abort_marker(&b) {
+                if b.is_abort_marker() {
                     aborting.remove(&b.producer_id);
                 }
                 if end > p.offset {
@@ -900,15 +900,6 @@ impl Fetcher {
         self.stats.decoded(out.len(), batches.consumed());
         Ok((out, next, decompressed))
     }
-}
-
-/// Whether a control batch holds an ABORT marker: its record's key is `version: i16,
-/// type: i16` with type 0 for abort and 1 for commit.
-fn is_abort_marker(b: &crate::protocol::records::BatchView) -> bool {
-    b.cursor()
-        .next()
-        .and_then(|r| r.key)
-        .is_some_and(|k| k.len() >= 4 && i16::from_be_bytes([k[2], k[3]]) == 0)
 }
 
 /// Fetches in flight per broker: which lanes (fetch sockets) hold one, and where the next
@@ -967,10 +958,6 @@ fn per_topic<'a, T>(
         }
     }
     topics.into_iter()
-}
-
-fn budget_bytes(guard: &BudgetGuard, want: usize) -> usize {
-    guard.bytes().min(want)
 }
 
 /// ListOffsets for the planned partitions on their leader.
