@@ -18,6 +18,10 @@ use crate::kafka::{self, SaslSsl};
 /// consumer alike.
 pub const RDKAFKA_EXTRA_ENV: &str = "FERROKAFKA_BENCH_RDKAFKA";
 
+/// Environment variable with extra ferrokafka producer properties (`key=value,...`), read by
+/// the produce and latency workers.
+pub const FERRO_PRODUCER_ENV: &str = "FERROKAFKA_BENCH_PRODUCER";
+
 /// The `key=value,key=value` properties in the environment variable `var`, for experiments:
 /// they add to or override a client's configuration.
 pub fn extra_properties(var: &str) -> Vec<(String, String)> {

@@ -33,13 +33,19 @@ async fn produce(job: &Job) -> Result<Produced, String> {
     };
     // Default partitioner: sticky for keyless records, murmur2 for keyed ones (Java's).
     // acks=1 turns idempotence off; acks=all leaves it on (the default).
-    let producer = Producer::builder(&client)
+    let mut builder = Producer::builder(&client)
         .acks(acks)
         .linger(Duration::from_millis(cases::LINGER_MS))
         .batch_size(job.batch_size)
         .buffer_memory(cases::BUDGET)
         .max_in_flight(cases::MAX_IN_FLIGHT)
-        .compression(compression(case.codec), None)
+        .compression(compression(case.codec), None);
+    // Extra or overriding properties for experiments (`key=value,...`, as the latency bench),
+    // e.g. a smaller `buffer.memory` to see what the budget costs in RSS and throughput.
+    for (k, v) in connect::extra_properties(connect::FERRO_PRODUCER_ENV) {
+        builder = builder.set(&k, &v);
+    }
+    let producer = builder
         .build()
         .await
         .map_err(|e| format!("producer: {e}"))?;

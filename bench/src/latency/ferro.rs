@@ -13,9 +13,6 @@ use ferrokafka::{Acks, Consumer, OffsetReset, Producer, Record, TopicPartition};
 use super::worker::{generate, stamp, Job, Stats};
 use crate::connect::{self, runtime};
 
-/// Environment variable with extra ferrokafka producer properties (`key=value,...`).
-pub const PRODUCER_ENV: &str = "FERROKAFKA_BENCH_PRODUCER";
-
 pub fn run(job: &Job, stats: &Arc<Stats>) -> Result<(), String> {
     let rt = runtime()?;
     let client = rt.block_on(connect::ferrokafka_client(&job.bootstrap))?;
@@ -38,7 +35,7 @@ pub fn run(job: &Job, stats: &Arc<Stats>) -> Result<(), String> {
     let producer = rt.block_on(async {
         let mut builder = Producer::builder(&client).acks(Acks::All);
         // Extra or overriding properties for experiments: `key=value,key=value`.
-        for (k, v) in connect::extra_properties(PRODUCER_ENV) {
+        for (k, v) in connect::extra_properties(connect::FERRO_PRODUCER_ENV) {
             builder = builder.set(&k, &v);
         }
         builder.build().await.map_err(|e| format!("producer: {e}"))
