@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ferrokafka::{Client, Compression, Error, KafkaCode, NewTopic, Producer, Record};
+use ferrokafka::{Client, Compression, Error, KafkaCode, NewTopic, Producer, Record, Topic};
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 
@@ -71,8 +71,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::pin!(ctrl_c);
     let mut interrupted = false;
 
+    // The name built once and shared by every record (a `&str` would be copied per record).
+    let topic = Topic::from(TOPIC);
     for i in 0..count {
-        let record = Record::new(TOPIC)
+        let record = Record::new(&topic)
             // Records with the same key go to the same partition, in order.
             .key(format!("user-{}", i % 100))
             .value(format!("event {i}"))

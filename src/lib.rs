@@ -99,7 +99,7 @@ pub use producer::partitioner::{
     DefaultPartitioner, Murmur2Partitioner, Partitioner, RoundRobinPartitioner,
 };
 pub use producer::{Acks, DeliveryError, DeliveryFuture, Producer, ProducerBuilder, WithRecord};
-pub use record::{Header, Record, RecordMetadata};
+pub use record::{Header, Record, RecordMetadata, Topic};
 pub use security::{
     OAuthBearerToken, OAuthBearerTokenProvider, SaslMechanism, SecurityProtocol, TlsErrorKind,
     TokenProviderError,

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::record::{Record, RecordMetadata};
+use crate::record::{Record, RecordMetadata, Topic};
 
 /// What the broker said about a whole batch.
 #[derive(Debug, Clone, Copy)]
@@ -271,9 +271,9 @@ impl Future for WithRecord {
             .unwrap_or_else(|| {
                 // Not reachable by the producer's own paths (every failure keeps its batch);
                 // the record's identity is still given back rather than panicking.
-                Record::new(&*batch.topic)
+                Record::new(&batch.topic)
             });
-        record.topic = batch.topic.to_string();
+        record.topic = Topic::from(&batch.topic);
         record.partition = (slot & EXPLICIT_PARTITION != 0).then_some(batch.partition);
         record.timestamp.get_or_insert(timestamp);
         Poll::Ready(Err(DeliveryError { error, record }))
@@ -293,7 +293,7 @@ fn record_at(bytes: &Bytes, offset_delta: i32) -> Option<Record> {
         .into_iter()
         .find(|r| r.offset - batch.header.base_offset == i64::from(offset_delta))?;
     Some(Record {
-        topic: String::new(),
+        topic: Topic::from(""),
         partition: None,
         key: r.key,
         value: r.value,

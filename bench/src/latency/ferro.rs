@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrokafka::{Acks, Consumer, OffsetReset, Producer, Record, TopicPartition};
+use ferrokafka::{Acks, Consumer, OffsetReset, Producer, Record, Topic, TopicPartition};
 
 use super::worker::{generate, stamp, Job, Stats};
 use crate::connect::{self, runtime};
@@ -62,11 +62,12 @@ pub fn run(job: &Job, stats: &Arc<Stats>) -> Result<(), String> {
     // thread handing records to the producer would.
     let handle = rt.handle().clone();
     let mut sent = Ok(());
+    let topic = Topic::from(job.topic.as_str());
     generate(&job.schedule, stats, |i, due| {
         if sent.is_err() {
             return;
         }
-        let record = Record::new(job.topic.as_str()).value(stamp(&job.payload, i, due));
+        let record = Record::new(&topic).value(stamp(&job.payload, i, due));
         match handle.block_on(producer.send(record)) {
             Ok(delivery) => {
                 let stats = stats.clone();
