@@ -16,13 +16,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::super::accumulator::{PartitionState, Queued, TopicQueue};
-use super::super::batch::ProducerBatch;
-use super::super::config::ProducerConfig;
-use super::super::idempotence::{self, Identity};
-use super::super::seal::Sealer;
 use super::Sender;
 use crate::error::Error;
+use crate::producer::accumulator::{PartitionState, Queued, TopicQueue};
+use crate::producer::batch::ProducerBatch;
+use crate::producer::config::ProducerConfig;
+use crate::producer::idempotence::{self, Identity};
+use crate::producer::seal::Sealer;
 use crate::protocol::records::stamp_producer;
 
 /// The resolution of tokio's timer. It rounds a deadline up to its next 1 ms tick and then
@@ -296,7 +296,7 @@ impl Sender {
     fn sealed(
         &self,
         st: &mut PartitionState,
-        mut owner: super::super::batch::BatchOwner,
+        mut owner: crate::producer::batch::BatchOwner,
         mut bytes: bytes::BytesMut,
         record_count: i32,
         created: Instant,
