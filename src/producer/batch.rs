@@ -264,24 +264,24 @@ impl Future for WithRecord {
         let offset_delta = self.inner.offset_delta();
         let timestamp = self.inner.timestamp();
         let DeliveryInner::Pending { batch, slot, .. } = &self.inner.inner;
+        let topic = Topic::from(&batch.topic);
         let mut record = batch
             .failed_batch
             .get()
-            .and_then(|bytes| record_at(bytes, offset_delta))
+            .and_then(|bytes| record_at(bytes, offset_delta, topic.clone()))
             .unwrap_or_else(|| {
                 // Not reachable by the producer's own paths (every failure keeps its batch);
                 // the record's identity is still given back rather than panicking.
-                Record::new(&batch.topic)
+                Record::new(topic)
             });
-        record.topic = Topic::from(&batch.topic);
         record.partition = (slot & EXPLICIT_PARTITION != 0).then_some(batch.partition);
         record.timestamp.get_or_insert(timestamp);
         Poll::Ready(Err(DeliveryError { error, record }))
     }
 }
 
-/// Decodes the record at `offset_delta` of an encoded (possibly compressed) batch.
-fn record_at(bytes: &Bytes, offset_delta: i32) -> Option<Record> {
+/// Decodes the record at `offset_delta` of an encoded (possibly compressed) batch of `topic`.
+fn record_at(bytes: &Bytes, offset_delta: i32, topic: Topic) -> Option<Record> {
     // Our own batch, so no bound is needed against a hostile expansion; i32::MAX is the
     // most a batch can hold (and leaves the decoders' +1 overflow check room).
     let batch = crate::protocol::records::Batches::new(bytes.clone(), false, i32::MAX as usize)
@@ -293,7 +293,7 @@ fn record_at(bytes: &Bytes, offset_delta: i32) -> Option<Record> {
         .into_iter()
         .find(|r| r.offset - batch.header.base_offset == i64::from(offset_delta))?;
     Some(Record {
-        topic: Topic::from(""),
+        topic,
         partition: None,
         key: r.key,
         value: r.value,

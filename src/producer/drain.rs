@@ -114,7 +114,8 @@ impl Sender {
         let topics = self.acc.topics();
         let mut deferred = std::mem::take(&mut self.deferred);
         deferred.clear();
-        let mut drained_last: HashMap<i32, usize> = HashMap::new();
+        // A drain moves its leader's cursor just past it at once: in the first sweep every
+        // later partition of that leader is past it anyway, and the second compares nothing.
         let mut position = 0;
         for (t, topic) in topics.iter().enumerate() {
             for (index, slot) in topic.partitions.iter().enumerate() {
@@ -150,7 +151,7 @@ impl Sender {
                     continue;
                 }
                 if self.drain_one(&mut drain, &mut st, topic, partition, leader) {
-                    drained_last.insert(leader, here);
+                    self.drain_from.insert(leader, here + 1);
                 }
             }
         }
@@ -158,13 +159,10 @@ impl Sender {
             let topic = &topics[t];
             let mut st = topic.partitions[index].lock().unwrap();
             if self.drain_one(&mut drain, &mut st, topic, index as i32, leader) {
-                drained_last.insert(leader, here);
+                self.drain_from.insert(leader, here + 1);
             }
         }
         self.deferred = deferred;
-        for (leader, here) in drained_last {
-            self.drain_from.insert(leader, here + 1);
-        }
         let next = drain.next;
         if need_metadata {
             self.request_metadata();

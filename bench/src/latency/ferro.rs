@@ -130,7 +130,9 @@ impl Tracker {
     /// The task: on every wake-up, times the deliveries that are done.
     async fn run(self: Arc<Self>, stats: Arc<Stats>) {
         std::future::poll_fn(|cx| {
-            let _ = self.waker.set(cx.waker().clone());
+            if self.waker.get().is_none() {
+                let _ = self.waker.set(cx.waker().clone());
+            }
             self.pending
                 .lock()
                 .unwrap()
