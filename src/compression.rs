@@ -137,10 +137,6 @@ pub(crate) fn compress(
         }
         Compression::Zstd => zstd::compress(level, input, out)?,
     }
-    // The batch waits in memory until the broker acknowledges it: without this a buffer that
-    // doubled while growing (or was reserved for the worst case) would keep up to twice the
-    // batch's size. Shrinking a large allocation happens in place; it copies nothing.
-    out.shrink_to_fit();
     Ok(())
 }
 

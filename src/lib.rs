@@ -98,7 +98,9 @@ pub use error::{Error, Result};
 pub use producer::partitioner::{
     DefaultPartitioner, Murmur2Partitioner, Partitioner, RoundRobinPartitioner,
 };
-pub use producer::{Acks, DeliveryError, DeliveryFuture, Producer, ProducerBuilder, WithRecord};
+pub use producer::{
+    Acks, Delivery, DeliveryError, DeliveryFuture, Producer, ProducerBuilder, WithRecord,
+};
 pub use record::{Header, Record, RecordMetadata, Topic};
 pub use security::{
     OAuthBearerToken, OAuthBearerTokenProvider, SaslMechanism, SecurityProtocol, TlsErrorKind,

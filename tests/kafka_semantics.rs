@@ -13,7 +13,9 @@
 //!   CreateTime is at or after the timestamp, -1 (the end, for a seek) after the last, and
 //!   the offset of the highest timestamp (`OffsetSpec::MaxTimestamp`);
 //! - `SeekTo::End` delivers only what is produced after the seek, `SeekTo::Beginning`
-//!   everything, and ListOffsets LATEST is the high watermark.
+//!   everything, and ListOffsets LATEST is the high watermark;
+//! - a producer's delivery handler (`on_delivery`) hears of every record, with the offsets
+//!   Kafka gave them, when the application drops the delivery futures.
 
 mod common;
 
@@ -488,6 +490,44 @@ async fn seek_to_end_gets_only_new_records_and_beginning_gets_all() {
     );
     end.close().await.unwrap();
     beginning.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_delivery_handler_reports_every_record_with_its_offset() {
+    let client = kafka_client().await;
+    let topic = unique_topic("on-delivery");
+    create_topic(&client, &topic, 2).await;
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = reports.clone();
+    let p = Producer::builder(&client)
+        .on_delivery(move |d| {
+            let outcome = d.offset().ok_or_else(|| format!("{:?}", d.error()));
+            seen.lock().unwrap().push((d.partition(), outcome));
+        })
+        .build()
+        .await
+        .unwrap();
+    for i in 0..200 {
+        let r = Record::new(&topic).partition(i % 2).value(format!("v{i}"));
+        drop(p.send(r).await.unwrap());
+    }
+    within("flush", p.flush()).await.unwrap();
+    let reports = reports.lock().unwrap().clone();
+    assert_eq!(reports.len(), 200);
+    for partition in 0..2 {
+        let offsets: Vec<i64> = reports
+            .iter()
+            .filter(|r| r.0 == partition)
+            .map(|r| r.1.clone().unwrap())
+            .collect();
+        assert_eq!(
+            offsets,
+            (0..100).collect::<Vec<i64>>(),
+            "partition {partition}"
+        );
+        let tp = TopicPartition::new(&topic, partition);
+        assert_eq!(latest(&client, &tp).await, 100);
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -109,17 +109,15 @@ pub struct Counting {
     pub first_error: Mutex<Option<String>>,
 }
 
-impl ClientContext for Counting {}
-
-impl ProducerContext for Counting {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => {
+impl Counting {
+    /// Counts one record's outcome (`error`: why it failed), keeping the first error. Every
+    /// client's delivery callback or handler calls this.
+    pub fn outcome(&self, error: Option<&dyn std::fmt::Display>) {
+        match error {
+            None => {
                 self.ok.fetch_add(1, Ordering::Relaxed);
             }
-            Err((e, _)) => {
+            Some(e) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 self.first_error
                     .lock()
@@ -127,6 +125,16 @@ impl ProducerContext for Counting {
                     .get_or_insert_with(|| e.to_string());
             }
         }
+    }
+}
+
+impl ClientContext for Counting {}
+
+impl ProducerContext for Counting {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        self.outcome(result.as_ref().err().map(|(e, _)| e as _));
     }
 }
 

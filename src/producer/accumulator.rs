@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     /// The producer's last handle was dropped without `close`: batches dropped undecided
     /// fail with `Error::ProducerDropped`, which names the cause, not `Error::Closed`.
     pub(crate) dropped: AtomicBool,
+    /// The application's delivery handler, called for every record of a decided batch.
+    pub(crate) on_delivery: Option<super::report::DeliveryHandler>,
 }
 
 impl Shared {
@@ -209,6 +211,7 @@ impl Accumulator {
         default_partitioner: Option<Arc<DefaultPartitioner>>,
     ) -> Accumulator {
         let budget = Semaphore::new(cfg.buffer_memory.min(Semaphore::MAX_PERMITS));
+        let on_delivery = cfg.on_delivery.clone();
         Accumulator {
             cfg,
             partitioner,
@@ -219,6 +222,7 @@ impl Accumulator {
                 incomplete: Mutex::new(BTreeMap::new()),
                 next_id: AtomicU64::new(0),
                 dropped: AtomicBool::new(false),
+                on_delivery,
             }),
             topics: RwLock::new(FastMap::default()),
             wake: Arc::new(Notify::new()),

@@ -85,6 +85,36 @@ impl BatchCompletion {
     pub(crate) fn is_complete(&self) -> bool {
         self.result.get().is_some()
     }
+
+    /// Keeps the encoded batch of a batch about to fail, for the records it gives back.
+    pub(crate) fn keep_failed_batch(&self, bytes: Bytes) {
+        let _ = self.failed_batch.set(bytes);
+    }
+
+    /// Every record of the failed batch, decoded back in offset order (empty when the batch
+    /// was not kept). `partition` is left unset; the timestamp is the one written.
+    pub(crate) fn failed_records(&self, topic: Topic) -> Vec<Record> {
+        let Some(bytes) = self.failed_batch.get() else {
+            return Vec::new();
+        };
+        // Our own batch: no bound is needed against a hostile expansion (as in `record_at`).
+        let batch = crate::protocol::records::Batches::new(bytes.clone(), false, i32::MAX as usize)
+            .next()
+            .and_then(|b| b.ok());
+        batch.map_or_else(Vec::new, |b| {
+            b.records
+                .into_iter()
+                .map(|r| Record {
+                    topic: topic.clone(),
+                    partition: None,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                    timestamp: Some(r.timestamp),
+                })
+                .collect()
+        })
+    }
 }
 
 /// Resolves to where a sent record landed, or to the error that failed it.
@@ -352,6 +382,8 @@ pub(crate) struct BatchOwner {
     pub(crate) completion: Arc<BatchCompletion>,
     pub(crate) id: u64,
     reserved: usize,
+    /// Records appended: how many reports a delivery handler gets.
+    records: i32,
     shared: Arc<super::accumulator::Shared>,
     /// The sealed batch's bytes (a reference, not a copy), handed to the completion if the
     /// batch fails, so its records can be given back.
@@ -377,14 +409,17 @@ impl BatchOwner {
             completion,
             id,
             reserved: 0,
+            records: 0,
             shared,
             encoded: None,
         }
     }
 
-    /// Adds `bytes` of already acquired budget to what this batch gives back.
+    /// Counts one appended record, whose `bytes` of already acquired budget this batch gives
+    /// back.
     pub(crate) fn reserve(&mut self, bytes: usize) {
         self.reserved += bytes;
+        self.records += 1;
     }
 
     pub(crate) fn finish(mut self, result: Result<BatchOutcome>) {
@@ -397,8 +432,13 @@ impl BatchOwner {
         }
         if result.is_err() {
             if let Some(bytes) = self.encoded.take() {
-                let _ = self.completion.failed_batch.set(bytes);
+                self.completion.keep_failed_batch(bytes);
             }
+        }
+        // Before the futures wake (a record's future resolves after its report) and before
+        // the budget goes back (a slow handler slows `send`, report.rs).
+        if let Some(handler) = &self.shared.on_delivery {
+            handler.report(&self.completion, self.records, &result);
         }
         self.completion.complete(result);
         self.shared

@@ -73,6 +73,8 @@ pub(crate) struct ProducerConfig {
     /// `retries`: how often a batch is re-sent after a retriable error; `delivery.timeout.ms`
     /// bounds the retries whatever this says (Java's semantics; default `i32::MAX`).
     pub(crate) retries: u32,
+    /// `ProducerBuilder::on_delivery`: told every record's outcome.
+    pub(crate) on_delivery: Option<super::report::DeliveryHandler>,
     /// Tests: runs on the blocking pool before a batch of this many bytes is compressed (to
     /// delay it, or to fail it with the error returned).
     #[cfg(test)]
@@ -99,6 +101,7 @@ impl Default for ProducerConfig {
             transactional_id: None,
             transaction_timeout: Duration::from_millis(60_000),
             retries: i32::MAX as u32,
+            on_delivery: None,
             #[cfg(test)]
             seal_hook: None,
         }

@@ -25,6 +25,7 @@ mod batch;
 mod config;
 mod idempotence;
 pub(crate) mod partitioner;
+mod report;
 mod seal;
 mod sender;
 mod transaction;
@@ -55,6 +56,7 @@ pub use batch::{DeliveryError, DeliveryFuture, WithRecord};
 pub use config::Acks;
 use config::{ProducerConfig, PRODUCER_KEYS};
 use partitioner::{DefaultPartitioner, Murmur2Partitioner, Partitioner, RoundRobinPartitioner};
+pub use report::Delivery;
 use transaction::Transactions;
 
 /// Builds a [`Producer`].
@@ -182,6 +184,48 @@ impl ProducerBuilder {
     pub fn compression(mut self, codec: Compression, level: Option<i32>) -> ProducerBuilder {
         self.cfg.compression = codec;
         self.cfg.compression_level = level;
+        self
+    }
+
+    /// Calls `handler` with the outcome of every record this producer sends, once each, in
+    /// offset order within a batch: the Java client's `send(record, callback)` and librdkafka's
+    /// delivery report, set once for the producer. With it, an application that only counts,
+    /// logs or dead-letters outcomes can drop the [`DeliveryFuture`] that `send` returns
+    /// (keeping one per record in flight costs 16 bytes each).
+    ///
+    /// The handler runs on the producer's sender task (or where the producer is dropped, for
+    /// the records that drop fails), before the batch's bytes go back to `buffer.memory`: keep
+    /// it short and never block in it. A failed record is given back through
+    /// [`Delivery::take_record`].
+    ///
+    /// ```no_run
+    /// # async fn f(client: ferrokafka::Client) -> ferrokafka::Result<()> {
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use ferrokafka::{Producer, Record};
+    ///
+    /// let failed = Arc::new(AtomicU64::new(0));
+    /// let counter = failed.clone();
+    /// let producer = Producer::builder(&client)
+    ///     .on_delivery(move |mut delivery| {
+    ///         if let Some(e) = delivery.error() {
+    ///             counter.fetch_add(1, Ordering::Relaxed);
+    ///             eprintln!("not delivered: {e}: {:?}", delivery.take_record());
+    ///         }
+    ///     })
+    ///     .build()
+    ///     .await?;
+    /// for i in 0..1000 {
+    ///     drop(producer.send(Record::new("events").value(format!("event {i}"))).await?);
+    /// }
+    /// producer.flush().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_delivery(
+        mut self,
+        handler: impl Fn(Delivery<'_>) + Send + Sync + 'static,
+    ) -> ProducerBuilder {
+        self.cfg.on_delivery = Some(report::DeliveryHandler::new(handler));
         self
     }
 

@@ -210,7 +210,7 @@ async fn an_entry_is_ready_only_once_its_job_answered() {
     let (mut entry, job) = Sealing::pending(owner, 1);
     assert!(!entry.ready());
     assert!(!entry.ready(), "asking again does not make it ready");
-    job.send(Ok(bytes::BytesMut::from(&b"sealed"[..]))).unwrap();
+    job.send(Ok(b"sealed".to_vec())).unwrap();
     assert!(entry.ready());
     let (owner, bytes) = entry.take().expect("a compressed batch");
     assert_eq!(&bytes[..], b"sealed");
@@ -266,5 +266,61 @@ async fn a_failed_entry_gives_its_records_back_from_the_compressed_batch() {
     assert!(matches!(failed.error, Error::Closed));
     assert_eq!(failed.record.key.as_deref(), Some(&b"k"[..]));
     assert_eq!(failed.record.value.as_deref(), Some(&b"value"[..]));
+    drop(t);
+}
+
+#[tokio::test]
+async fn a_sealed_batch_keeps_its_compressed_size_and_the_scratch_is_reused() {
+    let acc = accumulator();
+    let t = acc.add_topic("t", 1);
+    let sealer = Sealer::new(
+        &ProducerConfig {
+            compression: Compression::Zstd,
+            ..Default::default()
+        },
+        acc.wake.clone(),
+    );
+    let value = vec![b'x'; 100];
+    let mut scratch_at = None;
+    for round in 0..2 {
+        let mut builder = crate::protocol::records::BatchBuilder::new(1024);
+        for i in 0..1000 {
+            let fields = crate::protocol::records::fields_len(None, Some(value.len()), &[]);
+            let len = builder.record_len(i, fields);
+            builder.append_sized(len, i, None, Some(&value), &[]);
+        }
+        let input = builder.size();
+        let (owner, _completion) = owner(&acc);
+        let mut entry = sealer.start(crate::producer::accumulator::OpenBatch {
+            builder,
+            owner,
+            created: tokio::time::Instant::now(),
+        });
+        while !entry.ready() {
+            within(acc.wake.notified()).await;
+        }
+        assert_eq!(
+            sealer.scratch.kept(),
+            1,
+            "round {round}: scratch given back"
+        );
+        let at = sealer.scratch.lock()[0].as_ptr() as usize;
+        assert_eq!(
+            *scratch_at.get_or_insert(at),
+            at,
+            "the same scratch serves every job"
+        );
+        let (_owner, bytes) = entry.take().expect("compressed");
+        // zstd writes into a worst-case bound larger than the input; the batch keeps only
+        // what it compressed to.
+        assert!(bytes.len() < input / 10, "{} of {input}", bytes.len());
+        assert_eq!(
+            bytes.capacity(),
+            bytes.len(),
+            "no slack kept while in flight"
+        );
+        let batches = decode_batches(bytes.freeze(), true, 1 << 24).unwrap();
+        assert_eq!(batches[0].records.len(), 1000);
+    }
     drop(t);
 }

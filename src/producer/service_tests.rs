@@ -200,3 +200,76 @@ async fn records_of_a_dropped_producer_fail_naming_the_cause_and_come_back() {
     }
     client.close().await;
 }
+
+/// A producer whose delivery handler records `(partition, offset, error, value given back)`.
+type Reports = Arc<std::sync::Mutex<Vec<(i32, Option<i64>, Option<Error>, Option<bytes::Bytes>)>>>;
+
+async fn reporting_producer(client: &Client, codec: Compression) -> (Producer, Reports) {
+    let reports = Reports::default();
+    let seen = reports.clone();
+    let p = Producer::builder(client)
+        .acks(Acks::Leader)
+        .compression(codec, None)
+        .linger(Duration::from_millis(50))
+        .on_delivery(move |mut d| {
+            let value = d.take_record().and_then(|r| r.value);
+            let e = d.error().cloned();
+            seen.lock()
+                .unwrap()
+                .push((d.partition(), d.offset(), e, value));
+        })
+        .build()
+        .await
+        .unwrap();
+    (p, reports)
+}
+
+#[tokio::test]
+async fn the_delivery_handler_hears_of_every_record_whose_future_was_dropped() {
+    let (client, _) = broker_answering(Some(0)).await;
+    let (p, reports) = reporting_producer(&client, Compression::None).await;
+    for i in 0..3 {
+        drop(
+            p.send(Record::new("t").partition(0).value(format!("v{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    within(p.flush()).await.unwrap();
+    let reports = reports.lock().unwrap().clone();
+    let offsets: Vec<_> = reports.iter().map(|r| (r.0, r.1)).collect();
+    // One batch, base offset 0 from the scripted broker.
+    assert_eq!(offsets, [(0, Some(0)), (0, Some(1)), (0, Some(2))]);
+    assert!(reports.iter().all(|r| r.2.is_none() && r.3.is_none()));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn the_delivery_handler_gets_failed_records_back() {
+    for codec in [Compression::None, Compression::Zstd] {
+        let (client, _) = broker_answering(Some(KafkaCode::RecordListTooLarge.code())).await;
+        let (p, reports) = reporting_producer(&client, codec).await;
+        let mut futures = Vec::new();
+        for i in 0..2 {
+            let r = Record::new("t").partition(0).value(format!("v{i}"));
+            futures.push(p.send(r).await.unwrap());
+        }
+        // Both ways of learning the outcome work side by side.
+        for f in futures {
+            assert!(within(f).await.is_err());
+        }
+        let reports = reports.lock().unwrap().clone();
+        assert_eq!(reports.len(), 2, "{codec:?}");
+        for (i, (partition, offset, error, value)) in reports.into_iter().enumerate() {
+            assert_eq!((partition, offset), (0, None));
+            let code = error.expect("failed").kafka_code();
+            assert_eq!(code, Some(KafkaCode::RecordListTooLarge));
+            assert_eq!(
+                value.as_deref(),
+                Some(format!("v{i}").as_bytes()),
+                "{codec:?}"
+            );
+        }
+        client.close().await;
+    }
+}

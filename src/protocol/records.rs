@@ -238,36 +238,64 @@ impl BatchBuilder {
     /// partitionLeaderEpoch, producerId, producerEpoch and baseSequence all -1) and the CRC.
     /// [`stamp_producer`] rewrites the producer fields later if needed.
     pub(crate) fn finish(self, compression: Compression, level: Option<i32>) -> Result<BytesMut> {
-        let mut buf = match compression {
-            Compression::None => self.buf,
-            codec => {
-                let records = &self.buf[RECORD_BATCH_OVERHEAD..];
-                let mut out = Vec::with_capacity(RECORD_BATCH_OVERHEAD + records.len() / 2 + 64);
-                out.resize(RECORD_BATCH_OVERHEAD, 0);
-                compression::compress(codec, level, records, &mut out)?;
-                // Vec -> Bytes -> BytesMut hands the allocation over (the Bytes is unique).
-                BytesMut::from(Bytes::from(out))
-            }
-        };
-        let batch_length = buf.len() - 12;
-        if batch_length > i32::MAX as usize {
-            return Err(Error::InvalidInput(
-                format!("record batch of {} bytes is too large", buf.len()).into(),
-            ));
+        if compression == Compression::None {
+            let timestamps = self.timestamps();
+            let mut buf = self.buf;
+            write_header(&mut buf, compression, self.count, timestamps)?;
+            return Ok(buf);
         }
-        let header = &mut buf[..RECORD_BATCH_OVERHEAD];
-        header[0..8].copy_from_slice(&0i64.to_be_bytes());
-        header[8..12].copy_from_slice(&(batch_length as i32).to_be_bytes());
-        header[12..16].copy_from_slice(&(-1i32).to_be_bytes());
-        header[16] = MAGIC as u8;
-        header[21..23].copy_from_slice(&compression.attribute_bits().to_be_bytes());
-        header[23..27].copy_from_slice(&(self.count - 1).to_be_bytes());
-        header[27..35].copy_from_slice(&self.base_timestamp.to_be_bytes());
-        header[35..43].copy_from_slice(&self.max_timestamp.to_be_bytes());
-        header[57..61].copy_from_slice(&self.count.to_be_bytes());
-        stamp_producer(&mut buf, -1, -1, -1, false);
-        Ok(buf)
+        let mut out = Vec::new();
+        self.finish_using(compression, level, &mut out)?;
+        // A copy of exactly the batch: `out` holds the codec's worst case.
+        Ok(BytesMut::from(&out[..]))
     }
+
+    /// [`finish`](Self::finish) into `out` (cleared first), which then holds the whole batch:
+    /// the compressing producer reuses one `out` per compression slot and copies the batch
+    /// out of it (`producer/seal.rs` says why).
+    pub(crate) fn finish_using(
+        self,
+        compression: Compression,
+        level: Option<i32>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        out.clear();
+        out.resize(RECORD_BATCH_OVERHEAD, 0);
+        compression::compress(compression, level, &self.buf[RECORD_BATCH_OVERHEAD..], out)?;
+        write_header(out, compression, self.count, self.timestamps())
+    }
+
+    fn timestamps(&self) -> (i64, i64) {
+        (self.base_timestamp, self.max_timestamp)
+    }
+}
+
+/// Fills in the header of the encoded batch `buf` (records section written) for a
+/// non-idempotent, non-transactional producer, and the CRC.
+fn write_header(
+    buf: &mut [u8],
+    compression: Compression,
+    count: i32,
+    (base_timestamp, max_timestamp): (i64, i64),
+) -> Result<()> {
+    let batch_length = buf.len() - 12;
+    if batch_length > i32::MAX as usize {
+        return Err(Error::InvalidInput(
+            format!("record batch of {} bytes is too large", buf.len()).into(),
+        ));
+    }
+    let header = &mut buf[..RECORD_BATCH_OVERHEAD];
+    header[0..8].copy_from_slice(&0i64.to_be_bytes());
+    header[8..12].copy_from_slice(&(batch_length as i32).to_be_bytes());
+    header[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+    header[16] = MAGIC as u8;
+    header[21..23].copy_from_slice(&compression.attribute_bits().to_be_bytes());
+    header[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+    header[27..35].copy_from_slice(&base_timestamp.to_be_bytes());
+    header[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    header[57..61].copy_from_slice(&count.to_be_bytes());
+    stamp_producer(buf, -1, -1, -1, false);
+    Ok(())
 }
 
 /// Rewrites producerId, producerEpoch, baseSequence and the transactional bit of an encoded

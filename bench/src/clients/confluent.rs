@@ -74,18 +74,8 @@ pub fn run(job: &Job) -> Result<Produced, String> {
 fn callback(counts: &Arc<Counting>) -> Option<Box<dyn Callback>> {
     let counts = Arc::clone(counts);
     Some(Box::new(
-        move |_: Option<&RecordMetadata>, error: Option<&Error>| match error {
-            None => {
-                counts.ok.fetch_add(1, Ordering::Relaxed);
-            }
-            Some(e) => {
-                counts.failed.fetch_add(1, Ordering::Relaxed);
-                counts
-                    .first_error
-                    .lock()
-                    .unwrap()
-                    .get_or_insert_with(|| e.to_string());
-            }
+        move |_: Option<&RecordMetadata>, error: Option<&Error>| {
+            counts.outcome(error.map(|e| e as _));
         },
     ))
 }
