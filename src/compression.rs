@@ -140,6 +140,34 @@ pub(crate) fn compress(
     Ok(())
 }
 
+/// What one thread keeps to compress batch after batch: an output buffer grown once to the
+/// codec's worst case and then reused, and zstd's match tables (zrip's one-shot function
+/// allocates and zeroes them for every frame).
+#[derive(Default)]
+pub(crate) struct Compressor {
+    out: Vec<u8>,
+    zstd: Option<zrip::CompressContext>,
+}
+
+impl Compressor {
+    /// `input` compressed with `codec` at `level` ([`compress`]'s formats and levels), valid
+    /// until the next call.
+    pub(crate) fn compress(
+        &mut self,
+        codec: Compression,
+        level: Option<i32>,
+        input: &[u8],
+    ) -> Result<&[u8]> {
+        if codec == Compression::Zstd {
+            let n = zstd::compress_with(&mut self.zstd, level, input, &mut self.out)?;
+            return Ok(&self.out[..n]);
+        }
+        self.out.clear();
+        compress(codec, level, input, &mut self.out)?;
+        Ok(&self.out)
+    }
+}
+
 /// LZ4 frame flags: version 01, independent blocks, no block or content checksums, no
 /// content size, no dictionary.
 const LZ4_FLG: u8 = 0b0110_0000;

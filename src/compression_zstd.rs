@@ -59,6 +59,32 @@ pub(super) fn compress(level: Option<i32>, input: &[u8], out: &mut Vec<u8>) -> R
     Ok(())
 }
 
+/// One zstd frame of `input` at the start of `out`, through `ctx` (made for the level on first
+/// use, and again if the level changes): returns the frame's length. `out` only ever grows
+/// (to zrip's bound for the largest input yet), so after the first batch nothing is
+/// allocated or zero-filled per frame.
+pub(super) fn compress_with(
+    ctx: &mut Option<zrip::CompressContext>,
+    level: Option<i32>,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<usize> {
+    let level = zrip_level(level)?;
+    let ctx = match ctx {
+        Some(c) if c.level() == level => c,
+        _ => ctx.insert(
+            zrip::CompressContext::new(level)
+                .map_err(|e| Error::protocol(format!("zstd level {level}: {e}")))?,
+        ),
+    };
+    let bound = zrip::compress_bound(input.len());
+    if out.len() < bound {
+        out.resize(bound, 0);
+    }
+    ctx.compress_into(input, out)
+        .map_err(|e| Error::protocol(format!("zstd compression failed: {e}")))
+}
+
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 const ZSTD_SKIPPABLE: std::ops::RangeInclusive<u32> = 0x184D_2A50..=0x184D_2A5F;
 /// The largest output of one block (RFC 8878 3.1.1.2.4).

@@ -307,3 +307,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_reused_context_writes_the_same_frames_and_allocates_nothing_once_warm() {
+    let mut ctx = None;
+    let mut out = Vec::new();
+    let inputs = [
+        random_bytes(300_000, 7),
+        b"abc".repeat(100_000),
+        random_bytes(10, 3),
+        b"record ".repeat(50_000),
+    ];
+    for level in [None, Some(3), Some(-5)] {
+        for input in &inputs {
+            let n = compress_with(&mut ctx, level, input, &mut out).unwrap();
+            // Same format as the one-shot path: content size and checksum included.
+            assert_eq!(
+                out[..n],
+                ours(level, input)[..],
+                "{level:?}, {} bytes",
+                input.len()
+            );
+            assert_eq!(&decompress(&out[..n], input.len()).unwrap(), input);
+        }
+    }
+    // Warm for this level and size: another frame allocates next to nothing (zrip keeps a
+    // few hundred bytes of per-frame state), where the one-shot path allocates its match
+    // tables and output bound every time.
+    let input = b"record ".repeat(50_000);
+    compress_with(&mut ctx, Some(1), &input, &mut out).unwrap();
+    let (n, peak) = peak_heap(|| compress_with(&mut ctx, Some(1), &input, &mut out).unwrap());
+    assert!(peak <= 1024, "warm: {peak} bytes allocated for one frame");
+    let (_, one_shot) = peak_heap(|| ours(Some(1), &input));
+    assert!(one_shot > 64 << 10, "one-shot: {one_shot} bytes");
+    assert_eq!(&decompress(&out[..n], input.len()).unwrap(), &input);
+}

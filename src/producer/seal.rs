@@ -1,9 +1,10 @@
-//! Sealing compressed batches off the sender task: compression runs on tokio's blocking pool,
-//! several batches at a time, while the sender task keeps draining partitions.
+//! Sealing compressed batches off the sender task: compression runs on the producer's own
+//! compression threads, several batches at a time, while the sender task keeps draining
+//! partitions.
 //!
 //! ```text
 //!  partition queue (send order):  Sealed retries │ Sealing ─ Sealing ─ Open ─ Open │ open
-//!                                                  ▲ compressing on the blocking pool
+//!                                                  ▲ compressing on a compression thread
 //!  sender pass: front Sealing done? ─► stamp (producer id, next sequence) ─► request
 //!               front Sealing busy? ─► the partition waits; other partitions go on
 //! ```
@@ -16,43 +17,43 @@
 //! sealed, and the idempotent base sequence, given when a batch leaves, follows that order even
 //! when a later batch finishes compressing first. Nothing here decides sequences.
 //!
-//! Memory: a batch being compressed still holds its records' bytes of `buffer.memory` (its
-//! [`BatchOwner`] gives them back only when the batch is decided, as for any batch), and at most
-//! [`Sealer::limit`] compressions run at once. A job compresses into a scratch buffer from the
-//! sealer's [`ScratchPool`] (a codec's worst case for one batch, about `batch.size`; at most
-//! `limit` kept) and sends that back; the sender task copies the batch out, exactly its
-//! compressed size, and returns the scratch to the pool.
+//! Threads of its own, not tokio's blocking pool: memory. A compression needs an output
+//! buffer of the codec's worst case (about the batch) and, for zstd, match tables; the
+//! blocking pool ran each job on whichever thread was idle — or a new one, since the next job
+//! starts as the last one finishes — so up to nine threads each kept their own malloc arena
+//! of freed buffers and tables, and 100b-zstd peaked at 28–35 MiB whatever `buffer.memory`
+//! (docs/PERFORMANCE.md, stop 27). Each compression thread here keeps one
+//! [`Compressor`](crate::compression::Compressor) (output buffer and zstd context, reused for
+//! every batch) and writes the batch into a buffer of exactly its compressed size.
 //!
-//! Why a copy, and why on the sender task: the sealed batch waits in memory until the broker
-//! acknowledges it. Written straight into its own buffer on the blocking pool, each batch
-//! kept the codec's worst case until shrunk (zstd zero-fills a bound the size of the input),
-//! and the allocations landed in the malloc arenas of whichever blocking threads ran the
-//! jobs, each keeping its own high-water mark: 100b-zstd peaked at 28–35 MiB at every
-//! `buffer.memory` (docs/PERFORMANCE.md, stop 27). The scratch is written once and reused; the
-//! copy is of compressed bytes (a fraction of the batch, about 1 % of the sender's time at
-//! full speed) into the arena the sender frees it from.
+//! Memory: a batch being compressed still holds its records' bytes of `buffer.memory` (its
+//! [`BatchOwner`] gives them back only when the batch is decided, as for any batch), and at
+//! most [`Sealer::limit`] compressions run at once, on at most that many threads, each holding
+//! one compressor (about `batch.size` of output buffer, plus zstd's tables).
 //!
 //! Without compression nothing goes through here: the sender seals inline, as cheaply as
 //! before (a header write, no copy, no thread hop).
 //!
-//! Ownership: a job on the blocking pool owns only the batch's builder (its uncompressed bytes);
-//! the [`Sealing`] entry in the partition queue owns the records' fate (`BatchOwner`) and the
-//! job's `JoinHandle`. Blocking jobs cannot be aborted: a dropped producer fails the records at
-//! once (the owner is dropped with the queue) and the job finishes its batch and is discarded.
+//! Ownership: the [`Sealer`] (owned by the sender task) owns the job queue; its threads are
+//! started on demand, up to `limit`, and end when the sealer is dropped and the queue runs
+//! dry. A job owns only the batch's builder (its uncompressed bytes); the [`Sealing`] entry in
+//! the partition queue owns the records' fate (`BatchOwner`). A running job cannot be
+//! aborted: a dropped producer fails the records at once (the owner is dropped with the queue)
+//! and the job finishes its batch, whose result is discarded.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use bytes::BytesMut;
 use tokio::sync::{oneshot, Notify};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::accumulator::OpenBatch;
 use super::batch::BatchOwner;
 use super::config::ProducerConfig;
-use crate::compression::Compression;
+use crate::compression::{Compression, Compressor};
 use crate::error::{Error, Result};
+use crate::protocol::records::BatchBuilder;
 
 /// The most compressions in flight when the machine reports no parallelism; and the fewest.
 const MIN_LIMIT: usize = 2;
@@ -60,31 +61,93 @@ const MIN_LIMIT: usize = 2;
 /// need cores too.
 const MAX_LIMIT: usize = 8;
 
-/// Starts compressions on the blocking pool, at most `limit` at once.
+/// Starts compressions on the producer's compression threads, at most `limit` at once.
 pub(crate) struct Sealer {
     codec: Compression,
     level: Option<i32>,
     limit: usize,
-    /// Jobs started and not yet finished (decremented by the job itself).
+    /// Jobs started and not yet finished (decremented by the thread that ran the job).
     running: Arc<AtomicUsize>,
     /// Told when a job finishes: the sender's wake-up.
     wake: Arc<Notify>,
-    scratch: ScratchPool,
+    /// The job queue; dropping it ends the threads once they are idle.
+    jobs: mpsc::Sender<Job>,
+    /// The queue's other end, shared by the threads (one waits on it at a time).
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    /// Threads started so far (at most `limit`). Only the sender task starts jobs; atomic so
+    /// that `start` can take `&self` like the rest of the drain pass.
+    threads: AtomicUsize,
     #[cfg(test)]
     hook: Option<fn(usize) -> Result<()>>,
+}
+
+/// One batch to compress, and where its result goes.
+struct Job {
+    builder: BatchBuilder,
+    codec: Compression,
+    level: Option<i32>,
+    done: oneshot::Sender<Result<BytesMut>>,
+    running: Arc<AtomicUsize>,
+    wake: Arc<Notify>,
+    #[cfg(test)]
+    hook: Option<fn(usize) -> Result<()>>,
+}
+
+impl Job {
+    fn run(self, compressor: &mut Compressor) {
+        #[cfg(test)]
+        let sealed = match self.hook.map_or(Ok(()), |h| h(self.builder.size())) {
+            Ok(()) => self
+                .builder
+                .finish_using(self.codec, self.level, compressor),
+            Err(e) => Err(e),
+        };
+        #[cfg(not(test))]
+        let sealed = self
+            .builder
+            .finish_using(self.codec, self.level, compressor);
+        // Counted down before the wake-up, so the pass it causes may start the next job.
+        self.running.fetch_sub(1, Ordering::AcqRel);
+        // The entry may be gone (the producer was dropped): then so is the batch.
+        let _ = self.done.send(sealed);
+        self.wake.notify_one();
+    }
+}
+
+/// A compression thread: runs jobs until the queue's sender (the sealer) is gone.
+fn compression_thread(queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    let mut compressor = Compressor::default();
+    loop {
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(job) = job else { return };
+        let running = job.running.clone();
+        let wake = job.wake.clone();
+        // A panicking codec fails its batch (its result sender is dropped, the entry reports
+        // the job ended early) and leaves the thread serving the rest, with a new compressor.
+        let ran =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&mut compressor)));
+        if ran.is_err() {
+            running.fetch_sub(1, Ordering::AcqRel);
+            wake.notify_one();
+            compressor = Compressor::default();
+        }
+    }
 }
 
 impl Sealer {
     /// A sealer for the producer's codec (not `None`), waking the sender through `wake`.
     pub(crate) fn new(cfg: &ProducerConfig, wake: Arc<Notify>) -> Sealer {
         let cores = std::thread::available_parallelism().map_or(MIN_LIMIT, |n| n.get());
+        let (jobs, queue) = mpsc::channel();
         Sealer {
             codec: cfg.compression,
             level: cfg.compression_level,
             limit: cores.clamp(MIN_LIMIT, MAX_LIMIT),
             running: Arc::new(AtomicUsize::new(0)),
             wake,
-            scratch: ScratchPool::new(cores.clamp(MIN_LIMIT, MAX_LIMIT)),
+            jobs,
+            queue: Arc::new(Mutex::new(queue)),
+            threads: AtomicUsize::new(0),
             #[cfg(test)]
             hook: cfg.seal_hook,
         }
@@ -96,13 +159,19 @@ impl Sealer {
         self.limit
     }
 
+    /// Compression threads started.
+    #[cfg(test)]
+    pub(crate) fn threads(&self) -> usize {
+        self.threads.load(Ordering::Relaxed)
+    }
+
     /// Whether another compression may start now.
     pub(crate) fn has_room(&self) -> bool {
         self.running.load(Ordering::Acquire) < self.limit
     }
 
-    /// Hands `batch` to the blocking pool. The caller puts the returned entry where the batch
-    /// was in its partition's queue.
+    /// Hands `batch` to a compression thread. The caller puts the returned entry where the
+    /// batch was in its partition's queue.
     pub(crate) fn start(&self, batch: OpenBatch) -> Sealing {
         let OpenBatch {
             builder,
@@ -111,82 +180,42 @@ impl Sealer {
         } = batch;
         let record_count = builder.record_count();
         let (tx, rx) = oneshot::channel();
-        let (codec, level) = (self.codec, self.level);
-        let running = self.running.clone();
-        let wake = self.wake.clone();
-        let pool = self.scratch.clone();
-        let mut scratch = pool.take();
-        running.fetch_add(1, Ordering::AcqRel);
-        #[cfg(test)]
-        let hook = self.hook;
-        let job = tokio::task::spawn_blocking(move || {
+        let running = self.running.fetch_add(1, Ordering::AcqRel) + 1;
+        // One thread per compression running at once, started when first needed.
+        let threads = self.threads.load(Ordering::Relaxed);
+        if running > threads && threads < self.limit {
+            let queue = self.queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name("ferrokafka-compress".into())
+                .spawn(move || compression_thread(queue));
+            // Without a new thread the job waits for a running one (or, with none, fails
+            // below when the queue is found without a reader).
+            if spawned.is_ok() {
+                self.threads.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let job = Job {
+            builder,
+            codec: self.codec,
+            level: self.level,
+            done: tx,
+            running: self.running.clone(),
+            wake: self.wake.clone(),
             #[cfg(test)]
-            let sealed = match hook.map_or(Ok(()), |h| h(builder.size())) {
-                Ok(()) => builder.finish_using(codec, level, &mut scratch),
-                Err(e) => Err(e),
-            };
-            #[cfg(not(test))]
-            let sealed = builder.finish_using(codec, level, &mut scratch);
-            let sealed = sealed.map(|()| scratch);
-            // Counted down before the wake-up, so the pass it causes may start the next job.
-            running.fetch_sub(1, Ordering::AcqRel);
-            // The entry may be gone (the producer was dropped): then so is the batch.
-            let _ = tx.send(sealed);
-            wake.notify_one();
-        });
+            hook: self.hook,
+        };
+        if self.threads.load(Ordering::Relaxed) == 0 || self.jobs.send(job).is_err() {
+            // No thread could be started: the result sender is dropped with the job, and the
+            // entry fails its batch as a job that ended early.
+            self.running.fetch_sub(1, Ordering::AcqRel);
+        }
         Sealing {
             owner,
             created,
             record_count,
             rx,
-            pool,
             done: None,
-            _job: Some(job),
         }
-    }
-}
-
-/// Compression output buffers of one producer, reused by its jobs. Shared by the sealer (which
-/// takes one per job) and the sender task (which gives it back after copying the batch out);
-/// locked once per batch, never per record.
-#[derive(Clone)]
-struct ScratchPool {
-    bufs: Arc<Mutex<Vec<Vec<u8>>>>,
-    /// Buffers kept at most: one per compression that may run at once.
-    max: usize,
-}
-
-impl ScratchPool {
-    fn new(max: usize) -> ScratchPool {
-        ScratchPool {
-            bufs: Arc::new(Mutex::new(Vec::new())),
-            max,
-        }
-    }
-
-    /// A kept buffer, or a new empty one (it grows on its first batch).
-    fn take(&self) -> Vec<u8> {
-        self.lock().pop().unwrap_or_default()
-    }
-
-    /// Keeps `buf` for the next job, unless `max` are kept already (a job may start before
-    /// the sender gave back the previous one's).
-    fn give(&self, buf: Vec<u8>) {
-        let mut bufs = self.lock();
-        if bufs.len() < self.max {
-            bufs.push(buf);
-        }
-    }
-
-    /// Kept buffers.
-    #[cfg(test)]
-    fn kept(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
-        // A plain list, valid whatever a panicking holder did.
-        self.bufs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -196,15 +225,10 @@ pub(crate) struct Sealing {
     /// When the batch's first record was appended (`delivery.timeout.ms` counts from here).
     pub(crate) created: Instant,
     pub(crate) record_count: i32,
-    /// The job's scratch, holding the sealed batch.
-    rx: oneshot::Receiver<Result<Vec<u8>>>,
-    /// Where the scratch goes back once the batch is copied out of it.
-    pool: ScratchPool,
+    /// The compressed batch, from the compression thread.
+    rx: oneshot::Receiver<Result<BytesMut>>,
     /// The job's result once received.
     done: Option<Result<BytesMut>>,
-    /// The compression job; only held (a blocking job cannot be aborted), never awaited:
-    /// its result comes through `rx`.
-    _job: Option<JoinHandle<()>>,
 }
 
 impl Sealing {
@@ -212,11 +236,7 @@ impl Sealing {
     pub(crate) fn ready(&mut self) -> bool {
         if self.done.is_none() {
             self.done = match self.rx.try_recv() {
-                Ok(result) => Some(result.map(|scratch| {
-                    let batch = BytesMut::from(&scratch[..]);
-                    self.pool.give(scratch);
-                    batch
-                })),
+                Ok(result) => Some(result),
                 Err(oneshot::error::TryRecvError::Empty) => None,
                 // The job panicked: its batch is lost, but its records must hear of it.
                 Err(oneshot::error::TryRecvError::Closed) => Some(Err(Error::protocol(
@@ -268,16 +288,14 @@ impl Sealing {
     pub(crate) fn pending(
         owner: BatchOwner,
         record_count: i32,
-    ) -> (Sealing, oneshot::Sender<Result<Vec<u8>>>) {
+    ) -> (Sealing, oneshot::Sender<Result<BytesMut>>) {
         let (tx, rx) = oneshot::channel();
         let entry = Sealing {
             owner,
             created: Instant::now(),
             record_count,
             rx,
-            pool: ScratchPool::new(1),
             done: None,
-            _job: None,
         };
         (entry, tx)
     }

@@ -210,7 +210,7 @@ async fn an_entry_is_ready_only_once_its_job_answered() {
     let (mut entry, job) = Sealing::pending(owner, 1);
     assert!(!entry.ready());
     assert!(!entry.ready(), "asking again does not make it ready");
-    job.send(Ok(b"sealed".to_vec())).unwrap();
+    job.send(Ok(bytes::BytesMut::from(&b"sealed"[..]))).unwrap();
     assert!(entry.ready());
     let (owner, bytes) = entry.take().expect("a compressed batch");
     assert_eq!(&bytes[..], b"sealed");
@@ -269,27 +269,36 @@ async fn a_failed_entry_gives_its_records_back_from_the_compressed_batch() {
     drop(t);
 }
 
-#[tokio::test]
-async fn a_sealed_batch_keeps_its_compressed_size_and_the_scratch_is_reused() {
-    let acc = accumulator();
-    let t = acc.add_topic("t", 1);
-    let sealer = Sealer::new(
+/// A zstd batch of `n` records of 100 bytes, with its uncompressed size.
+fn zstd_input(n: i64) -> (crate::protocol::records::BatchBuilder, usize) {
+    let mut builder = crate::protocol::records::BatchBuilder::new(1024);
+    for i in 0..n {
+        let fields = crate::protocol::records::fields_len(None, Some(100), &[]);
+        let len = builder.record_len(i, fields);
+        builder.append_sized(len, i, None, Some(&[b'x'; 100]), &[]);
+    }
+    let size = builder.size();
+    (builder, size)
+}
+
+fn zstd_sealer(acc: &Accumulator, hook: Option<fn(usize) -> crate::Result<()>>) -> Sealer {
+    Sealer::new(
         &ProducerConfig {
             compression: Compression::Zstd,
+            seal_hook: hook,
             ..Default::default()
         },
         acc.wake.clone(),
-    );
-    let value = vec![b'x'; 100];
-    let mut scratch_at = None;
-    for round in 0..2 {
-        let mut builder = crate::protocol::records::BatchBuilder::new(1024);
-        for i in 0..1000 {
-            let fields = crate::protocol::records::fields_len(None, Some(value.len()), &[]);
-            let len = builder.record_len(i, fields);
-            builder.append_sized(len, i, None, Some(&value), &[]);
-        }
-        let input = builder.size();
+    )
+}
+
+#[tokio::test]
+async fn sealed_batches_keep_their_compressed_size_and_one_thread_serves_one_at_a_time() {
+    let acc = accumulator();
+    let t = acc.add_topic("t", 1);
+    let sealer = zstd_sealer(&acc, None);
+    for round in 0..3 {
+        let (builder, input) = zstd_input(1000);
         let (owner, _completion) = owner(&acc);
         let mut entry = sealer.start(crate::producer::accumulator::OpenBatch {
             builder,
@@ -299,17 +308,6 @@ async fn a_sealed_batch_keeps_its_compressed_size_and_the_scratch_is_reused() {
         while !entry.ready() {
             within(acc.wake.notified()).await;
         }
-        assert_eq!(
-            sealer.scratch.kept(),
-            1,
-            "round {round}: scratch given back"
-        );
-        let at = sealer.scratch.lock()[0].as_ptr() as usize;
-        assert_eq!(
-            *scratch_at.get_or_insert(at),
-            at,
-            "the same scratch serves every job"
-        );
         let (_owner, bytes) = entry.take().expect("compressed");
         // zstd writes into a worst-case bound larger than the input; the batch keeps only
         // what it compressed to.
@@ -320,7 +318,46 @@ async fn a_sealed_batch_keeps_its_compressed_size_and_the_scratch_is_reused() {
             "no slack kept while in flight"
         );
         let batches = decode_batches(bytes.freeze(), true, 1 << 24).unwrap();
-        assert_eq!(batches[0].records.len(), 1000);
+        assert_eq!(batches[0].records.len(), 1000, "round {round}");
+        // One compression at a time needs one thread, whatever the number of batches (the
+        // blocking pool could start a thread per job, each with its own arena).
+        assert_eq!(sealer.threads(), 1, "round {round}");
     }
+    drop(t);
+}
+
+#[tokio::test]
+async fn a_panicking_compression_fails_its_batch_and_the_thread_serves_the_next() {
+    let acc = accumulator();
+    let t = acc.add_topic("t", 1);
+    let sealer = zstd_sealer(
+        &acc,
+        Some(|size| {
+            assert!(size < 50_000, "a codec bug");
+            Ok(())
+        }),
+    );
+    let mut outcomes = Vec::new();
+    for n in [1000, 10] {
+        let (builder, _) = zstd_input(n);
+        let (owner, completion) = owner(&acc);
+        let mut entry = sealer.start(crate::producer::accumulator::OpenBatch {
+            builder,
+            owner,
+            created: tokio::time::Instant::now(),
+        });
+        while !entry.ready() {
+            within(acc.wake.notified()).await;
+        }
+        outcomes.push(entry.take().is_some());
+        let delivery = crate::producer::batch::DeliveryFuture::new(completion, 0, 0);
+        if !outcomes[outcomes.len() - 1] {
+            let err = within(delivery).await.unwrap_err();
+            assert!(err.to_string().contains("compression"), "{err}");
+        }
+        assert!(sealer.has_room(), "the slot is given back either way");
+    }
+    assert_eq!(outcomes, [false, true]);
+    assert_eq!(sealer.threads(), 1, "the thread survived the panic");
     drop(t);
 }

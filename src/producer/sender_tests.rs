@@ -179,7 +179,7 @@ async fn a_batch_expires_only_once_its_compression_is_done() {
     let sealed = builder
         .finish(crate::compression::Compression::Gzip, None)
         .unwrap();
-    job.send(Ok(sealed.to_vec())).unwrap();
+    job.send(Ok(sealed)).unwrap();
     assert_eq!(super::drain::expire_queued(&mut st, now, timeout), 1);
     assert!(st.queue.is_empty());
     let failed = delivery.await.unwrap_err();

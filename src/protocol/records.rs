@@ -36,7 +36,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::compression::{self, Compression};
+use crate::compression::{self, Compression, Compressor};
 use crate::error::{Error, Result};
 use crate::record::Header;
 use reader::Reader;
@@ -244,25 +244,25 @@ impl BatchBuilder {
             write_header(&mut buf, compression, self.count, timestamps)?;
             return Ok(buf);
         }
-        let mut out = Vec::new();
-        self.finish_using(compression, level, &mut out)?;
-        // A copy of exactly the batch: `out` holds the codec's worst case.
-        Ok(BytesMut::from(&out[..]))
+        self.finish_using(compression, level, &mut Compressor::default())
     }
 
-    /// [`finish`](Self::finish) into `out` (cleared first), which then holds the whole batch:
-    /// the compressing producer reuses one `out` per compression slot and copies the batch
-    /// out of it (`producer/seal.rs` says why).
+    /// [`finish`](Self::finish) through a compressor kept by the calling thread: the batch
+    /// gets a buffer of exactly its compressed size, the compressor's worst-case output
+    /// buffer is reused (`producer/seal.rs` says why).
     pub(crate) fn finish_using(
         self,
         compression: Compression,
         level: Option<i32>,
-        out: &mut Vec<u8>,
-    ) -> Result<()> {
-        out.clear();
-        out.resize(RECORD_BATCH_OVERHEAD, 0);
-        compression::compress(compression, level, &self.buf[RECORD_BATCH_OVERHEAD..], out)?;
-        write_header(out, compression, self.count, self.timestamps())
+        compressor: &mut Compressor,
+    ) -> Result<BytesMut> {
+        let records =
+            compressor.compress(compression, level, &self.buf[RECORD_BATCH_OVERHEAD..])?;
+        let mut buf = BytesMut::with_capacity(RECORD_BATCH_OVERHEAD + records.len());
+        buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
+        buf.extend_from_slice(records);
+        write_header(&mut buf, compression, self.count, self.timestamps())?;
+        Ok(buf)
     }
 
     fn timestamps(&self) -> (i64, i64) {
