@@ -292,6 +292,24 @@ fn zstd_sealer(acc: &Accumulator, hook: Option<fn(usize) -> crate::Result<()>>) 
     )
 }
 
+/// `builder` handed to `sealer`, once its compression finished.
+async fn sealed(
+    acc: &Accumulator,
+    sealer: &Sealer,
+    builder: crate::protocol::records::BatchBuilder,
+    owner: BatchOwner,
+) -> Sealing {
+    let mut entry = sealer.start(crate::producer::accumulator::OpenBatch {
+        builder,
+        owner,
+        created: tokio::time::Instant::now(),
+    });
+    while !entry.ready() {
+        within(acc.wake.notified()).await;
+    }
+    entry
+}
+
 #[tokio::test]
 async fn sealed_batches_keep_their_compressed_size_and_one_thread_serves_one_at_a_time() {
     let acc = accumulator();
@@ -300,14 +318,7 @@ async fn sealed_batches_keep_their_compressed_size_and_one_thread_serves_one_at_
     for round in 0..3 {
         let (builder, input) = zstd_input(1000);
         let (owner, _completion) = owner(&acc);
-        let mut entry = sealer.start(crate::producer::accumulator::OpenBatch {
-            builder,
-            owner,
-            created: tokio::time::Instant::now(),
-        });
-        while !entry.ready() {
-            within(acc.wake.notified()).await;
-        }
+        let entry = sealed(&acc, &sealer, builder, owner).await;
         let (_owner, bytes) = entry.take().expect("compressed");
         // zstd writes into a worst-case bound larger than the input; the batch keeps only
         // what it compressed to.
@@ -341,14 +352,7 @@ async fn a_panicking_compression_fails_its_batch_and_the_thread_serves_the_next(
     for n in [1000, 10] {
         let (builder, _) = zstd_input(n);
         let (owner, completion) = owner(&acc);
-        let mut entry = sealer.start(crate::producer::accumulator::OpenBatch {
-            builder,
-            owner,
-            created: tokio::time::Instant::now(),
-        });
-        while !entry.ready() {
-            within(acc.wake.notified()).await;
-        }
+        let entry = sealed(&acc, &sealer, builder, owner).await;
         outcomes.push(entry.take().is_some());
         let delivery = crate::producer::batch::DeliveryFuture::new(completion, 0, 0);
         if !outcomes[outcomes.len() - 1] {
