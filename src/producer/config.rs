@@ -75,7 +75,7 @@ pub(crate) struct ProducerConfig {
     pub(crate) retries: u32,
     /// `ProducerBuilder::on_delivery`: told every record's outcome.
     pub(crate) on_delivery: Option<super::report::DeliveryHandler>,
-    /// Tests: runs on the blocking pool before a batch of this many bytes is compressed (to
+    /// Tests: runs on a compression thread before a batch of this many bytes is compressed (to
     /// delay it, or to fail it with the error returned).
     #[cfg(test)]
     pub(crate) seal_hook: Option<fn(usize) -> Result<()>>,

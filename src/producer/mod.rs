@@ -7,7 +7,7 @@
 //! accumulator: partition's open batch ◄─ record encoded once (Record Batch v2)
 //!      │  full / linger.ms / flush
 //!      ▼
-//! sender task: seal (compress, on the blocking pool: seal.rs) → sequence (idempotence)
+//! sender task: seal (compress, on compression threads: seal.rs) → sequence (idempotence)
 //!              → one ProduceRequest per leader, ≤ max.in.flight per broker
 //!              → classify errors → retry | bump epoch | fail
 //!      │

@@ -85,7 +85,7 @@ pub(crate) struct Sender {
     deferred: Vec<(usize, usize, usize, i32)>,
     refreshing: bool,
     retry_backoff: Backoff,
-    /// Compresses batches on the blocking pool; `None` without compression (batches are then
+    /// Compresses batches on its compression threads; `None` without compression (batches are then
     /// sealed inline: a header write).
     sealer: Option<Sealer>,
     /// The transactional side, for a producer with `transactional.id`: the identity comes
