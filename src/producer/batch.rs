@@ -92,28 +92,11 @@ impl BatchCompletion {
     }
 
     /// Every record of the failed batch, decoded back in offset order (empty when the batch
-    /// was not kept). `partition` is left unset; the timestamp is the one written.
+    /// was not kept).
     pub(crate) fn failed_records(&self, topic: Topic) -> Vec<Record> {
-        let Some(bytes) = self.failed_batch.get() else {
-            return Vec::new();
-        };
-        // Our own batch: no bound is needed against a hostile expansion (as in `record_at`).
-        let batch = crate::protocol::records::Batches::new(bytes.clone(), false, i32::MAX as usize)
-            .next()
-            .and_then(|b| b.ok());
-        batch.map_or_else(Vec::new, |b| {
-            b.records
-                .into_iter()
-                .map(|r| Record {
-                    topic: topic.clone(),
-                    partition: None,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers,
-                    timestamp: Some(r.timestamp),
-                })
-                .collect()
-        })
+        self.failed_batch
+            .get()
+            .map_or_else(Vec::new, |bytes| decode_records(bytes, topic))
     }
 }
 
@@ -312,23 +295,32 @@ impl Future for WithRecord {
 
 /// Decodes the record at `offset_delta` of an encoded (possibly compressed) batch of `topic`.
 fn record_at(bytes: &Bytes, offset_delta: i32, topic: Topic) -> Option<Record> {
+    // A producer batch has base offset 0: a record's offset delta is its index.
+    let index = usize::try_from(offset_delta).ok()?;
+    decode_records(bytes, topic).into_iter().nth(index)
+}
+
+/// Every record of an encoded (possibly compressed) batch of `topic`, in offset order, as the
+/// application sent them (`partition` unset, the timestamp written); empty if it does not
+/// decode.
+fn decode_records(bytes: &Bytes, topic: Topic) -> Vec<Record> {
     // Our own batch, so no bound is needed against a hostile expansion; i32::MAX is the
     // most a batch can hold (and leaves the decoders' +1 overflow check room).
     let batch = crate::protocol::records::Batches::new(bytes.clone(), false, i32::MAX as usize)
-        .next()?
-        .ok()?;
-    // A producer batch has base offset 0: a record's offset is its delta.
-    let r = batch
-        .records
-        .into_iter()
-        .find(|r| r.offset - batch.header.base_offset == i64::from(offset_delta))?;
-    Some(Record {
-        topic,
-        partition: None,
-        key: r.key,
-        value: r.value,
-        headers: r.headers,
-        timestamp: Some(r.timestamp),
+        .next()
+        .and_then(|b| b.ok());
+    batch.map_or_else(Vec::new, |b| {
+        b.records
+            .into_iter()
+            .map(|r| Record {
+                topic: topic.clone(),
+                partition: None,
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+                timestamp: Some(r.timestamp),
+            })
+            .collect()
     })
 }
 

@@ -14,7 +14,9 @@
 //! answers and timeouts, or the code dropping the producer for batches failed with
 //! `ProducerDropped`. It runs before the batch's bytes go back to `buffer.memory`, so a slow
 //! handler slows `send` instead of queueing reports without bound; it must not block (as
-//! Java's callbacks, it holds up the producer's I/O).
+//! Java's callbacks, it holds up the producer's I/O). A handler that panics loses that one
+//! report (logged, as the Java client logs a callback's exception), never the producer: the
+//! panic would otherwise end the sender task and leave every later record undecided.
 
 use std::sync::Arc;
 
@@ -86,6 +88,14 @@ impl DeliveryHandler {
         DeliveryHandler(Arc::new(f))
     }
 
+    fn call(&self, delivery: Delivery<'_>) {
+        let (topic, partition) = (delivery.topic, delivery.partition);
+        let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.0)(delivery)));
+        if called.is_err() {
+            tracing::error!(%topic, partition, "the delivery handler panicked; report lost");
+        }
+    }
+
     /// Reports the `records` records of `batch`, decided with `result`, in offset order.
     pub(crate) fn report(
         &self,
@@ -96,7 +106,7 @@ impl DeliveryHandler {
         match result {
             Ok(BatchOutcome { base_offset, .. }) => {
                 for i in 0..records {
-                    (self.0)(Delivery {
+                    self.call(Delivery {
                         topic: &batch.topic,
                         partition: batch.partition,
                         offset: if *base_offset < 0 {
@@ -114,7 +124,7 @@ impl DeliveryHandler {
                 // thousands of records.
                 let mut decoded = batch.failed_records(Topic::from(&batch.topic)).into_iter();
                 for _ in 0..records {
-                    (self.0)(Delivery {
+                    self.call(Delivery {
                         topic: &batch.topic,
                         partition: batch.partition,
                         offset: -1,
@@ -167,6 +177,23 @@ mod tests {
         assert!(seen
             .iter()
             .all(|s| s.0 == "t" && s.1 == 3 && s.3 && s.4.is_none()));
+    }
+
+    #[test]
+    fn a_panicking_handler_loses_its_report_not_the_others() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let handler = DeliveryHandler::new(move |d: Delivery<'_>| {
+            let offset = d.offset().unwrap();
+            assert_ne!(offset, 1, "an application bug");
+            s.lock().unwrap().push(offset);
+        });
+        let outcome = Ok(BatchOutcome {
+            base_offset: 0,
+            log_append_time: None,
+        });
+        handler.report(&BatchCompletion::new("t".into(), 0, 0), 3, &outcome);
+        assert_eq!(*seen.lock().unwrap(), [0, 2]);
     }
 
     #[test]
