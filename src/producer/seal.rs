@@ -94,23 +94,39 @@ struct Job {
 }
 
 impl Job {
+    /// Compresses the batch and hands the result over. A panicking codec fails only its batch
+    /// (its result sender is dropped: the entry reports a job that ended early); the slot is
+    /// given back and the sender woken either way, so a panic can neither leak a slot nor
+    /// stall the partition.
     fn run(self, compressor: &mut Compressor) {
-        #[cfg(test)]
-        let sealed = match self.hook.map_or(Ok(()), |h| h(self.builder.size())) {
-            Ok(()) => self
-                .builder
-                .finish_using(self.codec, self.level, compressor),
-            Err(e) => Err(e),
-        };
-        #[cfg(not(test))]
-        let sealed = self
-            .builder
-            .finish_using(self.codec, self.level, compressor);
+        let Job {
+            builder,
+            codec,
+            level,
+            done,
+            running,
+            wake,
+            #[cfg(test)]
+            hook,
+        } = self;
+        let sealed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            #[cfg(test)]
+            hook.map_or(Ok(()), |h| h(builder.size()))?;
+            builder.finish_using(codec, level, compressor)
+        }));
         // Counted down before the wake-up, so the pass it causes may start the next job.
-        self.running.fetch_sub(1, Ordering::AcqRel);
-        // The entry may be gone (the producer was dropped): then so is the batch.
-        let _ = self.done.send(sealed);
-        self.wake.notify_one();
+        running.fetch_sub(1, Ordering::AcqRel);
+        match sealed {
+            // The entry may be gone (the producer was dropped): then so is the batch.
+            Ok(sealed) => drop(done.send(sealed)),
+            Err(_) => {
+                // Closed before the wake-up, so the woken pass sees the job ended.
+                drop(done);
+                // Whatever state the codec left is not reused.
+                *compressor = Compressor::default();
+            }
+        }
+        wake.notify_one();
     }
 }
 
@@ -120,17 +136,7 @@ fn compression_thread(queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
     loop {
         let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = job else { return };
-        let running = job.running.clone();
-        let wake = job.wake.clone();
-        // A panicking codec fails its batch (its result sender is dropped, the entry reports
-        // the job ended early) and leaves the thread serving the rest, with a new compressor.
-        let ran =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&mut compressor)));
-        if ran.is_err() {
-            running.fetch_sub(1, Ordering::AcqRel);
-            wake.notify_one();
-            compressor = Compressor::default();
-        }
+        job.run(&mut compressor);
     }
 }
 
