@@ -15,6 +15,9 @@
 //! The `tls` case runs over SASL_SSL (SCRAM-SHA-512, rustls with ring, krafka's default).
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -97,11 +100,11 @@ async fn produce(job: &Job) -> Result<Produced, String> {
             .map_err(|e| format!("krafka enqueue: {e}"))?;
         pending.push_back(handle);
         if i % 64 == 0 {
-            super::settle_decided(&mut pending, &mut result, &mut first_error);
+            settle_decided(&mut pending, &mut result, &mut first_error);
         }
     }
     for handle in pending {
-        result.count(&mut first_error, handle.await);
+        count(&mut result, &mut first_error, handle.await);
     }
     result.elapsed = start.elapsed();
     producer
@@ -112,4 +115,38 @@ async fn produce(job: &Job) -> Result<Produced, String> {
         eprintln!("krafka: first delivery error: {e}");
     }
     Ok(result)
+}
+
+/// Counts one record's outcome, keeping the first error for the report. (The krafka worker
+/// keeps a future per record: krafka has no delivery callback.)
+fn count<T, E>(result: &mut Produced, first_error: &mut Option<E>, r: Result<T, E>) {
+    match r {
+        Ok(_) => result.ok += 1,
+        Err(e) => {
+            result.failed += 1;
+            first_error.get_or_insert(e);
+        }
+    }
+}
+
+/// Settles the deliveries at the front of `pending` that are already decided, oldest first,
+/// so the queue stays about as long as the records in flight. Polled with a no-op waker: the
+/// worker's send loop comes back here anyway, and waits for the rest at the end.
+fn settle_decided<F, T, E>(
+    pending: &mut VecDeque<F>,
+    result: &mut Produced,
+    first_error: &mut Option<E>,
+) where
+    F: Future<Output = Result<T, E>> + Unpin,
+{
+    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    while let Some(front) = pending.front_mut() {
+        match Pin::new(front).poll(&mut cx) {
+            Poll::Ready(r) => {
+                count(result, first_error, r);
+                pending.pop_front();
+            }
+            Poll::Pending => break,
+        }
+    }
 }

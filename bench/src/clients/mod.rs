@@ -8,10 +8,6 @@ mod krafka;
 mod rdk;
 mod rsk;
 
-use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::cases::{self, Case, CASES};
@@ -67,41 +63,6 @@ pub struct Produced {
     pub failed: u64,
     /// From the first send to the last acknowledgement.
     pub elapsed: Duration,
-}
-
-impl Produced {
-    /// Counts one record's outcome, keeping the first error for the report.
-    pub fn count<T, E>(&mut self, first_error: &mut Option<E>, r: Result<T, E>) {
-        match r {
-            Ok(_) => self.ok += 1,
-            Err(e) => {
-                self.failed += 1;
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-}
-
-/// Settles the deliveries at the front of `pending` that are already decided, oldest first,
-/// so the queue stays about as long as the records in flight. Polled with a no-op waker: the
-/// worker's send loop comes back here anyway, and waits for the rest at the end.
-pub fn settle_decided<F, T, E>(
-    pending: &mut VecDeque<F>,
-    result: &mut Produced,
-    first_error: &mut Option<E>,
-) where
-    F: Future<Output = Result<T, E>> + Unpin,
-{
-    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-    while let Some(front) = pending.front_mut() {
-        match Pin::new(front).poll(&mut cx) {
-            Poll::Ready(r) => {
-                result.count(first_error, r);
-                pending.pop_front();
-            }
-            Poll::Pending => break,
-        }
-    }
 }
 
 /// `--worker client=.. case=.. bootstrap=.. topic=.. records=.. [batch_size=..] [ca=PATH]`
