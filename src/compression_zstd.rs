@@ -46,16 +46,12 @@ pub(super) fn zrip_level(level: Option<i32>) -> Result<i32> {
     }
 }
 
-/// Appends one zstd frame of `input` to `out`.
+/// Appends one zstd frame of `input` to `out`, from a fresh context (the producer keeps one
+/// per compression thread: [`compress_with`]).
 pub(super) fn compress(level: Option<i32>, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    let level = zrip_level(level)?;
-    // Straight into `out`: zrip's own `compress` would return a second buffer to copy from.
-    let start = out.len();
-    out.resize(start + zrip::compress_bound(input.len()), 0);
-    // zrip fails only if the bound it computes is too small: a bug, reported, not a panic.
-    let written = zrip::compress_into(input, &mut out[start..], level)
-        .map_err(|e| Error::protocol(format!("zstd compression failed: {e}")))?;
-    out.truncate(start + written);
+    let mut frame = Vec::new();
+    let n = compress_with(&mut None, level, input, &mut frame)?;
+    out.extend_from_slice(&frame[..n]);
     Ok(())
 }
 
@@ -81,6 +77,7 @@ pub(super) fn compress_with(
     if out.len() < bound {
         out.resize(bound, 0);
     }
+    // zrip fails only if the bound it computes is too small: a bug, reported, not a panic.
     ctx.compress_into(input, out)
         .map_err(|e| Error::protocol(format!("zstd compression failed: {e}")))
 }

@@ -321,7 +321,7 @@ fn a_reused_context_writes_the_same_frames_and_allocates_nothing_once_warm() {
     for level in [None, Some(3), Some(-5)] {
         for input in &inputs {
             let n = compress_with(&mut ctx, level, input, &mut out).unwrap();
-            // Same format as the one-shot path: content size and checksum included.
+            // A reused context writes the frames a fresh one does.
             assert_eq!(
                 out[..n],
                 ours(level, input)[..],
@@ -332,7 +332,7 @@ fn a_reused_context_writes_the_same_frames_and_allocates_nothing_once_warm() {
         }
     }
     // Warm for this level and size: another frame allocates next to nothing (zrip keeps a
-    // few hundred bytes of per-frame state), where the one-shot path allocates its match
+    // few hundred bytes of per-frame state), where a fresh context allocates its match
     // tables and output bound every time.
     let input = b"record ".repeat(50_000);
     compress_with(&mut ctx, Some(1), &input, &mut out).unwrap();

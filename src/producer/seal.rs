@@ -194,8 +194,7 @@ impl Sealer {
             let spawned = std::thread::Builder::new()
                 .name("ferrokafka-compress".into())
                 .spawn(move || compression_thread(queue));
-            // Without a new thread the job waits for a running one (or, with none, fails
-            // below when the queue is found without a reader).
+            // Without a new thread the job waits for a running one.
             if spawned.is_ok() {
                 self.threads.fetch_add(1, Ordering::Relaxed);
             }
@@ -210,10 +209,14 @@ impl Sealer {
             #[cfg(test)]
             hook: self.hook,
         };
-        if self.threads.load(Ordering::Relaxed) == 0 || self.jobs.send(job).is_err() {
-            // No thread could be started: the result sender is dropped with the job, and the
-            // entry fails its batch as a job that ended early.
+        if self.threads.load(Ordering::Relaxed) == 0 {
+            // No thread could be started: dropping the job closes its result, and the entry
+            // fails its batch as a job that ended early.
+            drop(job);
             self.running.fetch_sub(1, Ordering::AcqRel);
+        } else {
+            // Cannot fail: the sealer holds the queue's receiving end as well.
+            let _ = self.jobs.send(job);
         }
         Sealing {
             owner,

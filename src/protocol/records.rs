@@ -239,9 +239,9 @@ impl BatchBuilder {
     /// [`stamp_producer`] rewrites the producer fields later if needed.
     pub(crate) fn finish(self, compression: Compression, level: Option<i32>) -> Result<BytesMut> {
         if compression == Compression::None {
-            let timestamps = self.timestamps();
+            let (count, first, max) = (self.count, self.base_timestamp, self.max_timestamp);
             let mut buf = self.buf;
-            write_header(&mut buf, compression, self.count, timestamps)?;
+            write_header(&mut buf, compression, count, first, max)?;
             return Ok(buf);
         }
         self.finish_using(compression, level, &mut Compressor::default())
@@ -261,12 +261,9 @@ impl BatchBuilder {
         let mut buf = BytesMut::with_capacity(RECORD_BATCH_OVERHEAD + records.len());
         buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
         buf.extend_from_slice(records);
-        write_header(&mut buf, compression, self.count, self.timestamps())?;
+        let (count, first, max) = (self.count, self.base_timestamp, self.max_timestamp);
+        write_header(&mut buf, compression, count, first, max)?;
         Ok(buf)
-    }
-
-    fn timestamps(&self) -> (i64, i64) {
-        (self.base_timestamp, self.max_timestamp)
     }
 }
 
@@ -276,7 +273,8 @@ fn write_header(
     buf: &mut [u8],
     compression: Compression,
     count: i32,
-    (base_timestamp, max_timestamp): (i64, i64),
+    base_timestamp: i64,
+    max_timestamp: i64,
 ) -> Result<()> {
     let batch_length = buf.len() - 12;
     if batch_length > i32::MAX as usize {
