@@ -136,6 +136,14 @@ impl ConsumerBuilder {
         self
     }
 
+    /// How many deliveries of one partition may wait before it is fetched again (tests only:
+    /// a large value leaves the prefetch budget as the only limit).
+    #[cfg(test)]
+    pub(crate) fn max_queued(mut self, deliveries: usize) -> ConsumerBuilder {
+        self.cfg.max_queued = deliveries;
+        self
+    }
+
     /// `fetch.connections.per.broker` (default 2, 1 to 8): Fetch requests in flight to one
     /// broker at once, each on a socket of its own and for a disjoint set of partitions. 1 is
     /// what the Java client and librdkafka do; 2 keeps a broker that serves one request at a

@@ -100,6 +100,12 @@ pub(crate) struct ConsumerConfig {
     /// `fetch.buffer.bytes`: one budget for every prefetched byte, whatever the partition
     /// count (librdkafka: `queued.max.messages.kbytes`).
     pub(crate) fetch_buffer_bytes: usize,
+    /// Deliveries of one partition that may wait for the application (the one it is reading
+    /// included) before the partition is fetched again: 2 keeps one fetch ahead of the
+    /// application per partition (the Java consumer keeps none: it fetches a partition only
+    /// once its buffered records are used up). Not a property: tests lift it to see the
+    /// budget alone at work.
+    pub(crate) max_queued: usize,
     /// `fetch.connections.per.broker`: Fetch requests in flight to one broker at once, each
     /// on a socket of its own and for a disjoint set of partitions (1: one Fetch per broker,
     /// as the Java client and librdkafka do).
@@ -145,6 +151,7 @@ impl Default for ConsumerConfig {
             fetch_max_bytes: 52_428_800,
             max_partition_fetch_bytes: 1_048_576,
             fetch_buffer_bytes: 64 * 1024 * 1024,
+            max_queued: 2,
             fetch_connections: 2,
             isolation: IsolationLevel::ReadUncommitted,
             check_crcs: true,

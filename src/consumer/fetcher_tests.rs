@@ -275,7 +275,9 @@ async fn consumer(client: &Client, reset: OffsetReset) -> Consumer {
         .unwrap()
 }
 
-/// An earliest-reset consumer with these settings, and `fetch_buffer_bytes` if given.
+/// An earliest-reset consumer with these settings, and `fetch_buffer_bytes` if given. A
+/// consumer given a budget has no limit of deliveries per partition, so the tests of the
+/// budget see it alone at work (one partition would otherwise stop at two deliveries).
 async fn consumer_with(
     client: &Client,
     settings: &[(&str, &str)],
@@ -286,7 +288,7 @@ async fn consumer_with(
         builder = builder.set(key, value);
     }
     if let Some(bytes) = fetch_buffer_bytes {
-        builder = builder.fetch_buffer_bytes(bytes);
+        builder = builder.fetch_buffer_bytes(bytes).max_queued(usize::MAX);
     }
     builder.build().await.unwrap()
 }
@@ -400,6 +402,58 @@ async fn prefetch_stops_at_the_budget_until_the_application_drains() {
         assert_eq!(recv_offset(&c).await, expected);
     }
     assert!(broker.fetched_bytes.load(AtomicOrdering::SeqCst) > fetched);
+}
+
+#[tokio::test]
+async fn a_partition_is_fetched_one_delivery_ahead_of_the_application() {
+    // Far within the default 64 MiB budget: only the deliveries per partition stop it.
+    let (client, broker) = setup_partitions(Log::with(20_000), 2).await;
+    let c = consumer_with(
+        &client,
+        &[
+            ("fetch.max.wait.ms", "10"),
+            ("max.partition.fetch.bytes", "4096"),
+            (LANES_KEY, "1"),
+        ],
+        None,
+    )
+    .await;
+    c.assign(&tps(2)).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), c.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each partition: the delivery being read (or waiting) and one more, nothing further.
+    let answered = |p: i32| {
+        broker
+            .answered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.0 == p)
+            .count()
+    };
+    assert_eq!(
+        (answered(0), answered(1)),
+        (2, 2),
+        "fetched past 2 deliveries"
+    );
+    let fetches = broker.fetches.load(AtomicOrdering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(broker.fetches.load(AtomicOrdering::SeqCst), fetches);
+    // Using deliveries up lets fetching go on; every partition's records arrive in order.
+    let mut next = [0i64; 2];
+    next[first.partition as usize] = first.offset + 1;
+    while next.iter().sum::<i64>() < 4_000 {
+        let r = tokio::time::timeout(Duration::from_secs(5), c.recv())
+            .await
+            .expect("a record within 5 s")
+            .unwrap();
+        assert_eq!(r.offset, next[r.partition as usize], "{r:?}");
+        next[r.partition as usize] += 1;
+    }
+    assert!(answered(0) + answered(1) > 4, "no fetch after draining");
 }
 
 #[tokio::test]

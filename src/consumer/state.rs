@@ -14,7 +14,7 @@
 //! consumed offset (one atomic store).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore};
@@ -99,6 +99,9 @@ pub(crate) struct PartitionState {
     pub(crate) high_watermark: AtomicI64,
     /// Set when the partition leaves the assignment; its data is dropped everywhere.
     pub(crate) revoked: AtomicBool,
+    /// Deliveries of its records the application has not used up yet ([`QueuedGuard`]): the
+    /// fetcher fetches it again only while this is below `ConsumerConfig::max_queued`.
+    pub(crate) queued: AtomicUsize,
     pub(crate) fetch: Mutex<FetchState>,
 }
 
@@ -113,6 +116,7 @@ impl PartitionState {
             paused: AtomicBool::new(false),
             high_watermark: AtomicI64::new(-1),
             revoked: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
             fetch: Mutex::new(FetchState {
                 position,
                 busy: false,
@@ -301,6 +305,29 @@ impl Drop for BudgetGuard {
     }
 }
 
+/// Counts one delivery of a partition's records in [`PartitionState::queued`] while it lives
+/// (in the channel, or the application's current one), and wakes the fetcher when it goes:
+/// the partition may then be fetched again.
+#[derive(Debug)]
+pub(crate) struct QueuedGuard {
+    part: Arc<PartitionState>,
+    budget: Arc<Budget>,
+}
+
+impl QueuedGuard {
+    pub(crate) fn new(part: Arc<PartitionState>, budget: Arc<Budget>) -> QueuedGuard {
+        part.queued.fetch_add(1, Ordering::AcqRel);
+        QueuedGuard { part, budget }
+    }
+}
+
+impl Drop for QueuedGuard {
+    fn drop(&mut self) {
+        self.part.queued.fetch_sub(1, Ordering::AcqRel);
+        self.budget.returned.notify_one();
+    }
+}
+
 /// The prefetch budget (`fetch.buffer.bytes`).
 #[derive(Debug)]
 pub(crate) struct Budget {
@@ -371,6 +398,7 @@ pub(crate) enum Delivery {
         /// batches included): the position once its last record is handed out.
         next: i64,
         _budget: BudgetGuard,
+        _queued: QueuedGuard,
     },
     /// An error about one partition (dropped if the partition moved since).
     PartitionError {
