@@ -17,13 +17,21 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::Sender;
+use crate::compression::Compression;
 use crate::error::Error;
 use crate::producer::accumulator::{PartitionState, Queued, TopicQueue};
 use crate::producer::batch::ProducerBatch;
 use crate::producer::config::ProducerConfig;
 use crate::producer::idempotence::{self, Identity};
 use crate::producer::seal::Sealer;
-use crate::protocol::records::stamp_producer;
+use crate::protocol::records::{stamp_producer, write_crc};
+
+/// Whether a finished batch's CRC is already in its header (`Sender::sealed` writes it once).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Crc {
+    Written,
+    Missing,
+}
 
 /// The resolution of tokio's timer. It rounds a deadline up to its next 1 ms tick and then
 /// parks for whole ticks counted from the current one, so a `sleep_until(due)` ends between
@@ -259,21 +267,26 @@ impl Sender {
                 let Some((owner, bytes)) = s.take() else {
                     return false;
                 };
-                self.sealed(st, owner, bytes, record_count, created)
+                self.sealed(st, owner, bytes, Crc::Written, record_count, created)
             }
             Queued::Open(open) => {
                 let record_count = open.builder.record_count();
-                let bytes = match open
-                    .builder
-                    .finish(drain.cfg.compression, drain.cfg.compression_level)
-                {
+                // Uncompressed (the usual case here): the CRC is written once, in `sealed`.
+                let (finished, crc) = match drain.cfg.compression {
+                    Compression::None => (open.builder.finish_without_crc(), Crc::Missing),
+                    codec => (
+                        open.builder.finish(codec, drain.cfg.compression_level),
+                        Crc::Written,
+                    ),
+                };
+                let bytes = match finished {
                     Ok(bytes) => bytes,
                     Err(e) => {
                         open.owner.finish(Err(e));
                         return false;
                     }
                 };
-                self.sealed(st, open.owner, bytes, record_count, open.created)
+                self.sealed(st, open.owner, bytes, crc, record_count, open.created)
             }
         };
         // A retried batch re-queued by an epoch bump lost its sequence: give it one.
@@ -296,15 +309,20 @@ impl Sender {
         st: &mut PartitionState,
         mut owner: crate::producer::batch::BatchOwner,
         mut bytes: bytes::BytesMut,
+        crc: Crc,
         record_count: i32,
         created: Instant,
     ) -> ProducerBatch {
         // Stamped in place while the buffer is still ours alone: the batch's bytes are never
         // copied after encoding. (`can_send` guarantees an identity when idempotent.)
+        // Stamping writes the CRC; an unstamped batch gets it here if it has none yet.
         let base_sequence = self
             .identity
             .filter(|_| self.idempotent)
             .map(|id| self.stamp_next(st, &mut bytes, id, record_count));
+        if base_sequence.is_none() && crc == Crc::Missing {
+            write_crc(&mut bytes);
+        }
         let bytes = bytes.freeze();
         // A reference, not a copy: a failed batch gives its records back.
         owner.encoded = Some(bytes.clone());

@@ -26,8 +26,10 @@ use crate::{Producer, Record};
 /// What the broker appended, batch by batch: (base sequence, codec, values).
 type Log = Arc<Mutex<Vec<(i32, Compression, Vec<String>)>>>;
 
-/// A one-partition broker that appends a batch only if its sequence follows the last one
-/// (Kafka's check for a known producer), answering OUT_OF_ORDER_SEQUENCE_NUMBER otherwise.
+/// A one-partition broker that appends a batch only if its CRC is right and, for an
+/// idempotent producer, its sequence follows the last one (Kafka's check for a known
+/// producer), answering OUT_OF_ORDER_SEQUENCE_NUMBER otherwise. A batch of no producer id
+/// (not idempotent) is appended whatever its sequence, as Kafka does.
 async fn cluster(log: &Log) -> crate::Client {
     let cluster = FakeCluster::with_brokers(&[1]);
     let log = log.clone();
@@ -51,7 +53,7 @@ async fn cluster(log: &Log) -> crate::Client {
                     .last()
                     .map_or(0, |(seq, _, values)| seq + values.len() as i32);
                 let mut answer = PartitionProduceResponse::default().with_index(p.index);
-                if batch.base_sequence == expected {
+                if batch.base_sequence == expected || batch.producer_id < 0 {
                     answer = answer.with_base_offset(expected as i64);
                     let values = batch
                         .records
@@ -364,4 +366,44 @@ async fn a_panicking_compression_fails_its_batch_and_the_thread_serves_the_next(
     assert_eq!(outcomes, [false, true]);
     assert_eq!(sealer.threads(), 1, "the thread survived the panic");
     drop(t);
+}
+
+#[tokio::test]
+async fn uncompressed_batches_leave_with_a_valid_crc_whether_stamped_or_not() {
+    // The CRC is written once, when the producer fields are final: by the stamp of an
+    // idempotent batch, else right after finishing. The broker checks it (`cluster`).
+    for acks in [crate::Acks::Leader, crate::Acks::All] {
+        let log: Log = Arc::default();
+        let client = cluster(&log).await;
+        let p = Producer::builder(&client)
+            .acks(acks)
+            .batch_size(64)
+            .linger(Duration::ZERO)
+            .build()
+            .await
+            .unwrap();
+        let mut futures = Vec::new();
+        for i in 0..6 {
+            futures.push(
+                within(p.send(Record::new("t").value(format!("v{i}"))))
+                    .await
+                    .unwrap(),
+            );
+        }
+        for f in futures {
+            within(f).await.unwrap();
+        }
+        let log = log.lock().unwrap();
+        let values: Vec<&str> = log
+            .iter()
+            .flat_map(|(_, codec, values)| {
+                assert_eq!(*codec, Compression::None);
+                values.iter().map(String::as_str)
+            })
+            .collect();
+        assert_eq!(values, ["v0", "v1", "v2", "v3", "v4", "v5"], "{acks:?}");
+        // acks=1 turns idempotence off: no sequence; acks=all stamps one.
+        let stamped = log.iter().all(|(seq, ..)| *seq >= 0);
+        assert_eq!(stamped, acks == crate::Acks::All, "{log:?}");
+    }
 }

@@ -791,3 +791,26 @@ mod interop {
         out.status.success().then_some(out.stdout)
     }
 }
+
+#[test]
+fn a_batch_finished_without_its_crc_gets_the_same_bytes_once_written_or_stamped() {
+    let build = || {
+        let mut b = BatchBuilder::new(128);
+        for i in 0..5 {
+            b.append(1_000 + i, Some(b"k"), Some(format!("v{i}").as_bytes()), &[]);
+        }
+        b
+    };
+    let full = build().finish(Compression::None, None).unwrap();
+    let mut partial = build().finish_without_crc().unwrap();
+    assert_ne!(partial[CRC_AT..CRC_AT + 4], full[CRC_AT..CRC_AT + 4]);
+    write_crc(&mut partial);
+    assert_eq!(partial, full);
+    // Stamping writes the CRC too: the same as stamping a finished batch.
+    let (mut a, mut b) = (build().finish_without_crc().unwrap(), full.clone());
+    stamp_producer(&mut a, 7, 1, 42, false);
+    stamp_producer(&mut b, 7, 1, 42, false);
+    assert_eq!(a, b);
+    let decoded = decode_batches(a.freeze(), true, 1 << 20).unwrap();
+    assert_eq!((decoded[0].producer_id, decoded[0].base_sequence), (7, 42));
+}
