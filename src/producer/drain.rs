@@ -271,22 +271,24 @@ impl Sender {
             }
             Queued::Open(open) => {
                 let record_count = open.builder.record_count();
-                // Uncompressed (the usual case here): the CRC is written once, in `sealed`.
-                let (finished, crc) = match drain.cfg.compression {
-                    Compression::None => (open.builder.finish_without_crc(), Crc::Missing),
-                    codec => (
-                        open.builder.finish(codec, drain.cfg.compression_level),
-                        Crc::Written,
-                    ),
-                };
-                let bytes = match finished {
+                // Only without a sealer, so uncompressed (a producer that compresses seals
+                // every batch first, above): the CRC is written once, in `sealed`.
+                debug_assert_eq!(drain.cfg.compression, Compression::None);
+                let bytes = match open.builder.finish_without_crc() {
                     Ok(bytes) => bytes,
                     Err(e) => {
                         open.owner.finish(Err(e));
                         return false;
                     }
                 };
-                self.sealed(st, open.owner, bytes, crc, record_count, open.created)
+                self.sealed(
+                    st,
+                    open.owner,
+                    bytes,
+                    Crc::Missing,
+                    record_count,
+                    open.created,
+                )
             }
         };
         // A retried batch re-queued by an epoch bump lost its sequence: give it one.
